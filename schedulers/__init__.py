@@ -1,0 +1,59 @@
+"""DeepSpeed's learning-rate schedules, exact, as PyTorch schedulers.
+
+Two layers: closed-form schedules (:mod:`schedulers.schedules`, plain Python, a pure function of
+the step) and torch adapters with DeepSpeed's constructors (:class:`OneCycle`,
+:class:`LRRangeTest`, :class:`WarmupLR`, :class:`WarmupDecayLR`, :class:`WarmupCosineLR`), which
+are ``torch.optim.lr_scheduler.LRScheduler`` subclasses stepped once per batch.
+
+Example:
+    >>> import torch, schedulers
+    >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+    >>> block = {"type": "OneCycle", "params": {"cycle_min_lr": 0.01, "cycle_max_lr": 0.1}}
+    >>> sched = schedulers.from_config(opt, block)
+    >>> sched.get_last_lr()
+    [0.01]
+"""
+
+from __future__ import annotations
+
+from schedulers.adapter import ScheduledLR
+from schedulers.config import ALIASES, from_config, normalize_block
+from schedulers.deepspeed_api import (
+    SCHEDULER_TYPES,
+    DeepSpeedScheduler,
+    LRRangeTest,
+    OneCycle,
+    WarmupCosineLR,
+    WarmupDecayLR,
+    WarmupLR,
+)
+from schedulers.schedules import (
+    MOMENTUM_CEILING,
+    LRRangeTestSchedule,
+    OneCycleSchedule,
+    Schedule,
+    WarmupCosineLRSchedule,
+    WarmupDecayLRSchedule,
+    WarmupLRSchedule,
+)
+
+__all__ = [
+    "ALIASES",
+    "MOMENTUM_CEILING",
+    "SCHEDULER_TYPES",
+    "DeepSpeedScheduler",
+    "LRRangeTest",
+    "LRRangeTestSchedule",
+    "OneCycle",
+    "OneCycleSchedule",
+    "Schedule",
+    "ScheduledLR",
+    "WarmupCosineLR",
+    "WarmupCosineLRSchedule",
+    "WarmupDecayLR",
+    "WarmupDecayLRSchedule",
+    "WarmupLR",
+    "WarmupLRSchedule",
+    "from_config",
+    "normalize_block",
+]

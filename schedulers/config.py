@@ -1,0 +1,89 @@
+"""Build a scheduler from DeepSpeed's JSON ``scheduler`` block.
+
+``from_config(optimizer, {"type": "OneCycle", "params": {...}})`` accepts exactly the keys
+DeepSpeed's constructors accept, plus the 1-Cycle tutorial's ``post_cycle_decay_step_size`` (which
+DeepSpeed itself rejects) as a spelling of ``decay_step_size``. Unknown keys are refused with a
+did-you-mean. The inverse is :meth:`DeepSpeedScheduler.to_config`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from schedulers import _validation as check
+from schedulers.deepspeed_api import SCHEDULER_TYPES, DeepSpeedScheduler
+
+#: Other spellings accepted in a block's params, per type: alias -> DeepSpeed key.
+ALIASES: dict[str, dict[str, str]] = {
+    "OneCycle": {"post_cycle_decay_step_size": "decay_step_size"},
+}
+
+
+def parameter_names(scheduler_type: str) -> tuple[list[str], list[str]]:
+    """All keyword names of a scheduler type and the required ones among them."""
+    signature = inspect.signature(SCHEDULER_TYPES[scheduler_type].__init__)
+    names, needed = [], []
+    for name, parameter in signature.parameters.items():
+        if name in ("self", "optimizer"):
+            continue
+        names.append(name)
+        if parameter.default is inspect.Parameter.empty:
+            needed.append(name)
+    return names, needed
+
+
+def normalize_block(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Validate a block (or a whole DeepSpeed config holding one) into ``(type, params)``.
+
+    Example:
+        >>> normalize_block({"type": "OneCycle",
+        ...                  "params": {"cycle_min_lr": 0, "cycle_max_lr": 1,
+        ...                             "post_cycle_decay_step_size": 5}})
+        ('OneCycle', {'cycle_min_lr': 0, 'cycle_max_lr': 1, 'decay_step_size': 5})
+    """
+    if not isinstance(config, Mapping):
+        raise TypeError(f"scheduler config must be a mapping, got {type(config).__name__}")
+    block = config
+    if "type" not in config and "scheduler" in config:
+        block = config["scheduler"]
+        if not isinstance(block, Mapping):
+            raise TypeError(f"`scheduler` must be a mapping, got {type(block).__name__}")
+    check.known_keys("the scheduler block", block.keys(), ["type", "params"])
+    check.required("the scheduler block", block, ["type"])
+    kind = block["type"]
+    if kind not in SCHEDULER_TYPES:
+        check.known_keys("`scheduler.type`", [str(kind)], list(SCHEDULER_TYPES))
+    raw = block.get("params") or {}
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"`scheduler.params` must be a mapping, got {type(raw).__name__}")
+    params = dict(raw)
+    for alias, key in ALIASES.get(kind, {}).items():
+        if alias not in params:
+            continue
+        value = params.pop(alias)
+        if key in params and params[key] != value:
+            raise ValueError(
+                f"`{alias}` is another name for `{key}`; got both, with different values "
+                f"({value!r} and {params[key]!r})"
+            )
+        params[key] = value
+    names, needed = parameter_names(kind)
+    check.known_keys(f"{kind} params", params.keys(), names)
+    check.required(f"{kind} params", params, needed)
+    return kind, params
+
+
+def from_config(optimizer: object, config: Mapping[str, Any]) -> DeepSpeedScheduler:
+    """Build the scheduler a DeepSpeed ``scheduler`` block describes.
+
+    Example:
+        >>> import torch
+        >>> opt = torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+        >>> block = {"type": "OneCycle", "params": {"cycle_min_lr": 1e-3, "cycle_max_lr": 1e-2}}
+        >>> from_config(opt, block).to_config()["params"]["cycle_min_lr"]
+        0.001
+    """
+    kind, params = normalize_block(config)
+    return SCHEDULER_TYPES[kind](optimizer, **params)

@@ -1,0 +1,54 @@
+"""Read a user's JSON or YAML file into a mapping, with errors that point at the spot.
+
+JSON is read with the ``json`` module when the file ends in ``.json`` (its error messages are the
+precise ones); anything else is YAML, which reads JSON too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sweeps.errors import UsageError
+
+
+def load_mapping(path: Path) -> dict[str, Any]:
+    """Parse ``path``; raise :class:`UsageError` naming the file, line and column on bad syntax.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "s.json"
+        >>> _ = f.write_text('{"type": "OneCycle"}')
+        >>> load_mapping(f)
+        {'type': 'OneCycle'}
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, expected a JSON or YAML file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: cannot read: {error}") from None
+    data: object
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise UsageError(
+                f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"
+            ) from None
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise UsageError(f"{where}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping at the top, got {type(data).__name__}")
+    return data
