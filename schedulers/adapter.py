@@ -116,26 +116,29 @@ class ScheduledLR(LRScheduler):
         self._apply()
 
     def _apply(self) -> None:
+        # The hot path: one call per optimizer update. Kept lean (see bench_scheduler.py).
         step = self.last_epoch
         key = self._momentum_key
         last_lr: list[float | Tensor] = []
-        for index, (group, schedule) in enumerate(
-            zip(self.optimizer.param_groups, self._schedules, strict=True)
-        ):
+        last_momentum: list[float | None] = []
+        for group, schedule in zip(self.optimizer.param_groups, self._schedules, strict=True):
             lr, momentum = schedule._values(step)
             current = group["lr"]
-            if isinstance(current, Tensor):
-                current.fill_(lr)
-            else:
+            if type(current) is float or not isinstance(current, Tensor):
                 group["lr"] = lr
+            else:
+                current.fill_(lr)
             last_lr.append(lr)
-            if momentum is not None and key is not None:
-                if key == "betas":
-                    group["betas"] = (momentum, group["betas"][1])
-                else:
-                    group["momentum"] = momentum
-            self._last_momentum[index] = momentum if key is not None else None
+            if momentum is None or key is None:
+                last_momentum.append(None)
+                continue
+            if key == "betas":
+                group["betas"] = (momentum, group["betas"][1])
+            else:
+                group["momentum"] = momentum
+            last_momentum.append(momentum)
         self._last_lr = last_lr
+        self._last_momentum = last_momentum
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
         """Recompute the current step's lrs (pure; writes nothing)."""

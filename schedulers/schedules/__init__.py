@@ -2,7 +2,8 @@
 
 Example:
     >>> from schedulers.schedules import OneCycleSchedule
-    >>> OneCycleSchedule(cycle_min_lr=0.001, cycle_max_lr=0.01, cycle_first_step_size=4).lr(2)
+    >>> s = OneCycleSchedule(cycle_min_lr=0.001, cycle_max_lr=0.01, cycle_first_step_size=4)
+    >>> round(s.lr(2), 6)
     0.0055
 """
 

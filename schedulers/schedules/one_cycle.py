@@ -150,9 +150,9 @@ class OneCycleSchedule(Schedule):
         if step - 1 < self._total:
             factor = self.scale(step)
             lr = self._min_lr + (self._max_lr - self._min_lr) * factor
-            if not self.cycle_momentum:
-                return lr, None
-            return lr, self._max_mom - (self._max_mom - self._min_mom) * factor
+            if self.cycle_momentum:
+                return lr, self._max_mom - (self._max_mom - self._min_mom) * factor
+            return lr, None
         decay_steps = step - self._total
         lr = self._min_lr
         if self._lr_decay_rate is not None:

@@ -1,0 +1,24 @@
+"""Skip-or-fail helpers: optional systems skip with a reason locally, but CI must have them."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_module(name: str, why: str) -> ModuleType:
+    """Import ``name``; skip when it is missing, unless running in CI, where that fails."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        message = f"{name} is not installed ({why}): {error}"
+        if in_ci():
+            pytest.fail(f"CI must run this test: {message}")
+        pytest.skip(message)
