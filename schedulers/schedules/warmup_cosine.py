@@ -21,7 +21,7 @@ class WarmupCosineLRSchedule(Schedule):
 
     Example:
         >>> s = WarmupCosineLRSchedule(total_num_steps=100, warmup_num_steps=10, base_lr=0.1)
-        >>> s.lr(0), s.lr(10), round(s.lr(100), 8)
+        >>> s.lr(0), round(s.lr(10), 8), round(s.lr(100), 8)
         (0.0, 0.1, 1e-05)
     """
 
