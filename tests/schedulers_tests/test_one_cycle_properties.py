@@ -50,7 +50,7 @@ def test_boundaries_start_at_min_peak_at_max(p: dict[str, Any]) -> None:
         peak = p["cycle_first_step_size"]
         assert math.isclose(s.lr(peak), p["cycle_max_lr"], rel_tol=1e-12)
         assert math.isclose(
-            s.momentum(peak) or 0.0, p["cycle_min_mom"], rel_tol=1e-12, abs_tol=1e-15
+            s.momentum(peak) or 0.0, p["cycle_min_mom"], rel_tol=1e-12, abs_tol=1e-12
         )
         assert s.lr(cycle_end(p)) == p["cycle_min_lr"]
 
@@ -81,7 +81,7 @@ def test_momentum_mirrors_lr_in_the_cycle(p: dict[str, Any]) -> None:
         assert math.isclose(lr, p["cycle_min_lr"] + span_lr * factor, rel_tol=1e-12)
         assert mom is not None
         assert math.isclose(
-            mom, p["cycle_max_mom"] - span_mom * factor, rel_tol=1e-12, abs_tol=1e-15
+            mom, p["cycle_max_mom"] - span_mom * factor, rel_tol=1e-12, abs_tol=1e-12
         )
 
 
