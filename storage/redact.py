@@ -31,7 +31,7 @@ def redact_url(url: str) -> str:
 def password_of(url: str) -> str | None:
     """The password a URL carries, or None."""
     try:
-        return make_url(url).password  # type: ignore[return-value]
+        return make_url(url).password
     except (ArgumentError, ValueError):
         return None
 

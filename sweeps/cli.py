@@ -9,13 +9,16 @@ config errors, 1 for runtime failures. ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
 
+from storage import StoreConfigError, StoreError
 from sweeps.errors import SweepsError, UsageError
+from sweeps.store_options import store_options
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
 
@@ -69,10 +72,36 @@ def schedule(
         console.print(f"wrote plot to {plot}")
 
 
+@app.group()
+def store() -> None:
+    """Inspect the store (where studies and runs live)."""
+
+
+@store.command("info")
+@store_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def store_info_command(as_json: bool, **options: str | None) -> None:
+    """Backends, versions, sweeps and sizes of the store (no secrets)."""
+    from sweeps import store_view
+    from sweeps.store_options import open_from_options
+
+    with open_from_options(options) as opened:
+        store_view.show_info(opened, Console(), as_json=as_json)
+
+
+def _quiet_libraries(debug: bool) -> None:
+    """MLflow and Alembic announce schema creation at INFO; a CLI user does not need that."""
+    level = logging.DEBUG if debug else logging.WARNING
+    # Child loggers: importing mlflow resets the level of its root "mlflow" logger.
+    for name in ("mlflow.store.db.utils", "mlflow.store", "alembic", "optuna"):
+        logging.getLogger(name).setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of raising ``SystemExit``."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _quiet_libraries(debug)
     try:
         app.main(args=args, prog_name="onecycle", standalone_mode=False)
     except click.exceptions.Exit as stop:
@@ -90,4 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"onecycle: error: {error}", file=sys.stderr)
         return error.exit_code
+    except StoreError as error:
+        if debug:
+            raise
+        print(f"onecycle: error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, StoreConfigError) else 1
     return 0

@@ -22,3 +22,17 @@ def require_module(name: str, why: str) -> ModuleType:
         if in_ci():
             pytest.fail(f"CI must run this test: {message}")
         pytest.skip(message)
+
+
+POSTGRES_ENV = "SWEEPS_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str:
+    """The test server's URL; skip without it locally, fail without it in CI."""
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        message = f"{POSTGRES_ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/)"
+        if in_ci():
+            pytest.fail(f"CI must run the PostgreSQL tests: {message}")
+        pytest.skip(message)
+    return url

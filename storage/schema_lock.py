@@ -1,0 +1,69 @@
+"""Serialise schema creation between processes that open a new store at the same moment.
+
+Optuna and MLflow create their tables and stamp Alembic's version table on first use. Two
+workers doing that at once on a fresh store collide ("migration expected to match one row ...
+0 found"). Holding this lock around the first use of each backend makes the second process
+wait and then find the schema in place. SQLite stores lock a file in the store directory;
+PostgreSQL stores take a server-wide advisory lock keyed on the database prefix.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from storage.connect import engine_for
+from storage.spec import StoreSpec
+from storage.sqlite_dir import sqlite_path
+
+LOCK_FILE = ".schema.lock"
+
+
+@contextmanager
+def schema_lock(spec: StoreSpec, url: str) -> Iterator[None]:
+    """Hold the store's schema lock while the backend behind ``url`` is first opened."""
+    database = sqlite_path(url)
+    if database is not None:
+        with _file_lock((spec.directory or database.parent) / LOCK_FILE):
+            yield
+        return
+    if url.startswith("postgresql") and spec.server_url is not None:
+        with _advisory_lock(spec.server_url, f"onecycle-schema:{spec.db_prefix}"):
+            yield
+        return
+    yield
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _advisory_lock(server_url: str, name: str) -> Iterator[None]:
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    url = make_url(server_url)
+    url = url.set(database=url.database or "postgres")
+    engine = engine_for(url.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(text("select pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+    finally:
+        engine.dispose()

@@ -1,0 +1,225 @@
+"""Turn one store setting into the places Optuna and MLflow keep their data.
+
+A store is either a directory (SQLite files, the default ``./.onecycle``) or a PostgreSQL server
+URL. Each part can be overridden: the Optuna storage URL, the MLflow tracking URI (a tracking
+server over http, as in the team deployment) and the artifact location. Resolving is pure: it
+reads the environment but touches no file or server, so a bad setting fails before anything
+is created.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from storage.errors import StoreConfigError
+from storage.redact import redact_url
+
+DEFAULT_STORE = "./.onecycle"
+DEFAULT_DB_PREFIX = "onecycle"
+ENV_STORE = "ONECYCLE_STORE"
+ENV_OPTUNA = "ONECYCLE_OPTUNA_STORAGE"
+ENV_MLFLOW = "ONECYCLE_MLFLOW_URI"
+ENV_ARTIFACTS = "ONECYCLE_ARTIFACTS"
+ENV_DB_PREFIX = "ONECYCLE_DB_PREFIX"
+
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+PSYCOPG_DRIVER = "postgresql+psycopg"
+#: Seconds libpq waits for a server before giving up on one attempt.
+CONNECT_TIMEOUT_S = 3
+_PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+_MLFLOW_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file")
+
+StoreKind = Literal["directory", "postgresql"]
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Where everything lives. URLs keep their password; use :meth:`describe` to show one."""
+
+    kind: StoreKind
+    setting: str
+    directory: Path | None
+    server_url: str | None
+    optuna_url: str
+    mlflow_uri: str
+    artifact_location: str
+    db_prefix: str
+
+    def describe(self) -> str:
+        """The store setting as it is safe to print (password redacted)."""
+        return redact_url(self.setting)
+
+    def __repr__(self) -> str:
+        # A dataclass repr would print passwords into logs and tracebacks.
+        return (
+            f"StoreSpec(kind={self.kind!r}, setting={self.describe()!r}, "
+            f"optuna_url={redact_url(self.optuna_url)!r}, "
+            f"mlflow_uri={redact_url(self.mlflow_uri)!r}, "
+            f"artifact_location={self.artifact_location!r})"
+        )
+
+
+def resolve_store(
+    store: str | None = None,
+    *,
+    optuna_storage: str | None = None,
+    mlflow_uri: str | None = None,
+    artifacts: str | None = None,
+    db_prefix: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> StoreSpec:
+    """Resolve flags (first) and ``ONECYCLE_*`` variables (second) into a :class:`StoreSpec`.
+
+    Example:
+        >>> spec = resolve_store("/tmp/s", env={})
+        >>> spec.optuna_url, spec.mlflow_uri
+        ('sqlite:////tmp/s/optuna.db', 'sqlite:////tmp/s/mlflow.db')
+        >>> resolve_store("postgresql://ann:pw@db:5432/", env={}).optuna_url
+        'postgresql+psycopg://ann:pw@db:5432/onecycle_optuna?connect_timeout=3'
+    """
+    environ = os.environ if env is None else env
+    setting = store or environ.get(ENV_STORE) or DEFAULT_STORE
+    prefix = db_prefix or environ.get(ENV_DB_PREFIX) or DEFAULT_DB_PREFIX
+    if not _PREFIX.match(prefix):
+        raise StoreConfigError(
+            f"`db_prefix` must be a lower-case SQL identifier of at most 40 characters "
+            f"([a-z_][a-z0-9_]*), got {prefix!r}"
+        )
+    optuna_override = optuna_storage or environ.get(ENV_OPTUNA)
+    mlflow_override = mlflow_uri or environ.get(ENV_MLFLOW)
+    artifacts_override = artifacts or environ.get(ENV_ARTIFACTS)
+
+    scheme = setting.split("://", 1)[0].lower() if "://" in setting else None
+    directory: Path | None = None
+    server_url: str | None = None
+    if scheme is None or scheme == "file":
+        kind: StoreKind = "directory"
+        raw_path = setting.split("://", 1)[1] if scheme == "file" else setting
+        directory = Path(raw_path).expanduser().resolve()
+        optuna_url = f"sqlite:///{directory / 'optuna.db'}"
+        mlflow_default = f"sqlite:///{directory / 'mlflow.db'}"
+        artifacts_default = str(directory / "artifacts")
+    elif scheme in POSTGRES_SCHEMES:
+        kind = "postgresql"
+        server = _postgres_url(setting)
+        server_url = server.render_as_string(hide_password=False)
+        optuna_url = _database_url(server, f"{prefix}_optuna")
+        mlflow_default = _database_url(server, f"{prefix}_mlflow")
+        artifacts_default = str(Path(DEFAULT_STORE).resolve() / "artifacts")
+    else:
+        hint = (
+            "; a SQLite file belongs to one part: use --optuna-storage or --mlflow-uri"
+            if scheme == "sqlite"
+            else ""
+        )
+        raise StoreConfigError(
+            f"`store` must be a directory or a postgresql:// server URL, got scheme "
+            f"{scheme!r} in {redact_url(setting)!r}{hint}"
+        )
+
+    if optuna_override:
+        optuna_url = _checked_sqlalchemy_url("optuna_storage", optuna_override)
+    mlflow_final = _checked_mlflow_uri(mlflow_override) if mlflow_override else mlflow_default
+    spec = StoreSpec(
+        kind=kind,
+        setting=setting,
+        directory=directory,
+        server_url=server_url,
+        optuna_url=optuna_url,
+        mlflow_uri=mlflow_final,
+        artifact_location=artifacts_override or artifacts_default,
+        db_prefix=prefix,
+    )
+    refuse_shared_database(spec.optuna_url, spec.mlflow_uri)
+    return spec
+
+
+def _postgres_url(setting: str) -> URL:
+    try:
+        url = make_url(setting)
+    except (ArgumentError, ValueError) as error:
+        raise StoreConfigError(
+            f"`store` is not a valid PostgreSQL URL: {redact_url(setting)!r} ({error})"
+        ) from None
+    if not url.host:
+        raise StoreConfigError(
+            f"`store` PostgreSQL URL needs a host, e.g. postgresql://user@host:5432/, "
+            f"got {redact_url(setting)!r}"
+        )
+    return url.set(drivername=PSYCOPG_DRIVER)
+
+
+def _database_url(server: URL, database: str) -> str:
+    query = dict(server.query)
+    query.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
+    return server.set(database=database, query=query).render_as_string(hide_password=False)
+
+
+def _checked_sqlalchemy_url(key: str, value: str) -> str:
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):
+        raise StoreConfigError(
+            f"`{key}` must be a SQLAlchemy database URL (sqlite:///path.db or "
+            f"postgresql://...), got {redact_url(value)!r}"
+        ) from None
+    if url.get_backend_name() == "postgresql":
+        url = url.set(drivername=PSYCOPG_DRIVER)
+        return _database_url(url, url.database or "optuna")
+    return url.render_as_string(hide_password=False)
+
+
+def _checked_mlflow_uri(value: str) -> str:
+    scheme = value.split("://", 1)[0].split("+", 1)[0].lower() if "://" in value else ""
+    if scheme not in _MLFLOW_SCHEMES:
+        raise StoreConfigError(
+            f"`mlflow_uri` must be an http(s):// tracking server or a database URL "
+            f"(sqlite, postgresql, mysql, mssql), got {redact_url(value)!r}"
+        )
+    if scheme == "postgresql":
+        url = make_url(value).set(drivername=PSYCOPG_DRIVER)
+        return _database_url(url, url.database or "mlflow")
+    return value
+
+
+def database_identity(url: str) -> tuple[str, ...] | None:
+    """What makes two URLs the same database (backend, host, port, name), or None for http.
+
+    Example:
+        >>> database_identity("sqlite:////tmp/a/../a/x.db")
+        ('sqlite', '/tmp/a/x.db')
+    """
+    if url.split("://", 1)[0].lower() in ("http", "https", "file"):
+        return None
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return None
+        return ("sqlite", os.path.normpath(os.path.abspath(parsed.database)))
+    host = (parsed.host or "localhost").lower()
+    if host in ("127.0.0.1", "::1"):
+        host = "localhost"
+    return (backend, host, str(parsed.port or ""), parsed.database or "")
+
+
+def refuse_shared_database(optuna_url: str, mlflow_uri: str) -> None:
+    """Refuse Optuna and MLflow in one database: their Alembic version tables collide."""
+    left, right = database_identity(optuna_url), database_identity(mlflow_uri)
+    if left is not None and left == right:
+        raise StoreConfigError(
+            f"Optuna and MLflow must not share one database ({redact_url(optuna_url)}): both "
+            "keep their schema version in Alembic's default `alembic_version` table and each "
+            "breaks the other's migrations; give them two databases"
+        )

@@ -1,0 +1,93 @@
+"""A directory store: ``optuna.db`` and ``mlflow.db`` (SQLite, WAL) and ``artifacts/``.
+
+WAL lets readers (the MLflow UI, ``onecycle status``) work while a sweep writes; the journal
+mode is stored in the database file, so setting it once at creation covers every later
+connection, Optuna's and MLflow's included. Each connection also gets a busy timeout, so a
+brief lock makes a writer wait instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from storage.errors import StoreConfigError
+from storage.spec import StoreSpec
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def prepare_directory(spec: StoreSpec) -> None:
+    """Create the directory, check it is writable, and put both databases in WAL mode."""
+    if spec.directory is None:
+        return
+    directory = spec.directory
+    if directory.exists() and not directory.is_dir():
+        raise StoreConfigError(f"`store` {directory} exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise StoreConfigError(
+            f"`store` directory {directory} is not writable ({error.strerror}); choose another "
+            "with --store or ONECYCLE_STORE"
+        ) from None
+    for url in (spec.optuna_url, spec.mlflow_uri):
+        database = sqlite_path(url)
+        if database is not None:
+            enable_wal(database)
+    artifacts = Path(spec.artifact_location)
+    if "://" not in spec.artifact_location:
+        artifacts.mkdir(parents=True, exist_ok=True)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL, or None for other URLs and in-memory databases."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+def enable_wal(database: Path) -> None:
+    """Switch a SQLite file (created if missing) to WAL journaling."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        connection.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = connection.execute("pragma journal_mode = wal").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreConfigError(f"cannot put {database} in WAL mode (got {mode!r})")
+    except sqlite3.OperationalError as error:
+        raise StoreConfigError(f"cannot open SQLite database {database}: {error}") from None
+    finally:
+        connection.close()
+
+
+def file_size(database: Path) -> int:
+    """Bytes used by a SQLite database, its WAL and shared-memory files included."""
+    total = 0
+    for suffix in ("", "-wal", "-shm"):
+        candidate = Path(f"{database}{suffix}")
+        if candidate.exists():
+            total += candidate.stat().st_size
+    return total
+
+
+def tree_size(root: Path) -> int:
+    """Bytes of all files under ``root`` (0 when it does not exist)."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += (Path(folder) / name).stat().st_size
+            except OSError:
+                continue
+    return total

@@ -1,0 +1,166 @@
+"""Open a store: check it, create what is missing, and hand out Optuna and MLflow handles.
+
+``open_store(resolve_store(...))`` is the one entry point. It fails fast with a one-line
+:class:`~storage.errors.StoreError` when the store cannot be used, and otherwise returns a
+:class:`Store` whose Optuna storage, MLflow client and sweep registry all point at the same
+store. Handles are created lazily and cached, one per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy import Engine
+
+from storage.connect import ATTEMPTS, engine_for, ping, with_retries
+from storage.errors import StoreError, StoreUnavailable
+from storage.postgres import ensure_databases
+from storage.redact import redact_url, scrub
+from storage.schema_lock import schema_lock
+from storage.spec import StoreSpec
+from storage.sqlite_dir import prepare_directory
+from storage.sweep_records import SweepRegistry
+
+if TYPE_CHECKING:
+    import optuna
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Seconds to wait for an MLflow tracking server's health check.
+HTTP_TIMEOUT_S = 5.0
+
+
+class Store:
+    """An opened store. Use :func:`open_store` to make one."""
+
+    def __init__(self, spec: StoreSpec) -> None:
+        self.spec = spec
+
+    @cached_property
+    def engine(self) -> Engine:
+        """SQLAlchemy engine on the Optuna database (where sweep records live too)."""
+        return engine_for(self.spec.optuna_url)
+
+    @cached_property
+    def sweeps(self) -> SweepRegistry:
+        """The sweep records."""
+        return SweepRegistry(self.engine)
+
+    @cached_property
+    def optuna_storage(self) -> optuna.storages.RDBStorage:
+        """Optuna's RDB storage on this store (schema created or upgraded check on first use)."""
+        import optuna
+
+        url = self.spec.optuna_url
+        kwargs = (
+            {"connect_args": {"timeout": 30}}
+            if url.startswith("sqlite")
+            else {"pool_pre_ping": True}
+        )
+
+        def build() -> optuna.storages.RDBStorage:
+            with schema_lock(self.spec, url):
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+        return _guard("open the Optuna storage", url, build)
+
+    @cached_property
+    def mlflow(self) -> MlflowClient:
+        """An ``MlflowClient`` bound to this store's tracking URI (tables created on first use)."""
+        from mlflow import MlflowClient
+
+        uri = self.spec.mlflow_uri
+
+        def build() -> MlflowClient:
+            with schema_lock(self.spec, uri):
+                client = MlflowClient(tracking_uri=uri)
+                client.search_experiments(max_results=1)  # forces the backend (and schema) now
+            return client
+
+        return _guard("open the MLflow tracking store", uri, build)
+
+    def close(self) -> None:
+        """Release database connections held by this process."""
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+        if "optuna_storage" in self.__dict__:
+            self.optuna_storage.remove_session()
+            self.optuna_storage.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def open_store(spec: StoreSpec, attempts: int = ATTEMPTS) -> Store:
+    """Check and prepare the store ``spec`` describes; return it opened.
+
+    Directory stores are created (WAL SQLite files, ``artifacts/``); PostgreSQL stores get
+    their two databases created if missing; every database is pinged and an MLflow tracking
+    server's ``/health`` is checked, each with a bounded wait and retries for transient errors.
+
+    Example:
+        >>> import tempfile
+        >>> from storage.spec import resolve_store
+        >>> store = open_store(resolve_store(tempfile.mkdtemp(), env={}))
+        >>> store.sweeps.list()
+        []
+    """
+    if spec.kind == "directory":
+        prepare_directory(spec)
+    else:
+        ensure_databases(spec, attempts)
+    ping(spec.optuna_url, attempts)
+    if spec.mlflow_uri.startswith(("http://", "https://")):
+        check_tracking_server(spec.mlflow_uri, attempts)
+    elif "://" in spec.mlflow_uri and not spec.mlflow_uri.startswith("file:"):
+        ping(spec.mlflow_uri, attempts)
+    store = Store(spec)
+
+    def create_sweep_table() -> None:
+        with schema_lock(spec, spec.optuna_url):
+            store.sweeps.create_schema()
+
+    with_retries("create the sweep table", spec.optuna_url, create_sweep_table, attempts)
+    log.debug("opened store %s", spec.describe())
+    return store
+
+
+def check_tracking_server(uri: str, attempts: int = ATTEMPTS) -> None:
+    """GET ``<uri>/health`` of an MLflow tracking server; raise :class:`StoreUnavailable`."""
+    target = uri.rstrip("/") + "/health"
+    last = ""
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(target, timeout=HTTP_TIMEOUT_S) as response:
+                if response.status == 200:
+                    return
+                last = f"HTTP {response.status}"
+        except (urllib.error.URLError, OSError) as error:
+            last = str(getattr(error, "reason", error))
+    raise StoreUnavailable(
+        f"cannot reach the MLflow tracking server at {redact_url(uri)} ({attempts} attempts): "
+        f"{scrub(last, uri)}; check that `mlflow server` is running and the URI is right"
+    )
+
+
+def _guard(what: str, url: str, build: Callable[[], T]) -> T:
+    """Run ``build``; turn Optuna's, MLflow's and SQLAlchemy's errors into a redacted one-liner."""
+    try:
+        return with_retries(what, url, build)
+    except StoreError:
+        raise
+    except Exception as error:  # MlflowException, optuna.exceptions.StorageInternalError, ...
+        detail = scrub(
+            str(error).strip().splitlines()[0] if str(error).strip() else repr(error), url
+        )
+        raise StoreUnavailable(f"cannot {what} at {redact_url(url)}: {detail}") from None

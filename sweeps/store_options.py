@@ -1,0 +1,69 @@
+"""The store flags every command takes, and opening the store they name.
+
+Flags win over the ``ONECYCLE_*`` environment variables, which win over the default
+``./.onecycle``. The flags are read by :func:`storage.resolve_store`, so the CLI and the Python
+API resolve a store the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from storage import Store, StoreSpec, open_store, resolve_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STORE_HELP = (
+    "Store: a directory (SQLite, default ./.onecycle) or postgresql://user@host:5432/ "
+    "[env ONECYCLE_STORE]."
+)
+
+
+def store_options(command: F) -> F:
+    """Add the store flags: ``--store`` and the per-part overrides."""
+    options = [
+        click.option("--store", metavar="DIR|URL", help=STORE_HELP),
+        click.option(
+            "--optuna-storage",
+            metavar="URL",
+            help="Override: Optuna storage URL [env ONECYCLE_OPTUNA_STORAGE].",
+        ),
+        click.option(
+            "--mlflow-uri",
+            metavar="URI",
+            help="Override: MLflow tracking URI, e.g. http://127.0.0.1:5000 "
+            "[env ONECYCLE_MLFLOW_URI].",
+        ),
+        click.option(
+            "--artifacts",
+            metavar="DIR|URI",
+            help="Override: artifact location [env ONECYCLE_ARTIFACTS].",
+        ),
+        click.option(
+            "--db-prefix",
+            metavar="NAME",
+            help="PostgreSQL database name prefix (default onecycle) [env ONECYCLE_DB_PREFIX].",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def spec_from_options(options: dict[str, Any]) -> StoreSpec:
+    """Resolve the store the flags (and environment) name; nothing is touched yet."""
+    return resolve_store(
+        options.get("store"),
+        optuna_storage=options.get("optuna_storage"),
+        mlflow_uri=options.get("mlflow_uri"),
+        artifacts=options.get("artifacts"),
+        db_prefix=options.get("db_prefix"),
+    )
+
+
+def open_from_options(options: dict[str, Any]) -> Store:
+    """Resolve and open the store; raises :class:`storage.StoreError` subclasses."""
+    return open_store(spec_from_options(options))

@@ -1,0 +1,73 @@
+"""Print what ``onecycle store info`` found, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from storage import Store, store_info
+
+
+def _size(value: object) -> str:
+    if not isinstance(value, int):
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return "-"
+
+
+def show_info(store: Store, console: Console, as_json: bool = False) -> None:
+    """Render :func:`storage.store_info` for a person (or a script with ``as_json``)."""
+    info = store_info(store)
+    if as_json:
+        console.print_json(json.dumps(info, default=str))
+        return
+    console.print(f"store: [bold]{info['store']}[/bold] ({info['kind']})")
+    parts = Table(title="backends", title_justify="left")
+    for column in ("part", "backend", "where", "version", "size"):
+        parts.add_column(column, overflow="fold")
+    optuna_info, mlflow_info = info["optuna"], info["mlflow"]
+    parts.add_row(
+        "optuna",
+        optuna_info["backend"],
+        optuna_info["url"],
+        f"optuna {optuna_info['optuna_version']}, schema {optuna_info['schema_version']}, "
+        f"server {optuna_info.get('server_version', '-')}",
+        _size(optuna_info.get("size_bytes")),
+    )
+    parts.add_row(
+        "mlflow",
+        mlflow_info["backend"],
+        mlflow_info["url"],
+        f"mlflow {mlflow_info['mlflow_version']}, server {mlflow_info.get('server_version', '-')}",
+        _size(mlflow_info.get("size_bytes")),
+    )
+    parts.add_row(
+        "artifacts",
+        "files",
+        info["artifacts"]["location"],
+        "-",
+        _size(info["artifacts"].get("size_bytes")),
+    )
+    console.print(parts)
+    if not info["sweeps"]:
+        console.print("sweeps: none yet")
+        return
+    sweeps = Table(title="sweeps", title_justify="left")
+    for column in ("name", "status", "trials", "study", "MLflow experiment", "created"):
+        sweeps.add_column(column)
+    for sweep in info["sweeps"]:
+        sweeps.add_row(
+            sweep["name"],
+            sweep["status"],
+            str(sweep["trials"]),
+            sweep["study"],
+            str(sweep["mlflow_experiment_id"] or "-"),
+            str(sweep["created_at"] or "-"),
+        )
+    console.print(sweeps)

@@ -1,0 +1,67 @@
+"""A real MLflow tracking server on 127.0.0.1 for tests that need the http route."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def mlflow_server(root: Path, startup_timeout_s: float = 60.0) -> Iterator[str]:
+    """Start ``mlflow server`` on a free loopback port; yield its URI; stop it after."""
+    port = free_port()
+    executable = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
+    log = (root / "mlflow-server.log").open("w")
+    process = subprocess.Popen(
+        [
+            executable,
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'server-mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "server-artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(uri + "/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = (root / "mlflow-server.log").read_text()[-2000:]
+                raise RuntimeError(f"mlflow server did not start: {output}")
+            time.sleep(0.3)
+        yield uri
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

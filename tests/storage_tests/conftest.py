@@ -1,0 +1,48 @@
+"""Fixtures that give each test a fresh store on SQLite and on PostgreSQL alike."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from storage import StoreSpec, resolve_store
+from tests.requirements import postgres_url
+
+
+def drop_databases(server: str, prefix: str) -> None:
+    url = make_url(server).set(drivername="postgresql+psycopg", database="postgres")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for suffix in ("optuna", "mlflow"):
+            connection.execute(text(f'drop database if exists "{prefix}_{suffix}" with (force)'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def new_spec(backend: str, tmp_path: Path) -> Iterator[Callable[..., StoreSpec]]:
+    """Make specs for fresh stores of this test's backend; PostgreSQL ones are dropped after."""
+    prefixes: list[str] = []
+    server = postgres_url() if backend == "postgresql" else ""
+
+    def make(**overrides: str) -> StoreSpec:
+        if backend == "sqlite":
+            return resolve_store(
+                str(tmp_path / f"store-{uuid.uuid4().hex[:6]}"), env={}, **overrides
+            )
+        prefix = f"ocs_test_{uuid.uuid4().hex[:10]}"
+        prefixes.append(prefix)
+        return resolve_store(server, db_prefix=prefix, env={}, **overrides)
+
+    yield make
+    for prefix in prefixes:
+        drop_databases(server, prefix)
