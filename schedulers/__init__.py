@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 from schedulers.adapter import ScheduledLR
-from schedulers.config import ALIASES, from_config, normalize_block
+from schedulers.config import ALIASES, from_config, normalize_block, with_defaults
 from schedulers.deepspeed_api import (
     SCHEDULER_TYPES,
     DeepSpeedScheduler,
@@ -56,4 +56,5 @@ __all__ = [
     "WarmupLRSchedule",
     "from_config",
     "normalize_block",
+    "with_defaults",
 ]

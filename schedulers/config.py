@@ -34,6 +34,27 @@ def parameter_names(scheduler_type: str) -> tuple[list[str], list[str]]:
     return names, needed
 
 
+def with_defaults(scheduler_type: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every parameter of ``scheduler_type``: the given ones, and defaults for the rest.
+
+    ``last_batch_iteration`` (resume state, not configuration) is left out.
+
+    Example:
+        >>> with_defaults("OneCycle", {"cycle_min_lr": 0.1, "cycle_max_lr": 1.0})["cycle_max_mom"]
+        0.9
+    """
+    signature = inspect.signature(SCHEDULER_TYPES[scheduler_type].__init__)
+    full: dict[str, Any] = {}
+    for name, parameter in signature.parameters.items():
+        if name in ("self", "optimizer", "last_batch_iteration"):
+            continue
+        if name in params:
+            full[name] = params[name]
+        elif parameter.default is not inspect.Parameter.empty:
+            full[name] = parameter.default
+    return full
+
+
 def normalize_block(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """Validate a block (or a whole DeepSpeed config holding one) into ``(type, params)``.
 

@@ -1,0 +1,317 @@
+"""MLflow writes off the training loop's critical path, with nothing lost.
+
+MLflow's SQL store costs about 0.1 to 0.2 ms of CPU per logged value, under Python's GIL: a
+writer *thread* measured here doubled the wall time of a 2,200-step trial. So the writes run in
+a separate process (:class:`ProcessTracking`) that owns its own ``MlflowClient``; the trial
+hands it commands (start a run, params, tags, metric batches, artifacts, end the run) through
+a queue and never waits, except at :meth:`sync`, which returns once everything sent so far is
+written, with each run's id and any errors. :class:`InlineTracking` runs the same commands in
+the caller, for tests and for tools that log little.
+
+Runs are named by a caller-chosen *handle* (the run id is created by MLflow inside the writer).
+Metric batches are merged and sent with ``log_batch`` at most 1000 values a call. A command that
+fails is retried on transient errors and then recorded against its handle; the run is still
+ended. If the process that owns the writer dies, the writer ends every run it had open as
+FAILED with the reason, so no run is left RUNNING.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import queue
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from storage.errors import StoreUnavailable
+from storage.redact import scrub
+
+#: One metric value: (key, value, step, timestamp in ms).
+Point = tuple[str, float, int, int]
+MAX_METRICS_PER_CALL = 1000
+MAX_PARAMS_PER_CALL = 100
+MAX_PARAM_LENGTH = 6000
+RETRIES = 3
+ORPHAN_REASON = "the process that owned this run ended without closing it"
+
+
+@dataclass
+class SyncReport:
+    """What :meth:`sync` learned: the MLflow run id of each handle and errors per handle."""
+
+    run_ids: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def raise_errors(self) -> None:
+        """Raise :class:`StoreUnavailable` summarising every recorded error."""
+        if self.errors:
+            parts = [f"{handle}: {'; '.join(msgs)}" for handle, msgs in self.errors.items()]
+            raise StoreUnavailable("MLflow writes failed: " + " | ".join(parts))
+
+
+class _Executor:
+    """Carries out commands against one ``MlflowClient``; shared by both implementations."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        from mlflow import MlflowClient
+
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.run_ids: dict[str, str] = {}
+        self.open: set[str] = set()
+        self.errors: dict[str, list[str]] = {}
+
+    def execute(self, command: tuple[Any, ...]) -> None:
+        kind, handle = command[0], command[1]
+        try:
+            self._retrying(lambda: self._dispatch(kind, handle, command[2:]))
+        except Exception as error:  # recorded and reported at the next sync
+            text = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            self.errors.setdefault(handle, []).append(f"{kind}: {scrub(text, self.uri)}")
+
+    def _retrying(self, action: Callable[[], None]) -> None:
+        for attempt in range(RETRIES):
+            try:
+                action()
+                return
+            except Exception as error:
+                transient = "locked" in str(error) or "could not connect" in str(error).lower()
+                if not transient or attempt == RETRIES - 1:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+
+    def _dispatch(self, kind: str, handle: str, args: tuple[Any, ...]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        if kind == "adopt":
+            self.run_ids[handle] = args[0]
+            self.open.add(handle)
+            return
+        if kind == "start":
+            experiment_id, run_name, tags = args
+            if handle in self.run_ids:
+                return
+            run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
+            self.run_ids[handle] = run.info.run_id
+            self.open.add(handle)
+            return
+        run_id = self.run_ids.get(handle)
+        if run_id is None:
+            raise RuntimeError(f"no run was started for handle {handle!r}")
+        if kind == "metrics":
+            points: list[Point] = args[0]
+            for start in range(0, len(points), MAX_METRICS_PER_CALL):
+                chunk = points[start : start + MAX_METRICS_PER_CALL]
+                metrics = [Metric(key=k, value=v, timestamp=t, step=s) for k, v, s, t in chunk]
+                self.client.log_batch(run_id, metrics=metrics, synchronous=True)
+        elif kind == "params":
+            pairs = [(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in args[0].items()]
+            for start in range(0, len(pairs), MAX_PARAMS_PER_CALL):
+                block = pairs[start : start + MAX_PARAMS_PER_CALL]
+                self.client.log_batch(run_id, params=[Param(k, v) for k, v in block])
+        elif kind == "tags":
+            tags = [RunTag(k, str(v)) for k, v in args[0].items()]
+            self.client.log_batch(run_id, tags=tags)
+        elif kind == "call":
+            target, kwargs = args
+            module, _, name = target.partition(":")
+            function = getattr(importlib.import_module(module), name)
+            function(self.client, run_id, **kwargs)
+        elif kind == "end":
+            self.client.set_terminated(run_id, status=args[0])
+            self.open.discard(handle)
+        else:
+            raise ValueError(f"unknown tracking command {kind!r}")
+
+    def report(self) -> SyncReport:
+        errors = {h: list(m) for h, m in self.errors.items()}
+        self.errors.clear()
+        return SyncReport(run_ids=dict(self.run_ids), errors=errors)
+
+    def fail_open_runs(self, reason: str) -> None:
+        for handle in list(self.open):
+            self.execute(("tags", handle, {"onecycle.failure_reason": reason}))
+            self.execute(("end", handle, "FAILED"))
+
+
+class Tracking:
+    """The command interface; see the module docstring. Subclasses decide where it runs."""
+
+    def _send(self, command: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+    def start_run(
+        self, handle: str, experiment_id: str, run_name: str, tags: Mapping[str, str]
+    ) -> None:
+        """Create a run (its id is learned at the next :meth:`sync`)."""
+        self._send(("start", handle, experiment_id, run_name, dict(tags)))
+
+    def adopt_run(self, handle: str, run_id: str) -> None:
+        """Write to a run created elsewhere (its id known at once); ended here like the rest."""
+        self._send(("adopt", handle, run_id))
+
+    def log_params(self, handle: str, params: Mapping[str, object]) -> None:
+        """Log params (values stringified, 100 per call)."""
+        self._send(("params", handle, dict(params)))
+
+    def set_tags(self, handle: str, tags: Mapping[str, object]) -> None:
+        """Set tags on the run."""
+        self._send(("tags", handle, dict(tags)))
+
+    def log_metrics(self, handle: str, points: list[Point]) -> None:
+        """Queue metric values ``(key, value, step, timestamp_ms)``; written in batches."""
+        if points:
+            self._send(("metrics", handle, points))
+
+    def call(self, handle: str, target: str, **kwargs: Any) -> None:
+        """Run ``module:function(client, run_id, **kwargs)`` where the writes happen."""
+        self._send(("call", handle, target, kwargs))
+
+    def end_run(self, handle: str, status: str) -> None:
+        """Terminate the run: FINISHED, KILLED or FAILED."""
+        self._send(("end", handle, status))
+
+    def sync(self, timeout_s: float = 300.0) -> SyncReport:
+        """Block until every command sent so far is carried out."""
+        raise NotImplementedError
+
+    def close(self) -> SyncReport:
+        """Finish every pending write and stop."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Tracking:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class InlineTracking(Tracking):
+    """Commands carried out at once in the calling thread."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self._executor = _Executor(tracking_uri)
+
+    def _send(self, command: tuple[Any, ...]) -> None:
+        self._executor.execute(command)
+
+    def sync(self, timeout_s: float = 300.0) -> SyncReport:
+        """Nothing is pending; report run ids and errors."""
+        return self._executor.report()
+
+    def close(self) -> SyncReport:
+        """Report; inline runs are ended by their owners."""
+        return self._executor.report()
+
+
+class ProcessTracking(Tracking):
+    """Commands carried out by a separate writer process with its own ``MlflowClient``."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._commands: multiprocessing.Queue[tuple[Any, ...]] = context.Queue()
+        self._replies: multiprocessing.Queue[tuple[str, SyncReport]] = context.Queue()
+        self._process = context.Process(
+            target=_serve,
+            args=(tracking_uri, self._commands, self._replies, os.getpid()),
+            name="onecycle-tracking",
+            daemon=True,
+        )
+        self._process.start()
+        self._closed = False
+
+    def _send(self, command: tuple[Any, ...]) -> None:
+        if self._closed:
+            raise StoreUnavailable("the tracking writer is closed")
+        self._commands.put(command)
+
+    def _barrier(self, kind: str, timeout_s: float) -> SyncReport:
+        token = uuid.uuid4().hex
+        self._commands.put((kind, token))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                reply_token, report = self._replies.get(timeout=0.5)
+            except queue.Empty:
+                if not self._process.is_alive():
+                    raise StoreUnavailable(
+                        f"the tracking writer process died (exit code {self._process.exitcode})"
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable(
+                        f"the tracking writer did not catch up within {timeout_s:.0f} s"
+                    ) from None
+                continue
+            if reply_token == token:
+                return report
+
+    def sync(self, timeout_s: float = 300.0) -> SyncReport:
+        """Wait until the writer has carried out everything sent so far."""
+        return self._barrier("sync", timeout_s)
+
+    def close(self) -> SyncReport:
+        """Drain, stop the writer, and report."""
+        if self._closed:
+            return SyncReport()
+        report = self._barrier("close", 600.0)
+        self._closed = True
+        self._process.join(timeout=30)
+        return report
+
+
+def _serve(
+    tracking_uri: str,
+    commands: multiprocessing.Queue[tuple[Any, ...]],
+    replies: multiprocessing.Queue[tuple[str, SyncReport]],
+    parent: int,
+) -> None:
+    """The writer process: carry out commands in order, merging metric batches per run."""
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    executor = _Executor(tracking_uri)
+    pending: list[tuple[Any, ...]] = []
+    while True:
+        if not pending:
+            try:
+                pending.append(commands.get(timeout=1.0))
+            except queue.Empty:
+                if os.getppid() != parent:  # the owner died: close what it left open
+                    executor.fail_open_runs(ORPHAN_REASON)
+                    return
+                continue
+        while len(pending) < 256:  # take what is already queued, to merge metric batches
+            try:
+                pending.append(commands.get_nowait())
+            except queue.Empty:
+                break
+        for command in _merge_metrics(pending):
+            if command[0] in ("sync", "close"):
+                replies.put((command[1], executor.report()))
+                if command[0] == "close":
+                    return
+            else:
+                executor.execute(command)
+        pending = []
+
+
+def _merge_metrics(commands: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Join consecutive metric commands of one run so each ``log_batch`` carries up to 1000."""
+    merged: list[tuple[Any, ...]] = []
+    for command in commands:
+        previous = merged[-1] if merged else None
+        if (
+            command[0] == "metrics"
+            and previous is not None
+            and previous[0] == "metrics"
+            and previous[1] == command[1]
+        ):
+            merged[-1] = ("metrics", command[1], previous[2] + command[2])
+        else:
+            merged.append(command)
+    return merged

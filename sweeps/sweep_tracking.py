@@ -1,0 +1,123 @@
+"""The sweep's place in MLflow: one experiment, one parent run, a summary at the end.
+
+The experiment carries ``mlflow.experimentKind = custom_model_development``: MLflow 3's UI
+otherwise treats a new experiment as GenAI and files runs under "Evaluation runs". Trials are
+child runs (``mlflow.parentRunId``) of the sweep's parent run.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from storage.redact import scrub
+
+if TYPE_CHECKING:
+    import optuna
+    from mlflow import MlflowClient
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+SWEEP_TAG = "onecycle.sweep"
+STUDY_TAG = "onecycle.study"
+ROLE_TAG = "onecycle.role"
+
+
+def ensure_experiment(client: MlflowClient, sweep: str, artifact_root: str) -> str:
+    """The sweep's experiment id, created (or tagged) as model training if needed."""
+    existing = client.get_experiment_by_name(sweep)
+    if existing is not None:
+        if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        return str(existing.experiment_id)
+    location = f"{artifact_root.rstrip('/')}/{sweep}"
+    return str(
+        client.create_experiment(
+            sweep,
+            artifact_location=location,
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, SWEEP_TAG: sweep},
+        )
+    )
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``: a nested config as MLflow params.
+
+    Example:
+        >>> flatten({"workload": {"builtin": "digits", "epochs": 15}})
+        {'workload.builtin': 'digits', 'workload.epochs': '15'}
+    """
+    if isinstance(config, dict):
+        flat: dict[str, str] = {}
+        for key, value in config.items():
+            flat.update(flatten(value, f"{prefix}{key}."))
+        return flat
+    return {
+        prefix.rstrip("."): scrub(json.dumps(config) if isinstance(config, list) else str(config))
+    }
+
+
+def start_parent_run(
+    client: MlflowClient, experiment_id: str, sweep: str, study: str, config: dict[str, Any]
+) -> str:
+    """Create the sweep's parent run, tagged and with the sweep config as params."""
+    from mlflow.entities import Param
+
+    run = client.create_run(
+        experiment_id,
+        run_name=f"sweep {sweep}",
+        tags={SWEEP_TAG: sweep, STUDY_TAG: study, ROLE_TAG: "sweep"},
+    )
+    params = [Param(k, v[:6000]) for k, v in flatten(config).items()]
+    for start in range(0, len(params), 100):
+        client.log_batch(run.info.run_id, params=params[start : start + 100])
+    return str(run.info.run_id)
+
+
+def log_sweep_summary(
+    client: MlflowClient,
+    parent_run_id: str,
+    study: optuna.Study,
+    best_block: dict[str, Any] | None,
+) -> list[str]:
+    """Optimization history, parameter importances and the best DeepSpeed config on the parent.
+
+    Returns the artifact names written (importances need two finished trials or more).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from optuna.trial import TrialState
+    from optuna.visualization import matplotlib as optuna_plots
+
+    written: list[str] = []
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    plots: list[tuple[str, Callable[[optuna.Study], Any]]] = []
+    if complete:
+        plots.append(("optimization_history.png", optuna_plots.plot_optimization_history))
+    if len(complete) >= 2 and any(t.params for t in complete):
+        plots.append(("param_importances.png", optuna_plots.plot_param_importances))
+    with tempfile.TemporaryDirectory() as folder:
+        for name, draw in plots:
+            try:
+                axis = draw(study)
+            except (RuntimeError, ValueError):  # e.g. importances of identical trials
+                continue
+            path = Path(folder) / name
+            figure = axis.get_figure()
+            figure.savefig(path, dpi=110, bbox_inches="tight")
+            plt.close("all")
+            client.log_artifact(parent_run_id, str(path))
+            written.append(name)
+    if best_block is not None:
+        client.log_dict(parent_run_id, best_block, "best_deepspeed_config.json")
+        written.append("best_deepspeed_config.json")
+    counts = {state.name.lower(): 0 for state in TrialState}
+    for trial in study.trials:
+        counts[trial.state.name.lower()] += 1
+    client.set_tag(parent_run_id, "onecycle.trials", json.dumps(counts))
+    return written

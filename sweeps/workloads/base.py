@@ -1,0 +1,120 @@
+"""The workload protocol: data, a model, batches and an evaluation, nothing about tuning.
+
+A workload owns a train/validation split held as tensors on the training device, a model
+factory, a loss, and an evaluation that returns named metrics. Batches come from a
+``torch.Generator`` seeded by (seed, epoch), so the same seed gives the same batches on every
+run and every device.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from sweeps.workloads.metrics import binary_auc
+
+Task = Literal["multiclass", "binary"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train and validation tensors (features float32, labels long or float)."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+
+    def to(self, device: torch.device) -> Split:
+        """The same split on ``device``."""
+        return Split(*(t.to(device) for t in (self.x_train, self.y_train, self.x_val, self.y_val)))
+
+
+def seeded_permutation(n: int, seed: int) -> Tensor:
+    """A permutation of ``range(n)`` that depends only on ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=generator)
+
+
+def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
+    """A ReLU MLP: the small models 1-Cycle sweeps are usually run on."""
+    layers: list[nn.Module] = []
+    width = inputs
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    layers.append(nn.Linear(width, outputs))
+    return nn.Sequential(*layers)
+
+
+class Workload(abc.ABC):
+    """Base of the built-in workloads; a subclass supplies data and a model."""
+
+    name: ClassVar[str]
+    task: ClassVar[Task]
+    metric: ClassVar[str]
+
+    def __init__(self, batch_size: int, seed: int, device: torch.device) -> None:
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = device
+        self._split: Split | None = None
+
+    @abc.abstractmethod
+    def load(self) -> Split:
+        """Build the train/validation split on the CPU (called once)."""
+
+    @abc.abstractmethod
+    def build_model(self) -> nn.Module:
+        """A freshly initialised model (uses the global torch seed)."""
+
+    @property
+    def split(self) -> Split:
+        """The split, on the workload's device."""
+        if self._split is None:
+            self._split = self.load().to(self.device)
+        return self._split
+
+    @property
+    def train_size(self) -> int:
+        """Number of training samples."""
+        return int(self.split.x_train.shape[0])
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer updates per epoch (the last partial batch is dropped)."""
+        return max(1, self.train_size // self.batch_size)
+
+    def batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """One epoch of shuffled batches, the same for the same (seed, epoch)."""
+        order = seeded_permutation(self.train_size, self.seed * 1_000_003 + epoch).to(self.device)
+        x, y = self.split.x_train, self.split.y_train
+        for start in range(0, self.steps_per_epoch * self.batch_size, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield x[index], y[index]
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """Cross-entropy (multiclass) or binary cross-entropy on logits."""
+        if self.task == "binary":
+            return nn.functional.binary_cross_entropy_with_logits(output.squeeze(-1), target)
+        return nn.functional.cross_entropy(output, target)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Validation loss plus accuracy (multiclass) or AUC (binary)."""
+        was_training = model.training
+        model.eval()
+        output = model(self.split.x_val)
+        metrics = {"val_loss": float(self.loss(output, self.split.y_val))}
+        if self.task == "binary":
+            metrics["val_auc"] = binary_auc(output.squeeze(-1), self.split.y_val)
+        else:
+            predicted = output.argmax(dim=-1)
+            metrics["val_accuracy"] = float((predicted == self.split.y_val).float().mean())
+        model.train(was_training)
+        return metrics

@@ -1,0 +1,70 @@
+"""Built-in workloads on data scikit-learn ships: ``digits`` and ``breast_cancer``.
+
+Both load from files inside the scikit-learn package (no download), split 80/20 with a seeded
+permutation, and standardise features with the training split's statistics.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from sweeps.workloads.base import Split, Task, Workload, mlp, seeded_permutation
+
+
+def standardised_split(x: Tensor, y: Tensor, seed: int, val_fraction: float = 0.2) -> Split:
+    """Seeded split; features scaled by the training mean and standard deviation."""
+    order = seeded_permutation(x.shape[0], seed)
+    n_val = round(x.shape[0] * val_fraction)
+    val, train = order[:n_val], order[n_val:]
+    mean = x[train].mean(dim=0)
+    std = x[train].std(dim=0)
+    std = torch.where(std < 1e-3, torch.ones_like(std), std)  # constant pixels stay as they are
+    scaled = (x - mean) / std
+    return Split(scaled[train], y[train], scaled[val], y[val])
+
+
+class Digits(Workload):
+    """8x8 handwritten digits, 10 classes, 1797 images; an MLP; metric ``val_accuracy``."""
+
+    name: ClassVar[str] = "digits"
+    task: ClassVar[Task] = "multiclass"
+    metric: ClassVar[str] = "val_accuracy"
+    hidden = (128, 128)
+
+    def load(self) -> Split:
+        """Read the bundled digits and split them."""
+        from sklearn.datasets import load_digits
+
+        data = load_digits()
+        x = torch.tensor(data.data, dtype=torch.float32)
+        y = torch.tensor(data.target, dtype=torch.long)
+        return standardised_split(x, y, self.seed)
+
+    def build_model(self) -> nn.Module:
+        """64 -> 128 -> 128 -> 10."""
+        return mlp(64, self.hidden, 10)
+
+
+class BreastCancer(Workload):
+    """Wisconsin breast cancer, binary, 569 samples, 30 features; metric ``val_auc``."""
+
+    name: ClassVar[str] = "breast_cancer"
+    task: ClassVar[Task] = "binary"
+    metric: ClassVar[str] = "val_auc"
+    hidden = (64, 64)
+
+    def load(self) -> Split:
+        """Read the bundled data set and split it."""
+        from sklearn.datasets import load_breast_cancer
+
+        data = load_breast_cancer()
+        x = torch.tensor(data.data, dtype=torch.float32)
+        y = torch.tensor(data.target, dtype=torch.float32)
+        return standardised_split(x, y, self.seed)
+
+    def build_model(self) -> nn.Module:
+        """30 -> 64 -> 64 -> 1 (a logit)."""
+        return mlp(30, self.hidden, 1)
