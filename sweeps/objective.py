@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 from torch import Tensor
-
-import schedulers
 from torch.optim import Optimizer
 
+import schedulers
 from sweeps.sweep_tracking import STUDY_TAG, SWEEP_TAG
 from sweeps.training import TrainResult, TrainSettings, train
 from sweeps.trial_tracking import FAILURE_TAG, PRUNED_TAG, STATE_TAG, TrialTracker

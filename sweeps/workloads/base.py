@@ -59,10 +59,25 @@ class Workload(abc.ABC):
     task: ClassVar[Task]
     metric: ClassVar[str]
 
-    def __init__(self, batch_size: int, seed: int, device: torch.device) -> None:
+    #: Hidden layer widths of the default MLP; a workload option may override them.
+    hidden: tuple[int, ...] = (128, 128)
+
+    def __init__(
+        self,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        hidden: tuple[int, ...] | list[int] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.seed = seed
         self.device = device
+        if hidden is not None:
+            if not hidden or any(not isinstance(w, int) or w < 1 for w in hidden):
+                raise ValueError(f"`hidden` must list positive layer widths, got {hidden!r}")
+            self.hidden = tuple(hidden)
         self._split: Split | None = None
 
     @abc.abstractmethod

@@ -28,9 +28,14 @@ class SyntheticCTR(Workload):
     hidden = (256, 256)
 
     def __init__(
-        self, batch_size: int, seed: int, device: torch.device, rows: int = 200_000
+        self,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        hidden: tuple[int, ...] | list[int] | None = None,
+        rows: int = 200_000,
     ) -> None:
-        super().__init__(batch_size, seed, device)
+        super().__init__(batch_size, seed, device, hidden)
         if rows < 1000:
             raise ValueError(f"`rows` must be >= 1000, got {rows}")
         self.rows = rows
@@ -57,5 +62,5 @@ class SyntheticCTR(Workload):
         return Split(x[n_val:], y[n_val:], x[:n_val], y[:n_val])
 
     def build_model(self) -> nn.Module:
-        """An MLP: inputs -> 256 -> 256 -> 1 (a logit)."""
+        """An MLP: inputs -> hidden -> 1 (a logit)."""
         return mlp(self.inputs, self.hidden, 1)

@@ -1,0 +1,125 @@
+"""The MLflow writer: the same contract inline and in a writer process, on every backend."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from storage import open_store, resolve_store
+from storage.tracking import ORPHAN_REASON, InlineTracking, ProcessTracking, Tracking
+from tests.mlflow_server import mlflow_server
+from tests.requirements import postgres_url
+from tests.storage_tests.conftest import drop_databases
+
+WRITERS: dict[str, Callable[[str], Tracking]] = {
+    "inline": InlineTracking,
+    "process": ProcessTracking,
+}
+
+
+@pytest.fixture(params=sorted(WRITERS))
+def writer_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path: Path) -> str:
+    spec = resolve_store(str(tmp_path / "store"), env={})
+    open_store(spec).close()
+    return spec.mlflow_uri
+
+
+def new_run(uri: str) -> tuple[MlflowClient, str]:
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment(f"e{time.monotonic_ns()}")
+    return client, client.create_run(experiment).info.run_id
+
+
+def test_metrics_params_tags_and_end_are_all_written(writer_kind: str, sqlite_uri: str) -> None:
+    client, run_id = new_run(sqlite_uri)
+    points = [
+        (key, float(step) / 7, step, 1_700_000_000_000 + step)
+        for step in range(2500)
+        for key in ("lr", "momentum")
+    ]
+    with WRITERS[writer_kind](sqlite_uri) as writer:
+        writer.adopt_run(run_id, run_id)
+        writer.log_params(run_id, {f"p{i}": i for i in range(150)})
+        for start in range(0, len(points), 300):  # many small batches, merged by the writer
+            writer.log_metrics(run_id, points[start : start + 300])
+        writer.set_tags(run_id, {"kind": writer_kind})
+        writer.end_run(run_id, "FINISHED")
+        report = writer.sync()
+    assert report.errors == {} and report.run_ids[run_id] == run_id
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert len(run.data.params) == 150 and run.data.tags["kind"] == writer_kind
+    lr = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "lr"))
+    assert lr == [(step, float(step) / 7) for step in range(2500)]
+
+
+def test_failures_are_reported_at_sync_and_the_run_still_ends(
+    writer_kind: str, sqlite_uri: str
+) -> None:
+    client, run_id = new_run(sqlite_uri)
+    with WRITERS[writer_kind](sqlite_uri) as writer:
+        writer.log_metrics("never-started", [("lr", 1.0, 0, 0)])
+        writer.adopt_run(run_id, run_id)
+        writer.log_params(run_id, {"a": 1})
+        writer.log_params(run_id, {"a": 2})  # MLflow refuses changing a param
+        writer.end_run(run_id, "FAILED")
+        report = writer.sync()
+    assert "no run was started for handle 'never-started'" in report.errors["never-started"][0]
+    assert report.errors[run_id][0].startswith("params: ")
+    assert client.get_run(run_id).info.status == "FAILED"
+
+
+def test_writer_process_closes_runs_its_owner_left_open(sqlite_uri: str) -> None:
+    client, run_id = new_run(sqlite_uri)
+    code = (
+        "import os, sys, time\n"
+        "from storage.tracking import ProcessTracking\n"
+        "w = ProcessTracking(sys.argv[1])\n"
+        "w.adopt_run(sys.argv[2], sys.argv[2])\n"
+        "w.log_metrics(sys.argv[2], [('lr', 0.5, 0, 0)])\n"
+        "w.sync()\n"
+        "os._exit(9)  # dies without closing the run, as a SIGKILLed worker would\n"
+    )
+    subprocess.run([sys.executable, "-c", code, sqlite_uri, run_id], check=False, timeout=120)
+    deadline = time.monotonic() + 30
+    while client.get_run(run_id).info.status == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    run = client.get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["onecycle.failure_reason"] == ORPHAN_REASON
+    assert [m.value for m in client.get_metric_history(run_id, "lr")] == [0.5]
+
+
+@pytest.fixture(params=["postgresql", "mlflow-server"])
+def remote_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "postgresql":
+        server = postgres_url()
+        spec = resolve_store(server, db_prefix="ocs_test_writer", env={})
+        open_store(spec).close()
+        yield spec.mlflow_uri
+        drop_databases(server, "ocs_test_writer")
+    else:
+        with mlflow_server(tmp_path) as uri:
+            yield uri
+
+
+def test_process_writer_on_postgresql_and_a_tracking_server(remote_uri: str) -> None:
+    client, run_id = new_run(remote_uri)
+    with ProcessTracking(remote_uri) as writer:
+        writer.adopt_run(run_id, run_id)
+        writer.log_metrics(run_id, [("lr", step / 10, step, 0) for step in range(1200)])
+        writer.end_run(run_id, "FINISHED")
+        assert writer.sync().errors == {}
+    assert len(client.get_metric_history(run_id, "lr")) == 1200
+    assert client.get_run(run_id).info.status == "FINISHED"
