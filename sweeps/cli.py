@@ -89,6 +89,26 @@ def store_info_command(as_json: bool, **options: str | None) -> None:
         store_view.show_info(opened, Console(), as_json=as_json)
 
 
+def _register_commands() -> None:
+    from sweeps.cli_inspect import best_command, list_command, status_command
+    from sweeps.cli_sweep import run_command, worker_command
+    from sweeps.cli_train import train_command, ui_command
+
+    for command in (
+        run_command,
+        worker_command,
+        status_command,
+        list_command,
+        best_command,
+        train_command,
+        ui_command,
+    ):
+        app.add_command(command)
+
+
+_register_commands()
+
+
 def _quiet_libraries(debug: bool) -> None:
     """MLflow and Alembic announce schema creation at INFO; a CLI user does not need that."""
     level = logging.DEBUG if debug else logging.WARNING

@@ -23,6 +23,7 @@ import schedulers
 from sweeps.sweep_tracking import STUDY_TAG, SWEEP_TAG
 from sweeps.training import TrainResult, TrainSettings, train
 from sweeps.trial_tracking import FAILURE_TAG, PRUNED_TAG, STATE_TAG, TrialTracker
+from sweeps.user_training import EntrypointWorkload
 from sweeps.workloads.base import Workload
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class Objective:
     settings: TrainSettings
     run_params: Mapping[str, Any] = field(default_factory=dict)
     mlflow: MlflowTarget | None = None
+    progress: Callable[[int, int], None] | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         """Sample, train, track; return the final value of the objective metric."""
@@ -66,9 +68,13 @@ class Objective:
         run_id = self._start_run(trial, schedule)
         tracker = TrialTracker(self.mlflow.tracking, run_id) if self.mlflow and run_id else None
         hooks = _TrialHooks(trial, tracker, self.settings.metric, workload.batch_size)
+        hooks.progress = self.progress
         started = time.perf_counter()
         try:
-            result = train(workload, schedule, self.settings, hooks)
+            if isinstance(workload, EntrypointWorkload):
+                result = workload.run(schedule, self.settings, hooks)
+            else:
+                result = train(workload, schedule, self.settings, hooks)
         except optuna.TrialPruned:
             self._finish(run_id, tracker, schedule, "KILLED", "PRUNED", None, started, hooks.last)
             raise
@@ -176,12 +182,15 @@ class _TrialHooks:
         self.metric = metric
         self.batch_size = batch_size
         self.last = TrainResult()  # progress so far, for runs that end early
+        self.progress: Callable[[int, int], None] | None = None
 
-    def on_step(self, step: int, optimizer: Optimizer, loss: Tensor) -> None:
+    def on_step(self, step: int, optimizer: Optimizer, loss: Tensor | None) -> None:
         if self.tracker is not None:
             self.tracker.on_step(step, optimizer, loss)
         self.last.steps = step + 1
         self.last.samples = (step + 1) * self.batch_size
+        if self.progress is not None and step % 10 == 0:
+            self.progress(self.trial.number, step + 1)
 
     def on_eval(self, step: int, samples: int, metrics: Mapping[str, float]) -> None:
         if self.tracker is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,7 @@ def log_sweep_summary(
     Returns the artifact names written (importances need two finished trials or more).
     """
     import matplotlib
+    import optuna
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
@@ -101,7 +103,8 @@ def log_sweep_summary(
         plots.append(("optimization_history.png", optuna_plots.plot_optimization_history))
     if len(complete) >= 2 and any(t.params for t in complete):
         plots.append(("param_importances.png", optuna_plots.plot_param_importances))
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         for name, draw in plots:
             try:
                 axis = draw(study)

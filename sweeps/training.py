@@ -44,7 +44,7 @@ class TrainSettings:
 class TrainingHooks(Protocol):
     """Callbacks from the loop; see the module docstring for when each runs."""
 
-    def on_step(self, step: int, optimizer: Optimizer, loss: Tensor) -> None:
+    def on_step(self, step: int, optimizer: Optimizer, loss: Tensor | None) -> None:
         """After update ``step`` (0-based), before the scheduler moves to the next step."""
 
     def on_eval(self, step: int, samples: int, metrics: Mapping[str, float]) -> None:
@@ -54,7 +54,7 @@ class TrainingHooks(Protocol):
 class NoHooks:
     """Hooks that do nothing (an untracked run)."""
 
-    def on_step(self, step: int, optimizer: Optimizer, loss: Tensor) -> None:
+    def on_step(self, step: int, optimizer: Optimizer, loss: Tensor | None) -> None:
         """Nothing."""
 
     def on_eval(self, step: int, samples: int, metrics: Mapping[str, float]) -> None:

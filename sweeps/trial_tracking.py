@@ -44,7 +44,7 @@ class TrialTracker:
         self._losses: list[Tensor] = []
         self._loss_steps: list[tuple[int, int]] = []
 
-    def on_step(self, step: int, optimizer: Optimizer, loss: Tensor) -> None:
+    def on_step(self, step: int, optimizer: Optimizer, loss: Tensor | None) -> None:
         """Record the lr and momentum this update used, and its loss (left on the device)."""
         now = int(time.time() * 1000)
         groups = optimizer.param_groups
@@ -61,8 +61,9 @@ class TrialTracker:
                 points.append((f"lr/group{index}", lr_value, step, now))
                 if momentum is not None:
                     points.append((f"momentum/group{index}", momentum, step, now))
-        self._losses.append(loss)
-        self._loss_steps.append((step, now))
+        if loss is not None:
+            self._losses.append(loss)
+            self._loss_steps.append((step, now))
 
     def on_eval(self, step: int, samples: int, metrics: Mapping[str, float]) -> None:
         """Ship everything buffered, plus the evaluation's metrics at this step."""

@@ -1,0 +1,78 @@
+"""``onecycle run`` and ``onecycle worker``: start, resume or join a sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from storage import Store
+from sweeps.config import load_config
+from sweeps.store_options import open_from_options, store_options
+from sweeps.sweep_runner import SweepOutcome, create_or_resume, run_sweep
+
+_PATH = click.Path(path_type=Path, dir_okay=False)
+
+
+@click.command("run")
+@click.argument("sweep_file", type=_PATH)
+@store_options
+def run_command(sweep_file: Path, **options: Any) -> None:
+    """Create the sweep in SWEEP_FILE in the store, or resume it, and run it to n_trials."""
+    config = load_config(sweep_file)  # refused here, before the store is touched
+    console = Console()
+    with open_from_options(options) as store:
+        record, created = create_or_resume(store, config)
+        verb = "created" if created else "resuming"
+        console.print(f"{verb} sweep [bold]{record.name}[/bold] in {store.spec.describe()}")
+        _run_and_report(store, record.name, config.metric, console)
+
+
+@click.command("worker")
+@click.argument("name")
+@store_options
+def worker_command(name: str, **options: Any) -> None:
+    """Join the running sweep NAME from another process or machine (reads it from the store)."""
+    console = Console()
+    with open_from_options(options) as store:
+        record = store.sweeps.get(name)
+        metric = str(record.config.get("objective", {}).get("metric") or "objective")
+        console.print(f"joining sweep [bold]{name}[/bold] in {store.spec.describe()}")
+        _run_and_report(store, name, metric, console)
+
+
+def _run_and_report(store: Store, name: str, metric: str, console: Console) -> None:
+    from sweeps.progress_view import LiveProgress
+
+    record = store.sweeps.get(name)
+    with LiveProgress(console, name, metric) as progress:
+        outcome = run_sweep(store, record, progress)
+    show_outcome(console, name, metric, outcome, store)
+
+
+def show_outcome(
+    console: Console, name: str, metric: str, outcome: SweepOutcome, store: Store
+) -> None:
+    """The end of a sweep: counts, best value and params, and where to look next."""
+    console.print(
+        f"sweep {name}: {outcome.finished} finished ({outcome.complete} complete, "
+        f"{outcome.pruned} pruned), {outcome.failed} failed"
+    )
+    if outcome.best_value is None or outcome.best_params is None:
+        console.print("no trial completed yet")
+        return
+    console.print(f"best {metric}: [bold]{outcome.best_value:.4f}[/bold]")
+    table = Table(title="best OneCycle params", title_justify="left")
+    table.add_column("param")
+    table.add_column("value", justify="right")
+    for key, value in sorted(outcome.best_params.items()):
+        table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    store_flag = (
+        f" --store {store.spec.describe()}" if store.spec.describe() != "./.onecycle" else ""
+    )
+    console.print(f"DeepSpeed config: onecycle best {name} --format deepspeed{store_flag}")
+    console.print(f"MLflow UI:        onecycle ui{store_flag}   (then open http://127.0.0.1:5000)")

@@ -1,0 +1,365 @@
+"""Create or resume a sweep in the store, and run trials until it has ``n_trials`` finished.
+
+Everything a worker needs is read back from the store by the sweep's name: the validated
+config, the Optuna study and the MLflow experiment and parent run. So ``onecycle run`` after an
+interruption, and ``onecycle worker NAME`` from another process or machine, continue the same
+sweep. A trial counts as finished when it is COMPLETE or PRUNED; a failed or diverged trial is
+a recorded outcome and the sweep goes on, until failures pass ``search.max_failure_rate``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+import schedulers
+from storage import Store, SweepExists, SweepRecord
+from storage.errors import StoreError
+from storage.tracking import ProcessTracking
+from sweeps.config import SweepConfig, parse_config
+from sweeps.errors import SweepsError, UsageError
+from sweeps.objective import MlflowTarget, Objective, TrialDiverged
+from sweeps.search_space import SearchSpace
+from sweeps.sweep_tracking import ensure_experiment, log_sweep_summary, start_parent_run
+from sweeps.training import TrainSettings
+from sweeps.workloads import build_workload
+from sweeps.workloads.base import Workload
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+MIN_TRIALS_FOR_FAILURE_RATE = 4
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is the first CUDA GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"workload.device: {name!r} requested but no CUDA GPU is available")
+    return device
+
+
+def make_sampler(config: SweepConfig, space: SearchSpace) -> optuna.samplers.BaseSampler:
+    """The sampler the sweep file names, seeded."""
+    seed = config.search.seed
+    kind = config.search.sampler
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "grid":
+        return optuna.samplers.GridSampler(space.grid, seed=seed)
+    if kind == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    try:
+        import cmaes  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "search.sampler: cmaes needs the `cmaes` package: pip install cmaes"
+        ) from None
+    return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+
+
+def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
+    """Median (after 3 trials and one epoch), Hyperband over updates, or none."""
+    kind = config.search.pruner
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def settings_of(config: SweepConfig) -> TrainSettings:
+    """Training settings from the sweep file's workload and objective sections."""
+    workload = config.workload
+    return TrainSettings(
+        epochs=workload.epochs,
+        optimizer=workload.optimizer,
+        weight_decay=workload.weight_decay,
+        seed=workload.seed,
+        metric=config.metric,
+        direction=config.objective.direction,
+        eval_every=workload.eval_every,
+        target=workload.target,
+    )
+
+
+def workload_factory(config: SweepConfig, device: torch.device) -> Callable[[], Workload]:
+    """Build the built-in workload once per process and reuse it across trials."""
+    if config.workload.builtin is None:
+        from sweeps.user_training import entrypoint_workload
+
+        return entrypoint_workload(config, device)
+    cache: list[Workload] = []
+
+    def make() -> Workload:
+        if not cache:
+            cache.append(
+                build_workload(
+                    config.workload.builtin or "",
+                    config.workload.batch_size,
+                    config.workload.seed,
+                    device,
+                    **config.workload.options,
+                )
+            )
+        return cache[0]
+
+    return make
+
+
+def run_params(config: SweepConfig, device: torch.device) -> dict[str, Any]:
+    """Training settings logged beside the OneCycle params of each trial."""
+    workload = config.workload
+    return {
+        "workload": workload.builtin or workload.entrypoint,
+        "batch_size": workload.batch_size,
+        "epochs": workload.epochs,
+        "optimizer": workload.optimizer,
+        "seed": workload.seed,
+        "device": str(device),
+        "weight_decay": workload.weight_decay,
+    }
+
+
+def create_or_resume(store: Store, config: SweepConfig) -> tuple[SweepRecord, bool]:
+    """The sweep's record, created with its study, experiment and parent run if new."""
+    payload = config.model_dump(mode="json")
+    existing = store.sweeps.find(config.name)
+    if existing is not None:
+        return _resume(store, existing, payload), False
+    space = SearchSpace(config)
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=store.optuna_storage,
+        direction=config.objective.direction,
+        load_if_exists=True,
+    )
+    client = store.mlflow
+    experiment = ensure_experiment(client, config.name, store.spec.artifact_location)
+    parent = start_parent_run(client, experiment, config.name, study.study_name, payload)
+    record = SweepRecord(
+        name=config.name,
+        config=payload,
+        status="running",
+        study_name=study.study_name,
+        mlflow_experiment_id=experiment,
+        mlflow_parent_run_id=parent,
+    )
+    try:
+        created = store.sweeps.create(record)
+    except SweepExists:  # another process created it first: join that one
+        client.delete_run(parent)
+        return _resume(store, store.sweeps.get(config.name), payload), False
+    for params in space.enqueued:
+        study.enqueue_trial(params, skip_if_exists=True)
+    return created, True
+
+
+def _resume(store: Store, record: SweepRecord, payload: dict[str, Any]) -> SweepRecord:
+    before = {k: v for k, v in record.config.items() if k != "search"}
+    after = {k: v for k, v in payload.items() if k != "search"}
+    search_before = {k: v for k, v in record.config["search"].items() if k != "n_trials"}
+    search_after = {k: v for k, v in payload["search"].items() if k != "n_trials"}
+    if before != after or search_before != search_after:
+        key = _first_difference(record.config, payload)
+        raise UsageError(
+            f"sweep {record.name!r} already exists in the store with a different config "
+            f"(first difference: `{key}`); use a new name, or the file it was created with"
+        )
+    if record.config["search"]["n_trials"] != payload["search"]["n_trials"]:
+        record = store.sweeps.update(record.name, config=payload)
+    if record.status != "running":
+        record = store.sweeps.update(record.name, status="running")
+    return record
+
+
+def _first_difference(left: Any, right: Any, path: str = "") -> str:
+    if isinstance(left, dict) and isinstance(right, dict):
+        for key in sorted(set(left) | set(right)):
+            if left.get(key) != right.get(key):
+                return _first_difference(left.get(key), right.get(key), f"{path}{key}.")
+    return path.rstrip(".") or "(root)"
+
+
+@dataclass
+class SweepOutcome:
+    """What a worker leaves behind."""
+
+    finished: int
+    complete: int
+    pruned: int
+    failed: int
+    best_value: float | None
+    best_params: dict[str, Any] | None
+    done: bool
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials per state, lower-case names."""
+    found = {state.name.lower(): 0 for state in TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        found[trial.state.name.lower()] += 1
+    return found
+
+
+class Progress:
+    """What the runner reports while it works; the CLI draws it with rich."""
+
+    def sweep(self, outcome: SweepOutcome, n_trials: int) -> None:
+        """After every trial."""
+
+    def trial_started(self, number: int, total_steps: int) -> None:
+        """A trial began."""
+
+    def step(self, number: int, steps_done: int) -> None:
+        """A trial advanced (called every few updates)."""
+
+
+def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = None) -> SweepOutcome:
+    """Run trials of ``record``'s sweep until ``n_trials`` are finished; update the record."""
+    progress = progress or Progress()
+    config = parse_config(record.config, f"sweep {record.name!r} in the store")
+    space = SearchSpace(config)
+    device = resolve_device(config.workload.device)
+    if device.type == "cpu" and (os.cpu_count() or 1) > 1:
+        # Leave a core to the tracking writer: see docs/tracking.md for the measurements.
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    study = optuna.load_study(
+        study_name=record.study_name,
+        storage=store.optuna_storage,
+        sampler=make_sampler(config, space),
+        pruner=make_pruner(config),
+    )
+    make_workload = workload_factory(config, device)
+    tracking = ProcessTracking(store.spec.mlflow_uri)
+    target = MlflowTarget(
+        store.mlflow,
+        tracking,
+        record.mlflow_experiment_id or "",
+        record.mlflow_parent_run_id or "",
+        record.name,
+    )
+    objective = Objective(
+        suggest=space.suggest,
+        make_workload=make_workload,
+        settings=settings_of(config),
+        run_params=run_params(config, device),
+        mlflow=target,
+        progress=progress.step,
+    )
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    n_trials = config.search.n_trials
+    status = "running"
+    try:
+        while True:
+            outcome = _outcome(study, n_trials)
+            progress.sweep(outcome, n_trials)
+            if outcome.done:
+                status = "finished"
+                break
+            ended = outcome.finished + outcome.failed
+            if (
+                ended >= MIN_TRIALS_FOR_FAILURE_RATE
+                and outcome.failed / ended > config.search.max_failure_rate
+            ):
+                status = "failed"
+                raise SweepsError(
+                    f"sweep {record.name!r} stopped: {outcome.failed} of {ended} trials failed, "
+                    f"above search.max_failure_rate={config.search.max_failure_rate}; see the "
+                    "failure reasons with `onecycle status`"
+                )
+            _one_trial(study, objective, worker, progress, make_workload, config)
+            report = tracking.sync()
+            report.raise_errors()
+    except KeyboardInterrupt:
+        status = "stopped"
+        raise
+    finally:
+        tracking.close()
+        if status != "running":
+            store.sweeps.update(record.name, status=status)
+        if status == "finished":
+            _close_parent(store, record, study)
+    return _outcome(study, n_trials)
+
+
+def _one_trial(
+    study: optuna.Study,
+    objective: Objective,
+    worker: str,
+    progress: Progress,
+    make_workload: Callable[[], Workload],
+    config: SweepConfig,
+) -> None:
+    trial = study.ask()
+    trial.set_user_attr("worker", worker)
+    workload = make_workload()
+    progress.trial_started(trial.number, workload.steps_per_epoch * config.workload.epochs)
+    try:
+        value = objective(trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+    except StoreError:
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except (TrialDiverged, Exception):  # user code that raised, or a diverged loss: recorded
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        study.tell(trial, value)
+
+
+def _outcome(study: optuna.Study, n_trials: int) -> SweepOutcome:
+    found = counts(study)
+    finished = found["complete"] + found["pruned"]
+    best_value: float | None = None
+    best_params: dict[str, Any] | None = None
+    if found["complete"]:
+        best = study.best_trial
+        best_value = best.value
+        best_params = best.user_attrs.get("deepspeed_params")
+    return SweepOutcome(
+        finished=finished,
+        complete=found["complete"],
+        pruned=found["pruned"],
+        failed=found["fail"],
+        best_value=best_value,
+        best_params=best_params,
+        done=finished >= n_trials,
+    )
+
+
+def best_block(study: optuna.Study) -> dict[str, Any] | None:
+    """DeepSpeed's ``{"scheduler": {...}}`` for the best trial, every key spelled out."""
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if not complete:
+        return None
+    params = study.best_trial.user_attrs["deepspeed_params"]
+    return {
+        "scheduler": {"type": "OneCycle", "params": schedulers.with_defaults("OneCycle", params)}
+    }
+
+
+def _close_parent(store: Store, record: SweepRecord, study: optuna.Study) -> None:
+    client = store.mlflow
+    parent = record.mlflow_parent_run_id
+    if not parent:
+        return
+    log_sweep_summary(client, parent, study, best_block(study))
+    outcome = _outcome(study, 0)
+    if outcome.best_value is not None:
+        client.log_metric(parent, "best_value", outcome.best_value)
+    client.set_tag(parent, "onecycle.summary", json.dumps({"finished": outcome.finished}))
+    client.set_terminated(parent, "FINISHED")
