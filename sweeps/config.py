@@ -203,7 +203,9 @@ def _known_fields(location: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def parse_config(data: dict[str, Any], source: str = "sweep") -> SweepConfig:
+def parse_config(
+    data: dict[str, Any], source: str = "sweep", base: Path | None = None
+) -> SweepConfig:
     """Validate a loaded mapping; raise :class:`UsageError` with the key's path on any problem."""
     try:
         config = SweepConfig.model_validate(data)
@@ -223,7 +225,7 @@ def parse_config(data: dict[str, Any], source: str = "sweep") -> SweepConfig:
         if config.workload.entrypoint:
             from sweeps.user_training import import_entrypoint
 
-            import_entrypoint(config.workload.entrypoint)
+            import_entrypoint(config.workload.entrypoint, [base] if base else [])
     except ValueError as error:
         raise UsageError(f"{source}: {error}") from None
     return config
@@ -231,4 +233,4 @@ def parse_config(data: dict[str, Any], source: str = "sweep") -> SweepConfig:
 
 def load_config(path: Path) -> SweepConfig:
     """Read and validate a sweep file."""
-    return parse_config(load_mapping(path), str(path))
+    return parse_config(load_mapping(path), str(path), path.resolve().parent)

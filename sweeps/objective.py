@@ -126,10 +126,15 @@ class Objective:
             },
         )
         run_id = str(run.info.run_id)
-        trial.set_user_attr("mlflow_run_id", run_id)
-        target.tracking.adopt_run(run_id, run_id)
-        full = schedulers.with_defaults("OneCycle", schedule)
-        target.tracking.log_params(run_id, {**full, **self.run_params})
+        try:
+            target.tracking.adopt_run(run_id, run_id)
+            trial.set_user_attr("mlflow_run_id", run_id)
+            full = schedulers.with_defaults("OneCycle", schedule)
+            target.tracking.log_params(run_id, {**full, **self.run_params})
+        except BaseException as error:  # e.g. Ctrl+C right here: do not leave the run RUNNING
+            target.client.set_tag(run_id, FAILURE_TAG, f"{type(error).__name__}: {error}")
+            target.client.set_terminated(run_id, "FAILED")
+            raise
         return run_id
 
     def _finish(

@@ -121,7 +121,7 @@ def test_refused_login_is_reported_at_once_without_the_password(
 def test_password_in_a_working_url_is_never_logged_or_shown(
     caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    from tests.storage_tests.conftest import drop_databases
+    from tests.conftest import drop_databases
 
     server = make_url(postgres_url())
     with_password = server.set(password="pw-should-stay-hidden").render_as_string(

@@ -13,9 +13,9 @@ from mlflow import MlflowClient
 
 from storage import open_store, resolve_store
 from storage.tracking import ORPHAN_REASON, InlineTracking, ProcessTracking, Tracking
+from tests.conftest import drop_databases
 from tests.mlflow_server import mlflow_server
 from tests.requirements import postgres_url
-from tests.storage_tests.conftest import drop_databases
 
 WRITERS: dict[str, Callable[[str], Tracking]] = {
     "inline": InlineTracking,
