@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from storage import StoreConfigError, StoreError
+from storage import StoreConfigError, StoreError, SweepNotFound
 from sweeps.errors import SweepsError, UsageError
 from sweeps.store_options import store_options
 
@@ -143,5 +143,5 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"onecycle: error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, StoreConfigError) else 1
+        return 2 if isinstance(error, (StoreConfigError, SweepNotFound)) else 1
     return 0

@@ -70,7 +70,9 @@ def _inverse(low: float, high: float, value: float, log: bool) -> float:
 class _Draw:
     """Where values come from: an Optuna trial, or a fixed assignment (corners, enqueue)."""
 
-    def __init__(self, trial: optuna.Trial | None, fixed: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, trial: optuna.trial.BaseTrial | None, fixed: dict[str, Any] | None = None
+    ) -> None:
         self.trial = trial
         self.fixed = fixed or {}
 
@@ -117,7 +119,7 @@ class SearchSpace:
             self.grid = self._grid()
 
     # -- sampling -------------------------------------------------------------------------
-    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+    def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
         """Sample one trial's full set of DeepSpeed OneCycle parameters."""
         return self._draw(_Draw(trial))
 
@@ -245,6 +247,12 @@ class SearchSpace:
                     f"search.space: some sampled configurations would be invalid ({error}), "
                     f"for example {shown}"
                 ) from None
+
+    def known(self, deepspeed: dict[str, Any]) -> dict[str, Any]:
+        """The full DeepSpeed params of a known config (fixed values and defaults added)."""
+        import optuna
+
+        return self.suggest(optuna.trial.FixedTrial(self.optuna_params(deepspeed)))
 
     # -- enqueue and grid -----------------------------------------------------------------
     def optuna_params(self, deepspeed: dict[str, Any], index: int = 0) -> dict[str, Any]:

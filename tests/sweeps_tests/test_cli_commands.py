@@ -1,0 +1,155 @@
+"""``worker``, ``train``, ``ui`` and a user's own training function, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from storage import open_store, resolve_store
+from sweeps.cli import main
+from sweeps.config import load_config
+from sweeps.sweep_runner import create_or_resume
+from tests.mlflow_server import free_port
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def small_sweep(tmp_path: Path, name: str = "small", n_trials: int = 3) -> Path:
+    config = yaml.safe_load((EXAMPLES / "digits.yaml").read_text())
+    config["name"] = name
+    config["workload"].update(epochs=2, device="cpu", options={"hidden": [32]})
+    config["search"].update(n_trials=n_trials, pruner="none")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_worker_joins_a_sweep_from_the_store_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_dir = str(tmp_path / "store")
+    with open_store(resolve_store(store_dir, env={})) as store:
+        create_or_resume(store, load_config(small_sweep(tmp_path)))
+    assert main(["worker", "small", "--store", store_dir]) == 0
+    assert main(["status", "small", "--json", "--store", store_dir]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("[") :])[0]
+    assert report["counts"]["complete"] == 3 and report["status"] == "finished"
+    assert all(t["worker"] for t in report["trials"])
+    assert main(["worker", "nope", "--store", store_dir]) == 2
+    assert "no sweep named 'nope'" in capsys.readouterr().err
+
+
+def test_train_with_best_params_tracked_and_untracked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = small_sweep(tmp_path)
+    params = tmp_path / "params.json"
+    params.write_text(
+        json.dumps(
+            {
+                "scheduler": {
+                    "type": "OneCycle",
+                    "params": {
+                        "cycle_min_lr": 0.01,
+                        "cycle_max_lr": 0.1,
+                        "cycle_first_step_size": 10,
+                    },
+                }
+            }
+        )
+    )
+    untracked_store = tmp_path / "untracked"
+    assert (
+        main(
+            [
+                "train",
+                str(sweep),
+                "--params",
+                str(params),
+                "--no-track",
+                "--store",
+                str(untracked_store),
+            ]
+        )
+        == 0
+    )
+    assert "val_accuracy:" in capsys.readouterr().out
+    assert not untracked_store.exists()
+    store_dir = tmp_path / "tracked"
+    assert main(["train", str(sweep), "--params", str(params), "--store", str(store_dir)]) == 0
+    assert "tracked as MLflow run" in capsys.readouterr().out
+    with open_store(resolve_store(str(store_dir), env={})) as store:
+        experiment = store.mlflow.get_experiment_by_name("small")
+        runs = store.mlflow.search_runs(
+            [experiment.experiment_id], filter_string="tags.`onecycle.trial_number` != ''"
+        )
+        assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+        assert len(store.mlflow.get_metric_history(runs[0].info.run_id, "lr")) == 2 * 22
+    params.write_text(json.dumps({"cycle_min_lr": 0.5, "cycle_max_lr": 0.1}))
+    assert main(["train", str(sweep), "--params", str(params), "--no-track"]) == 2
+    assert "`cycle_min_lr` must be <= `cycle_max_lr`" in capsys.readouterr().err
+
+
+def test_user_entrypoint_sweep_is_tracked_without_logging_code(tmp_path: Path) -> None:
+    shutil.copy(EXAMPLES / "custom_train.py", tmp_path / "custom_train_copy.py")
+    config = yaml.safe_load((EXAMPLES / "custom.yaml").read_text())
+    config["workload"].update(entrypoint="custom_train_copy:train", epochs=3, device="cpu")
+    config["search"].update(n_trials=3, pruner="none")
+    sweep = tmp_path / "custom.yaml"
+    sweep.write_text(yaml.safe_dump(config))
+    store_dir = str(tmp_path / "store")
+    assert main(["run", str(sweep), "--store", store_dir]) == 0
+    with open_store(resolve_store(store_dir, env={})) as store:
+        record = store.sweeps.get("custom-breast-cancer")
+        runs = store.mlflow.search_runs(
+            [record.mlflow_experiment_id], filter_string="tags.`onecycle.trial_number` != ''"
+        )
+        assert len(runs) == 3
+        for run in runs:
+            steps = int(run.data.metrics["steps"])
+            assert steps == 3 * (455 // 32)
+            for key in ("lr", "momentum", "train_loss"):
+                assert len(store.mlflow.get_metric_history(run.info.run_id, key)) == steps
+            assert len(store.mlflow.get_metric_history(run.info.run_id, "val_accuracy")) == 3
+
+
+def test_ui_serves_the_store_on_loopback(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sweeps",
+            "ui",
+            "--store",
+            str(tmp_path / "store"),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
+                    assert reply.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline, "mlflow ui did not come up"
+                time.sleep(0.5)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
