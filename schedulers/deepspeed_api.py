@@ -54,6 +54,30 @@ class DeepSpeedScheduler(ScheduledLR):
         self._params = {key: _jsonable(value) for key, value in params.items()}
         super().__init__(optimizer, schedules, last_batch_iteration)
 
+    def _setup_warmup(
+        self,
+        optimizer: object,
+        schedule_type: type[WarmupLRSchedule],
+        params: dict[str, Any],
+        last_batch_iteration: int,
+    ) -> None:
+        """Per-group warm-up schedules: bounds per group, every other key shared."""
+        torch_optimizer = unwrap_optimizer(optimizer)
+        groups = len(torch_optimizer.param_groups)
+        lows = check.per_group("warmup_min_lr", params["warmup_min_lr"], groups)
+        high = params["warmup_max_lr"]
+        highs = (
+            base_lrs(torch_optimizer)
+            if high is None
+            else check.per_group("warmup_max_lr", high, groups)
+        )
+        shared = {k: v for k, v in params.items() if k not in ("warmup_min_lr", "warmup_max_lr")}
+        schedules = [
+            schedule_type(warmup_min_lr=low, warmup_max_lr=top, **shared)
+            for low, top in zip(lows, highs, strict=True)
+        ]
+        self._setup(torch_optimizer, params, schedules, last_batch_iteration)
+
     def to_config(self) -> dict[str, Any]:
         """DeepSpeed's ``{"type": ..., "params": {...}}`` block, every key spelled out.
 
@@ -216,24 +240,13 @@ class WarmupLR(DeepSpeedScheduler):
         warmup_type: str = "log",
         last_batch_iteration: int = -1,
     ) -> None:
-        torch_optimizer = unwrap_optimizer(optimizer)
-        lows, highs = _warmup_bounds(torch_optimizer, warmup_min_lr, warmup_max_lr)
-        schedules = [
-            WarmupLRSchedule(
-                warmup_min_lr=low,
-                warmup_max_lr=high,
-                warmup_num_steps=warmup_num_steps,
-                warmup_type=warmup_type,
-            )
-            for low, high in zip(lows, highs, strict=True)
-        ]
         params = {
             "warmup_min_lr": warmup_min_lr,
             "warmup_max_lr": warmup_max_lr,
             "warmup_num_steps": warmup_num_steps,
             "warmup_type": warmup_type,
         }
-        self._setup(torch_optimizer, params, schedules, last_batch_iteration)
+        self._setup_warmup(optimizer, WarmupLRSchedule, params, last_batch_iteration)
 
 
 class WarmupDecayLR(DeepSpeedScheduler):
@@ -262,18 +275,6 @@ class WarmupDecayLR(DeepSpeedScheduler):
         warmup_type: str = "log",
         last_batch_iteration: int = -1,
     ) -> None:
-        torch_optimizer = unwrap_optimizer(optimizer)
-        lows, highs = _warmup_bounds(torch_optimizer, warmup_min_lr, warmup_max_lr)
-        schedules = [
-            WarmupDecayLRSchedule(
-                total_num_steps=total_num_steps,
-                warmup_min_lr=low,
-                warmup_max_lr=high,
-                warmup_num_steps=warmup_num_steps,
-                warmup_type=warmup_type,
-            )
-            for low, high in zip(lows, highs, strict=True)
-        ]
         params = {
             "total_num_steps": total_num_steps,
             "warmup_min_lr": warmup_min_lr,
@@ -281,7 +282,7 @@ class WarmupDecayLR(DeepSpeedScheduler):
             "warmup_num_steps": warmup_num_steps,
             "warmup_type": warmup_type,
         }
-        self._setup(torch_optimizer, params, schedules, last_batch_iteration)
+        self._setup_warmup(optimizer, WarmupDecayLRSchedule, params, last_batch_iteration)
 
 
 class WarmupCosineLR(DeepSpeedScheduler):
@@ -330,15 +331,6 @@ class WarmupCosineLR(DeepSpeedScheduler):
             "warmup_type": warmup_type,
         }
         self._setup(torch_optimizer, params, schedules, last_batch_iteration)
-
-
-def _warmup_bounds(
-    optimizer: Optimizer, low: PerGroup, high: PerGroup | None
-) -> tuple[list[Any], list[Any]]:
-    groups = len(optimizer.param_groups)
-    lows = check.per_group("warmup_min_lr", low, groups)
-    highs = base_lrs(optimizer) if high is None else check.per_group("warmup_max_lr", high, groups)
-    return lows, highs
 
 
 #: DeepSpeed ``type`` name to class.

@@ -181,8 +181,8 @@ class SearchSpace:
     def _check_pairs(self) -> None:
         for low_key, high_key in PAIRS:
             low, high = self._entry(low_key), self._entry(high_key)
-            low_min = _smallest(low, self._range, self._choices)
-            high_min = _smallest(high, self._range, self._choices)
+            low_min = _bound(low, self._range, self._choices, largest=False)
+            high_min = _bound(high, self._range, self._choices, largest=False)
             if isinstance(low, self._range) and isinstance(high, self._range):
                 if low.low > high.low:
                     raise ValueError(
@@ -191,7 +191,7 @@ class SearchSpace:
                         f"{high_key} leaves a valid {low_key}"
                     )
             elif low_min is not None and high_min is not None:
-                low_max = _largest(low, self._range, self._choices)
+                low_max = _bound(low, self._range, self._choices, largest=True)
                 if isinstance(low, self._range) and low.low > high_min:
                     raise ValueError(
                         f"search.space.{low_key}: its low end {low.low} is above the smallest "
@@ -332,21 +332,15 @@ def _integral(entry: Range) -> bool:
     return all(float(v).is_integer() for v in (entry.low, entry.high, entry.step or 1))
 
 
-def _smallest(entry: Any, range_type: type, choices_type: type) -> float | None:
+def _bound(entry: Any, range_type: type, choices_type: type, largest: bool) -> float | None:
+    """The smallest (or largest) number an entry can take, or None for non-numeric ones."""
     if isinstance(entry, range_type):
-        return float(entry.low)  # type: ignore[attr-defined]
+        return float(entry.high if largest else entry.low)  # type: ignore[attr-defined]
     if isinstance(entry, choices_type):
         numbers = [c for c in entry.choices if isinstance(c, (int, float))]  # type: ignore[attr-defined]
-        return float(min(numbers)) if numbers else None
-    return float(entry) if isinstance(entry, (int, float)) else None
-
-
-def _largest(entry: Any, range_type: type, choices_type: type) -> float | None:
-    if isinstance(entry, range_type):
-        return float(entry.high)  # type: ignore[attr-defined]
-    if isinstance(entry, choices_type):
-        numbers = [c for c in entry.choices if isinstance(c, (int, float))]  # type: ignore[attr-defined]
-        return float(max(numbers)) if numbers else None
+        if not numbers:
+            return None
+        return float(max(numbers) if largest else min(numbers))
     return float(entry) if isinstance(entry, (int, float)) else None
 
 
