@@ -90,7 +90,7 @@ def store_info_command(as_json: bool, **options: str | None) -> None:
 
 
 def _register_commands() -> None:
-    from sweeps.cli_inspect import best_command, list_command, status_command
+    from sweeps.cli_inspect import best_command, list_command, status_command, summary_command
     from sweeps.cli_sweep import run_command, worker_command
     from sweeps.cli_train import train_command, ui_command
 
@@ -100,6 +100,7 @@ def _register_commands() -> None:
         status_command,
         list_command,
         best_command,
+        summary_command,
         train_command,
         ui_command,
     ):

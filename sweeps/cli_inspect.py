@@ -130,6 +130,27 @@ def list_command(**options: Any) -> None:
         console.print(table)
 
 
+@click.command("summary")
+@click.argument("name")
+@store_options
+def summary_command(name: str, **options: Any) -> None:
+    """Write sweep NAME's summary to its MLflow parent run now (history, importances, best)."""
+    from sweeps.sweep_tracking import log_sweep_summary
+
+    with open_from_options(options) as store:
+        record = store.sweeps.get(name)
+        if not record.mlflow_parent_run_id:
+            raise UsageError(f"sweep {name!r} has no MLflow parent run")
+        study = _study(store, name)
+        written = log_sweep_summary(
+            store.mlflow, record.mlflow_parent_run_id, study, best_block(study)
+        )
+    click.echo(
+        f"wrote {', '.join(written) or 'nothing (no finished trial yet)'} to the parent "
+        f"run {record.mlflow_parent_run_id} of sweep {name}"
+    )
+
+
 @click.command("best")
 @click.argument("name")
 @click.option(

@@ -46,6 +46,10 @@ def test_worker_joins_a_sweep_from_the_store_alone(
     assert all(t["worker"] for t in report["trials"])
     assert main(["worker", "nope", "--store", store_dir]) == 2
     assert "no sweep named 'nope'" in capsys.readouterr().err
+    assert main(["summary", "small", "--store", store_dir]) == 0
+    assert "optimization_history.png, param_importances.png, best_deepspeed_config.json" in (
+        capsys.readouterr().out
+    )
 
 
 def test_train_with_best_params_tracked_and_untracked(
