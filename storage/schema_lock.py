@@ -22,19 +22,28 @@ from storage.connect import engine_for
 from storage.spec import StoreSpec
 from storage.sqlite_dir import sqlite_path
 
-LOCK_FILE = ".schema.lock"
-
 
 @contextmanager
 def schema_lock(spec: StoreSpec, url: str) -> Iterator[None]:
     """Hold the store's schema lock while the backend behind ``url`` is first opened."""
+    with store_lock(spec, url, "schema"):
+        yield
+
+
+@contextmanager
+def store_lock(spec: StoreSpec, url: str, name: str) -> Iterator[None]:
+    """A named lock shared by every process using this store (file or advisory lock).
+
+    Used for schema creation and to make "count the trials, then start one" atomic between
+    workers, so a sweep never runs more than ``n_trials``.
+    """
     database = sqlite_path(url)
     if database is not None:
-        with _file_lock((spec.directory or database.parent) / LOCK_FILE):
+        with _file_lock((spec.directory or database.parent) / f".{name}.lock"):
             yield
         return
     if url.startswith("postgresql") and spec.server_url is not None:
-        with _advisory_lock(spec.server_url, f"onecycle-schema:{spec.db_prefix}"):
+        with _advisory_lock(spec.server_url, f"onecycle-{name}:{spec.db_prefix}"):
             yield
         return
     yield

@@ -71,6 +71,38 @@ class Store:
 
         return _guard("open the Optuna storage", url, build)
 
+    def heartbeat_storage(
+        self,
+        interval_s: int,
+        grace_s: int,
+        on_stale: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    ) -> optuna.storages.RDBStorage:
+        """Optuna storage whose running trials send heartbeats; stale ones are failed.
+
+        A worker that dies (SIGKILL, a lost machine) stops sending heartbeats; the next worker to
+        start a trial marks its trial FAIL after ``grace_s`` seconds and calls ``on_stale``.
+        """
+        import optuna
+
+        url = self.spec.optuna_url
+        kwargs = (
+            {"connect_args": {"timeout": 30}}
+            if url.startswith("sqlite")
+            else {"pool_pre_ping": True}
+        )
+
+        def build() -> optuna.storages.RDBStorage:
+            with schema_lock(self.spec, url):
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=kwargs,
+                    heartbeat_interval=interval_s,
+                    grace_period=grace_s,
+                    failed_trial_callback=on_stale,
+                )
+
+        return _guard("open the Optuna storage", url, build)
+
     @cached_property
     def mlflow(self) -> MlflowClient:
         """An ``MlflowClient`` bound to this store's tracking URI (tables created on first use)."""

@@ -10,7 +10,9 @@ config errors, 1 for runtime failures. ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -114,8 +116,20 @@ def _quiet_libraries(debug: bool) -> None:
     """MLflow and Alembic announce schema creation at INFO; a CLI user does not need that."""
     level = logging.DEBUG if debug else logging.WARNING
     # Child loggers: importing mlflow resets the level of its root "mlflow" logger.
-    for name in ("mlflow.store.db.utils", "mlflow.store", "alembic", "optuna"):
+    for name in ("mlflow.store.db.utils", "mlflow.store", "alembic"):
         logging.getLogger(name).setLevel(level)
+    # Outcomes are shown by the CLI itself; Optuna's per-trial log lines would interleave.
+    logging.getLogger("optuna").setLevel(logging.DEBUG if debug else logging.ERROR)
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (docker stop, a scheduler) ends the current trial cleanly, like Ctrl+C."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     _quiet_libraries(debug)
+    _interrupt_on_sigterm()
     try:
         app.main(args=args, prog_name="onecycle", standalone_mode=False)
     except click.exceptions.Exit as stop:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from storage import Store
 from sweeps.config import load_config
+from sweeps.errors import SweepsError, UsageError
 from sweeps.store_options import open_from_options, store_options
 from sweeps.sweep_runner import SweepOutcome, create_or_resume, run_sweep
 
@@ -19,27 +20,90 @@ _PATH = click.Path(path_type=Path, dir_okay=False)
 
 @click.command("run")
 @click.argument("sweep_file", type=_PATH)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Local worker processes sharing the sweep.",
+)
+@click.option("--gpus", help="GPUs for the workers, e.g. 0,1 (round robin; may repeat).")
 @store_options
-def run_command(sweep_file: Path, **options: Any) -> None:
+def run_command(sweep_file: Path, workers: int, gpus: str | None, **options: Any) -> None:
     """Create the sweep in SWEEP_FILE in the store, or resume it, and run it to n_trials."""
     config = load_config(sweep_file)  # refused here, before the store is touched
+    gpu_list = _gpu_list(gpus)
     console = Console()
     with open_from_options(options) as store:
+        if workers > 1 and store.spec.kind == "directory":
+            console.print(
+                "note: several workers on a SQLite store share one database file; "
+                "for more than a few, use a PostgreSQL store"
+            )
         record, created = create_or_resume(store, config)
         verb = "created" if created else "resuming"
         console.print(f"{verb} sweep [bold]{record.name}[/bold] in {store.spec.describe()}")
-        _run_and_report(store, record.name, config.metric, console)
+        if workers == 1 and not gpu_list:
+            _run_and_report(store, record.name, config.metric, console)
+            return
+        from sweeps.local_workers import run_local_workers
+
+        code = run_local_workers(
+            store,
+            record.name,
+            record.study_name,
+            config.search.n_trials,
+            _store_args(options),
+            workers,
+            gpu_list,
+            console,
+        )
+        outcome = _outcome_of(store, record.name, config.search.n_trials)
+        show_outcome(console, record.name, config.metric, outcome, store)
+        if code:
+            raise SweepsError(f"{workers} workers ran; one exited with code {code}")
+
+
+def _gpu_list(gpus: str | None) -> list[str]:
+    if not gpus:
+        return []
+    items = [item.strip() for item in gpus.split(",") if item.strip()]
+    if not items or not all(item.isdigit() for item in items):
+        raise UsageError(f"--gpus must be comma-separated GPU indices like 0,1, got {gpus!r}")
+    return items
+
+
+def _store_args(options: dict[str, Any]) -> list[str]:
+    flags = []
+    for key in ("store", "optuna_storage", "mlflow_uri", "artifacts", "db_prefix"):
+        if options.get(key):
+            flags += [f"--{key.replace('_', '-')}", str(options[key])]
+    return flags
+
+
+def _outcome_of(store: Store, name: str, n_trials: int) -> SweepOutcome:
+    import optuna
+
+    from sweeps.sweep_runner import _outcome
+
+    record = store.sweeps.get(name)
+    study = optuna.load_study(study_name=record.study_name, storage=store.optuna_storage)
+    return _outcome(study, n_trials)
 
 
 @click.command("worker")
 @click.argument("name")
+@click.option("--quiet", is_flag=True, help="No progress display (used by run --workers).")
 @store_options
-def worker_command(name: str, **options: Any) -> None:
+def worker_command(name: str, quiet: bool, **options: Any) -> None:
     """Join the running sweep NAME from another process or machine (reads it from the store)."""
     console = Console()
     with open_from_options(options) as store:
         record = store.sweeps.get(name)
         metric = str(record.config.get("objective", {}).get("metric") or "objective")
+        if quiet:
+            run_sweep(store, record)
+            return
         console.print(f"joining sweep [bold]{name}[/bold] in {store.spec.describe()}")
         _run_and_report(store, name, metric, console)
 

@@ -9,20 +9,26 @@ a recorded outcome and the sweep goes on, until failures pass ``search.max_failu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import threading
+import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 import torch
-from optuna.trial import TrialState
+from optuna.storages import RetryFailedTrialCallback
+from optuna.trial import FrozenTrial, TrialState
 
 import schedulers
 from storage import Store, SweepExists, SweepRecord
 from storage.errors import StoreError
+from storage.schema_lock import store_lock
 from storage.tracking import ProcessTracking
 from sweeps.config import SweepConfig, parse_config
 from sweeps.errors import SweepsError, UsageError
@@ -30,11 +36,15 @@ from sweeps.objective import MlflowTarget, Objective, TrialDiverged
 from sweeps.search_space import SearchSpace
 from sweeps.sweep_tracking import ensure_experiment, log_sweep_summary, start_parent_run
 from sweeps.training import TrainSettings
+from sweeps.trial_tracking import FAILURE_TAG
 from sweeps.workloads import build_workload
 from sweeps.workloads.base import Workload
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MIN_TRIALS_FOR_FAILURE_RATE = 4
+HEARTBEAT_ENV = "ONECYCLE_HEARTBEAT_S"
+THREADS_ENV = "ONECYCLE_TORCH_THREADS"
+STALE_REASON = "worker stopped sending heartbeats (killed or lost); the trial was retried"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -225,18 +235,61 @@ class Progress:
         """A trial advanced (called every few updates)."""
 
 
+def heartbeat_interval() -> int:
+    """Seconds between a running trial's heartbeats (``ONECYCLE_HEARTBEAT_S``, default 10)."""
+    raw = os.environ.get(HEARTBEAT_ENV, "10")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(
+            f"{HEARTBEAT_ENV} must be a whole number of seconds, got {raw!r}"
+        ) from None
+    if value < 1:
+        raise UsageError(f"{HEARTBEAT_ENV} must be >= 1, got {value}")
+    return value
+
+
+def stale_trial_handler(store: Store) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """Retry a trial whose worker died, once, and close its MLflow run as FAILED."""
+    retry = RetryFailedTrialCallback(max_retry=1)
+
+    def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+        retry(study, trial)
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if not run_id:
+            return
+        client = store.mlflow
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, FAILURE_TAG, STALE_REASON)
+            client.set_terminated(run_id, "FAILED")
+
+    return on_stale
+
+
 def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = None) -> SweepOutcome:
-    """Run trials of ``record``'s sweep until ``n_trials`` are finished; update the record."""
+    """Run trials of ``record``'s sweep until ``n_trials`` are finished; update the record.
+
+    Several workers (processes or machines) may run this on one sweep at once: starting a trial
+    is serialised by a store-wide lock, so they never start more than ``n_trials`` between them.
+    Running trials send heartbeats; one whose worker died is failed after 1.5 heartbeat
+    intervals, retried once, and its MLflow run closed.
+    """
     progress = progress or Progress()
     config = parse_config(record.config, f"sweep {record.name!r} in the store")
     space = SearchSpace(config)
     device = resolve_device(config.workload.device)
-    if device.type == "cpu" and (os.cpu_count() or 1) > 1:
+    if device.type == "cpu" and (os.cpu_count() or 1) > 1 and not os.environ.get(THREADS_ENV):
         # Leave a core to the tracking writer: see docs/tracking.md for the measurements.
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    elif os.environ.get(THREADS_ENV):
+        torch.set_num_threads(int(os.environ[THREADS_ENV]))
+    interval = heartbeat_interval()
+    storage = store.heartbeat_storage(
+        interval, max(2, round(1.5 * interval)), stale_trial_handler(store)
+    )
     study = optuna.load_study(
         study_name=record.study_name,
-        storage=store.optuna_storage,
+        storage=storage,
         sampler=make_sampler(config, space),
         pruner=make_pruner(config),
     )
@@ -260,11 +313,13 @@ def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = Non
     worker = f"{socket.gethostname()}:{os.getpid()}"
     n_trials = config.search.n_trials
     status = "running"
+    watcher = _StaleWatcher(study, interval)
     try:
         while True:
+            trial = _next_trial(store, study, n_trials, worker, interval)
             outcome = _outcome(study, n_trials)
             progress.sweep(outcome, n_trials)
-            if outcome.done:
+            if trial is None:
                 status = "finished"
                 break
             ended = outcome.finished + outcome.failed
@@ -272,19 +327,21 @@ def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = Non
                 ended >= MIN_TRIALS_FOR_FAILURE_RATE
                 and outcome.failed / ended > config.search.max_failure_rate
             ):
+                study.tell(trial, state=TrialState.FAIL)
                 status = "failed"
                 raise SweepsError(
                     f"sweep {record.name!r} stopped: {outcome.failed} of {ended} trials failed, "
                     f"above search.max_failure_rate={config.search.max_failure_rate}; see the "
                     "failure reasons with `onecycle status`"
                 )
-            _one_trial(study, objective, worker, progress, make_workload, config)
+            _one_trial(study, trial, objective, progress, make_workload, config, interval)
             report = tracking.sync()
             report.raise_errors()
     except KeyboardInterrupt:
         status = "stopped"
         raise
     finally:
+        watcher.stop()
         tracking.close()
         if status != "running":
             store.sweeps.update(record.name, status=status)
@@ -293,32 +350,110 @@ def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = Non
     return _outcome(study, n_trials)
 
 
+def _next_trial(
+    store: Store, study: optuna.Study, n_trials: int, worker: str, interval: int
+) -> optuna.Trial | None:
+    """Start the next trial, or return None when the sweep has ``n_trials`` finished.
+
+    Counting and starting happen under the store's lock, so concurrent workers see each
+    other's new trials; a worker waits while the running trials would fill the sweep.
+    """
+    while True:
+        with store_lock(store.spec, store.spec.optuna_url, f"sweep-{study.study_name}"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            found = counts(study)
+            finished = found["complete"] + found["pruned"]
+            if finished >= n_trials:
+                return None
+            if finished + found["running"] < n_trials:
+                trial = study.ask()
+                trial.set_user_attr("worker", worker)
+                study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+                return trial
+        time.sleep(min(1.0, interval / 2))
+
+
+class _Heartbeat:
+    """Record a trial's heartbeat every ``interval`` seconds while it runs."""
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial, interval: int) -> None:
+        self._stop = threading.Event()
+        storage, trial_id = study._storage, trial._trial_id
+
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                with contextlib.suppress(Exception):  # a missed beat is retried next interval
+                    storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+
+        self._thread = threading.Thread(target=beat, name="onecycle-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class _StaleWatcher:
+    """Fail trials of dead workers promptly, even while this worker is busy with a long trial."""
+
+    def __init__(self, study: optuna.Study, interval: int) -> None:
+        self._stop = threading.Event()
+
+        def watch() -> None:
+            while not self._stop.wait(max(0.5, interval / 2)):
+                with contextlib.suppress(Exception), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+
+        self._thread = threading.Thread(target=watch, name="onecycle-stale-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 def _one_trial(
     study: optuna.Study,
+    trial: optuna.Trial,
     objective: Objective,
-    worker: str,
     progress: Progress,
     make_workload: Callable[[], Workload],
     config: SweepConfig,
+    interval: int,
 ) -> None:
-    trial = study.ask()
-    trial.set_user_attr("worker", worker)
     workload = make_workload()
     progress.trial_started(trial.number, workload.steps_per_epoch * config.workload.epochs)
+    heartbeat = _Heartbeat(study, trial, interval)
     try:
         value = objective(trial)
     except optuna.TrialPruned:
-        study.tell(trial, state=TrialState.PRUNED)
+        _tell(study, trial, state=TrialState.PRUNED)
     except StoreError:
-        study.tell(trial, state=TrialState.FAIL)
+        _tell(study, trial, state=TrialState.FAIL)
         raise
     except (KeyboardInterrupt, SystemExit):
-        study.tell(trial, state=TrialState.FAIL)
+        _tell(study, trial, state=TrialState.FAIL)
         raise
     except (TrialDiverged, Exception):  # user code that raised, or a diverged loss: recorded
-        study.tell(trial, state=TrialState.FAIL)
+        _tell(study, trial, state=TrialState.FAIL)
     else:
-        study.tell(trial, value)
+        _tell(study, trial, value)
+    finally:
+        heartbeat.stop()
+
+
+def _tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    value: float | None = None,
+    state: TrialState | None = None,
+) -> None:
+    """Tell the outcome, unless another worker already failed the trial as stale."""
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+        study.tell(trial, value, state=state)
 
 
 def _outcome(study: optuna.Study, n_trials: int) -> SweepOutcome:

@@ -1,0 +1,159 @@
+"""Several workers on one sweep: exact trial counts, one MLflow run each, dead workers recovered."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from storage import StoreSpec, open_store
+from sweeps.cli import main
+from sweeps.config import load_config
+from sweeps.sweep_runner import STALE_REASON, create_or_resume
+
+NewSpec = Callable[..., StoreSpec]
+
+
+def tiny_sweep(tmp_path: Path, name: str, n_trials: int, epochs: int = 1) -> Path:
+    config = {
+        "name": name,
+        "workload": {
+            "builtin": "digits",
+            "batch_size": 64,
+            "epochs": epochs,
+            "device": "cpu",
+            "options": {"hidden": [16]},
+        },
+        "search": {
+            "n_trials": n_trials,
+            "sampler": "random",
+            "pruner": "none",
+            "seed": 0,
+            "space": {
+                "cycle_min_lr": {"low": 1e-3, "high": 1e-2, "log": True},
+                "cycle_max_lr": {"low": 1e-2, "high": 0.1, "log": True},
+                "cycle_first_step_size": {"low": 5, "high": 20},
+            },
+        },
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def store_args(spec: StoreSpec) -> list[str]:
+    return [
+        "--store",
+        spec.setting,
+        "--db-prefix",
+        spec.db_prefix,
+        "--artifacts",
+        spec.artifact_location,
+    ]
+
+
+def check_sweep(spec: StoreSpec, name: str, n_trials: int) -> None:
+    with open_store(spec) as store:
+        record = store.sweeps.get(name)
+        study = optuna.load_study(study_name=name, storage=store.optuna_storage)
+        complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        assert len(complete) == n_trials
+        numbers = [t.number for t in study.trials]
+        assert len(numbers) == len(set(numbers))
+        runs = store.mlflow.search_runs(
+            [record.mlflow_experiment_id],
+            filter_string="tags.`onecycle.trial_number` != ''",
+            max_results=1000,
+        )
+        by_trial = [r.data.tags["onecycle.trial_number"] for r in runs]
+        assert len(by_trial) == len(set(by_trial)) == len(study.trials)
+        assert all(r.info.status != "RUNNING" for r in runs)
+        assert record.status == "finished"
+
+
+@pytest.mark.parametrize(
+    ("backend", "workers", "n_trials"), [("postgresql", 4, 40), ("sqlite", 2, 10)]
+)
+def test_local_workers_finish_exactly_n_trials(
+    new_spec: NewSpec,
+    backend: str,
+    workers: int,
+    n_trials: int,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    if request.node.callspec.params["backend"] != backend:
+        pytest.skip("parametrized on the backend fixture")
+    spec = new_spec(artifacts=str(tmp_path / "artifacts"))
+    path = tiny_sweep(tmp_path, f"many-{backend}", n_trials)
+    assert main(["run", str(path), "--workers", str(workers), *store_args(spec)]) == 0
+    check_sweep(spec, f"many-{backend}", n_trials)
+
+
+def test_sigkilled_worker_trial_is_failed_retried_and_its_run_closed(
+    new_spec: NewSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONECYCLE_HEARTBEAT_S", "1")
+    spec = new_spec(artifacts=str(tmp_path / "artifacts"))
+    path = tiny_sweep(tmp_path, "killed", n_trials=2, epochs=400)
+    with open_store(spec) as store:
+        create_or_resume(store, load_config(path))
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "worker", "killed", "--quiet", *store_args(spec)],
+        env={**os.environ, "ONECYCLE_HEARTBEAT_S": "1"},
+    )
+    deadline = time.monotonic() + 120
+    with open_store(spec) as store:
+        study = optuna.load_study(study_name="killed", storage=store.optuna_storage)
+        while not study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+            assert time.monotonic() < deadline and victim.poll() is None
+            time.sleep(0.2)
+        time.sleep(2.0)  # let it log some updates
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    killed_at = time.monotonic()
+    # A new worker notices the silent trial, fails it, retries it, and finishes the sweep.
+    config = yaml.safe_load(path.read_text())
+    with open_store(spec) as store:
+        study = optuna.load_study(study_name="killed", storage=store.optuna_storage)
+        record = store.sweeps.get("killed")
+        record.config["workload"]["epochs"] = config["workload"]["epochs"]
+    survivor = subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "worker", "killed", "--quiet", *store_args(spec)],
+        env={**os.environ, "ONECYCLE_HEARTBEAT_S": "1"},
+    )
+    try:
+        with open_store(spec) as store:
+            study = optuna.load_study(study_name="killed", storage=store.optuna_storage)
+            while not study.get_trials(states=(optuna.trial.TrialState.FAIL,)):
+                assert time.monotonic() - killed_at < 30, "the dead worker's trial was not failed"
+                time.sleep(0.2)
+            failed_after = time.monotonic() - killed_at
+            (failed,) = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
+            run_id = failed.user_attrs["mlflow_run_id"]
+            deadline = time.monotonic() + 30
+            while store.mlflow.get_run(run_id).info.status == "RUNNING":
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            run = store.mlflow.get_run(run_id)
+            assert run.info.status == "FAILED"
+            assert run.data.tags["onecycle.failure_reason"] in (
+                STALE_REASON,
+                "the process that owned this run ended without closing it",
+            )
+            retried = [
+                t for t in study.trials if t.system_attrs.get("failed_trial") == failed.number
+            ]
+            assert retried and retried[0].params == failed.params
+    finally:
+        survivor.send_signal(signal.SIGINT)
+        survivor.wait(timeout=120)
+    assert failed_after < 10  # two heartbeat intervals plus the new worker's start-up
