@@ -83,16 +83,9 @@ def check_sweep(spec: StoreSpec, name: str, n_trials: int) -> None:
     ("backend", "workers", "n_trials"), [("postgresql", 4, 40), ("sqlite", 2, 10)]
 )
 def test_local_workers_finish_exactly_n_trials(
-    new_spec: NewSpec,
-    backend: str,
-    workers: int,
-    n_trials: int,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
+    new_spec: NewSpec, backend: str, workers: int, n_trials: int, tmp_path: Path
 ) -> None:
-    if request.node.callspec.params["backend"] != backend:
-        pytest.skip("parametrized on the backend fixture")
-    spec = new_spec(artifacts=str(tmp_path / "artifacts"))
+    spec = new_spec(artifacts=str(tmp_path / "artifacts"))  # `backend` picks the store kind
     path = tiny_sweep(tmp_path, f"many-{backend}", n_trials)
     assert main(["run", str(path), "--workers", str(workers), *store_args(spec)]) == 0
     check_sweep(spec, f"many-{backend}", n_trials)
@@ -120,12 +113,7 @@ def test_sigkilled_worker_trial_is_failed_retried_and_its_run_closed(
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     killed_at = time.monotonic()
-    # A new worker notices the silent trial, fails it, retries it, and finishes the sweep.
-    config = yaml.safe_load(path.read_text())
-    with open_store(spec) as store:
-        study = optuna.load_study(study_name="killed", storage=store.optuna_storage)
-        record = store.sweeps.get("killed")
-        record.config["workload"]["epochs"] = config["workload"]["epochs"]
+    # A new worker notices the silent trial, fails it, retries it, and goes on with the sweep.
     survivor = subprocess.Popen(
         [sys.executable, "-m", "sweeps", "worker", "killed", "--quiet", *store_args(spec)],
         env={**os.environ, "ONECYCLE_HEARTBEAT_S": "1"},
