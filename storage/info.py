@@ -60,8 +60,10 @@ def store_info(store: Store) -> dict[str, Any]:
     mlflow_facts = database_facts(spec.mlflow_uri)
     mlflow_facts["mlflow_version"] = mlflow.__version__
     mlflow_facts["experiments"] = experiments
-    artifacts: dict[str, Any] = {"location": redact_url(spec.artifact_location)}
-    if "://" not in spec.artifact_location:
+    artifacts: dict[str, Any] = {
+        "location": redact_url(spec.artifact_location) or "(the tracking server's default)"
+    }
+    if spec.artifact_location and "://" not in spec.artifact_location:
         artifacts["size_bytes"] = tree_size(Path(spec.artifact_location))
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(store.optuna_storage)}
     sweeps = []

@@ -128,6 +128,10 @@ def resolve_store(
     if optuna_override:
         optuna_url = _checked_sqlalchemy_url("optuna_storage", optuna_override)
     mlflow_final = _checked_mlflow_uri(mlflow_override) if mlflow_override else mlflow_default
+    if mlflow_final.startswith(("http://", "https://")):
+        # A tracking server stores artifacts where it was told to (--artifacts-destination);
+        # clients upload through it. An empty location means "the server's default".
+        artifacts_default = ""
     spec = StoreSpec(
         kind=kind,
         setting=setting,

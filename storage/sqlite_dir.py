@@ -41,9 +41,8 @@ def prepare_directory(spec: StoreSpec) -> None:
         database = sqlite_path(url)
         if database is not None:
             enable_wal(database)
-    artifacts = Path(spec.artifact_location)
-    if "://" not in spec.artifact_location:
-        artifacts.mkdir(parents=True, exist_ok=True)
+    if spec.artifact_location and "://" not in spec.artifact_location:
+        Path(spec.artifact_location).mkdir(parents=True, exist_ok=True)
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, TypeVar
@@ -92,13 +93,14 @@ class Store:
         )
 
         def build() -> optuna.storages.RDBStorage:
-            with schema_lock(self.spec, url):
+            with schema_lock(self.spec, url), warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     url,
                     engine_kwargs=kwargs,
                     heartbeat_interval=interval_s,
                     grace_period=grace_s,
-                    failed_trial_callback=on_stale,
+                    heartbeat_stale_trial_callback=on_stale,
                 )
 
         return _guard("open the Optuna storage", url, build)

@@ -22,7 +22,7 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.storages import RetryFailedTrialCallback
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 import schedulers
@@ -251,7 +251,9 @@ def heartbeat_interval() -> int:
 
 def stale_trial_handler(store: Store) -> Callable[[optuna.Study, FrozenTrial], None]:
     """Retry a trial whose worker died, once, and close its MLflow run as FAILED."""
-    retry = RetryFailedTrialCallback(max_retry=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
 
     def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
         retry(study, trial)
@@ -368,7 +370,9 @@ def _next_trial(
             if finished >= n_trials:
                 return None
             if finished + found["running"] < n_trials:
-                trial = study.ask()
+                with warnings.catch_warnings():  # we run the heartbeats ourselves (_Heartbeat)
+                    warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                    trial = study.ask()
                 trial.set_user_attr("worker", worker)
                 study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
                 return trial

@@ -34,7 +34,7 @@ def ensure_experiment(client: MlflowClient, sweep: str, artifact_root: str) -> s
         if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
             client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return str(existing.experiment_id)
-    location = f"{artifact_root.rstrip('/')}/{sweep}"
+    location = f"{artifact_root.rstrip('/')}/{sweep}" if artifact_root else None
     return str(
         client.create_experiment(
             sweep,
