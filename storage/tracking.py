@@ -36,11 +36,12 @@ Point = tuple[str, float, int, int]
 MAX_METRICS_PER_CALL = 1000
 MAX_PARAMS_PER_CALL = 100
 MAX_PARAM_LENGTH = 6000
-RETRIES = 3
+RETRIES = 6
 #: Seconds the writer may hold metric values before writing them anyway.
 HOLD_S = 2.0
 #: The writer's ``nice`` increment: training keeps the CPU when both want it.
 WRITER_NICENESS = 10
+_TRANSIENT = ("locked", "could not connect", "connection", "terminating", "server closed")
 ORPHAN_REASON = "the process that owned this run ended without closing it"
 
 
@@ -84,10 +85,11 @@ class _Executor:
                 action()
                 return
             except Exception as error:
-                transient = "locked" in str(error) or "could not connect" in str(error).lower()
+                text = str(error).lower()
+                transient = any(marker in text for marker in _TRANSIENT)
                 if not transient or attempt == RETRIES - 1:
                     raise
-                time.sleep(0.2 * 2**attempt)
+                time.sleep(0.25 * 2**attempt)  # up to about 8 s in all: a database restart
 
     def _dispatch(self, kind: str, handle: str, args: tuple[Any, ...]) -> None:
         from mlflow.entities import Metric, Param, RunTag

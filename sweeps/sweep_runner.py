@@ -18,16 +18,18 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 import schedulers
 from storage import Store, SweepExists, SweepRecord
-from storage.errors import StoreError
+from storage.errors import StoreError, StoreUnavailable
 from storage.schema_lock import store_lock
 from storage.tracking import ProcessTracking
 from sweeps.config import SweepConfig, parse_config
@@ -40,6 +42,7 @@ from sweeps.trial_tracking import FAILURE_TAG
 from sweeps.workloads import build_workload
 from sweeps.workloads.base import Workload
 
+T = TypeVar("T")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MIN_TRIALS_FOR_FAILURE_RATE = 4
 HEARTBEAT_ENV = "ONECYCLE_HEARTBEAT_S"
@@ -215,8 +218,24 @@ class SweepOutcome:
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
-    """Trials per state, lower-case names."""
+    """Trials per state, lower-case names.
+
+    On an RDB storage this is one ``GROUP BY`` on Optuna's ``trials`` table: loading every
+    trial (what ``get_n_trials`` does) made each new trial cost more as the study grew.
+    """
     found = {state.name.lower(): 0 for state in TrialState}
+    storage = study._storage
+    if isinstance(storage, optuna.storages.RDBStorage):
+        study_id = storage.get_study_id_from_name(study.study_name)
+        with storage.engine.connect() as connection:
+            rows = connection.execute(
+                text("select state, count(*) from trials where study_id = :id group by state"),
+                {"id": study_id},
+            ).all()
+        for state, number in rows:
+            name = state.name if isinstance(state, TrialState) else str(state)
+            found[name.lower()] = int(number)
+        return found
     for trial in study.get_trials(deepcopy=False):
         found[trial.state.name.lower()] += 1
     return found
@@ -352,7 +371,35 @@ def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = Non
     return _outcome(study, n_trials)
 
 
+def riding_out_outages(what: str, action: Callable[[], T], patience_s: float = 60.0) -> T:
+    """Run ``action``, retrying while the database is unreachable (a restart, a failover).
+
+    Gives up after ``patience_s`` seconds with :class:`storage.StoreUnavailable`.
+    """
+    deadline = time.monotonic() + patience_s
+    pause = 0.5
+    while True:
+        try:
+            return action()
+        except (OperationalError, InterfaceError, optuna.exceptions.StorageInternalError) as error:
+            if time.monotonic() + pause > deadline:
+                raise StoreUnavailable(
+                    f"cannot {what}: the database stayed unreachable for {patience_s:.0f} s "
+                    f"({type(error).__name__})"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
 def _next_trial(
+    store: Store, study: optuna.Study, n_trials: int, worker: str, interval: int
+) -> optuna.Trial | None:
+    return riding_out_outages(
+        "start the next trial", lambda: _start_next(store, study, n_trials, worker, interval)
+    )
+
+
+def _start_next(
     store: Store, study: optuna.Study, n_trials: int, worker: str, interval: int
 ) -> optuna.Trial | None:
     """Start the next trial, or return None when the sweep has ``n_trials`` finished.
@@ -456,8 +503,12 @@ def _tell(
     state: TrialState | None = None,
 ) -> None:
     """Tell the outcome, unless another worker already failed the trial as stale."""
-    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-        study.tell(trial, value, state=state)
+
+    def tell() -> None:
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            study.tell(trial, value, state=state)
+
+    riding_out_outages(f"record the outcome of trial {trial.number}", tell)
 
 
 def _outcome(study: optuna.Study, n_trials: int) -> SweepOutcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -145,3 +146,53 @@ def test_sigkilled_worker_trial_is_failed_retried_and_its_run_closed(
         survivor.send_signal(signal.SIGINT)
         survivor.wait(timeout=120)
     assert failed_after < 10  # two heartbeat intervals plus the new worker's start-up
+
+
+def _restart_postgres() -> None:
+    versions = (
+        sorted(Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").exists() else []
+    )
+    if not versions or not shutil.which("pg_ctlcluster"):
+        message = "needs a local PostgreSQL cluster this test may restart (pg_ctlcluster)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1].name, "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def test_sweep_rides_out_a_postgresql_restart(
+    new_spec: NewSpec, backend: str, tmp_path: Path
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("restarts the PostgreSQL server; nothing to restart for SQLite")
+    spec = new_spec(artifacts=str(tmp_path / "artifacts"))
+    path = tiny_sweep(tmp_path, "restart", n_trials=12, epochs=3)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "run", str(path), *store_args(spec)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        with open_store(spec) as store:
+            try:
+                study = optuna.load_study(study_name="restart", storage=store.optuna_storage)
+                done = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+            except KeyError:
+                done = 0
+        if done >= 2:
+            break
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.3)
+    _restart_postgres()
+    assert worker.wait(timeout=300) == 0, worker.stderr.read() if worker.stderr else ""
+    with open_store(spec) as store:
+        study = optuna.load_study(study_name="restart", storage=store.optuna_storage)
+        finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        assert len(finished) == 12
