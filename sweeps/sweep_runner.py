@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import math
 import os
 import socket
 import threading
@@ -43,6 +45,7 @@ from sweeps.workloads import build_workload
 from sweeps.workloads.base import Workload
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MIN_TRIALS_FOR_FAILURE_RATE = 4
 HEARTBEAT_ENV = "ONECYCLE_HEARTBEAT_S"
@@ -305,8 +308,10 @@ def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = Non
     elif os.environ.get(THREADS_ENV):
         torch.set_num_threads(int(os.environ[THREADS_ENV]))
     interval = heartbeat_interval()
+    # Stale after 1.5 intervals without a heartbeat, checked every half interval: a dead
+    # worker's trial is failed within two intervals of its last heartbeat.
     storage = store.heartbeat_storage(
-        interval, max(2, round(1.5 * interval)), stale_trial_handler(store)
+        interval, math.ceil(1.5 * interval), stale_trial_handler(store)
     )
     study = optuna.load_study(
         study_name=record.study_name,
@@ -337,24 +342,25 @@ def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = Non
     watcher = _StaleWatcher(study, interval)
     try:
         while True:
-            trial = _next_trial(store, study, n_trials, worker, interval)
-            outcome = _outcome(study, n_trials)
+            outcome = riding_out_outages("count the trials", lambda: _outcome(study, n_trials))
             progress.sweep(outcome, n_trials)
-            if trial is None:
-                status = "finished"
-                break
             ended = outcome.finished + outcome.failed
             if (
-                ended >= MIN_TRIALS_FOR_FAILURE_RATE
+                not outcome.done
+                and ended >= MIN_TRIALS_FOR_FAILURE_RATE
                 and outcome.failed / ended > config.search.max_failure_rate
             ):
-                study.tell(trial, state=TrialState.FAIL)
                 status = "failed"
                 raise SweepsError(
                     f"sweep {record.name!r} stopped: {outcome.failed} of {ended} trials failed, "
                     f"above search.max_failure_rate={config.search.max_failure_rate}; see the "
                     "failure reasons with `onecycle status`"
                 )
+            trial = _next_trial(store, study, n_trials, worker, interval)
+            if trial is None:
+                status = "finished"
+                progress.sweep(_outcome(study, n_trials), n_trials)
+                break
             _one_trial(study, trial, objective, progress, make_workload, config, interval)
             report = tracking.sync()
             report.raise_errors()
@@ -368,7 +374,7 @@ def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = Non
             store.sweeps.update(record.name, status=status)
         if status == "finished":
             _close_parent(store, record, study)
-    return _outcome(study, n_trials)
+    return riding_out_outages("count the trials", lambda: _outcome(study, n_trials))
 
 
 def riding_out_outages(what: str, action: Callable[[], T], patience_s: float = 60.0) -> T:
@@ -454,9 +460,12 @@ class _StaleWatcher:
 
         def watch() -> None:
             while not self._stop.wait(max(0.5, interval / 2)):
-                with contextlib.suppress(Exception), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    optuna.storages.fail_stale_trials(study)
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        optuna.storages.fail_stale_trials(study)
+                except Exception as error:  # retried at the next check
+                    log.warning("checking for stale trials failed: %s", error)
 
         self._thread = threading.Thread(target=watch, name="onecycle-stale-watch", daemon=True)
         self._thread.start()

@@ -23,6 +23,18 @@ def drop_databases(server: str, prefix: str) -> None:
     engine.dispose()
 
 
+def store_args(spec: StoreSpec) -> list[str]:
+    """The CLI flags that name ``spec``'s store."""
+    return [
+        "--store",
+        spec.setting,
+        "--db-prefix",
+        spec.db_prefix,
+        "--artifacts",
+        spec.artifact_location,
+    ]
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

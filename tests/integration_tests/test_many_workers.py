@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,12 +16,15 @@ import optuna
 import pytest
 import yaml
 
-from storage import StoreSpec, open_store
+from storage import Store, StoreSpec, open_store
 from sweeps.cli import main
 from sweeps.config import load_config
+from sweeps.local_workers import worker_env
 from sweeps.sweep_runner import STALE_REASON, create_or_resume
+from tests.conftest import store_args
 
 NewSpec = Callable[..., StoreSpec]
+HEARTBEAT_S = 2
 
 
 def tiny_sweep(tmp_path: Path, name: str, n_trials: int, epochs: int = 1) -> Path:
@@ -48,17 +52,6 @@ def tiny_sweep(tmp_path: Path, name: str, n_trials: int, epochs: int = 1) -> Pat
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def store_args(spec: StoreSpec) -> list[str]:
-    return [
-        "--store",
-        spec.setting,
-        "--db-prefix",
-        spec.db_prefix,
-        "--artifacts",
-        spec.artifact_location,
-    ]
 
 
 def check_sweep(spec: StoreSpec, name: str, n_trials: int) -> None:
@@ -92,41 +85,56 @@ def test_local_workers_finish_exactly_n_trials(
     check_sweep(spec, f"many-{backend}", n_trials)
 
 
+def _worker(spec: StoreSpec, name: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "worker", name, "--quiet", *store_args(spec)],
+        env={**os.environ, "ONECYCLE_HEARTBEAT_S": str(HEARTBEAT_S)},
+    )
+
+
+def _running(store: Store, name: str) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=name, storage=store.optuna_storage)
+    return study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+
+
 def test_sigkilled_worker_trial_is_failed_retried_and_its_run_closed(
-    new_spec: NewSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    new_spec: NewSpec, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("ONECYCLE_HEARTBEAT_S", "1")
     spec = new_spec(artifacts=str(tmp_path / "artifacts"))
     path = tiny_sweep(tmp_path, "killed", n_trials=2, epochs=400)
     with open_store(spec) as store:
         create_or_resume(store, load_config(path))
-    victim = subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "worker", "killed", "--quiet", *store_args(spec)],
-        env={**os.environ, "ONECYCLE_HEARTBEAT_S": "1"},
-    )
-    deadline = time.monotonic() + 120
-    with open_store(spec) as store:
-        study = optuna.load_study(study_name="killed", storage=store.optuna_storage)
-        while not study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
-            assert time.monotonic() < deadline and victim.poll() is None
-            time.sleep(0.2)
-        time.sleep(2.0)  # let it log some updates
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
-    killed_at = time.monotonic()
-    # A new worker notices the silent trial, fails it, retries it, and goes on with the sweep.
-    survivor = subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "worker", "killed", "--quiet", *store_args(spec)],
-        env={**os.environ, "ONECYCLE_HEARTBEAT_S": "1"},
-    )
+    victim, survivor = _worker(spec, "killed"), _worker(spec, "killed")
     try:
         with open_store(spec) as store:
-            study = optuna.load_study(study_name="killed", storage=store.optuna_storage)
-            while not study.get_trials(states=(optuna.trial.TrialState.FAIL,)):
-                assert time.monotonic() - killed_at < 30, "the dead worker's trial was not failed"
+            deadline = time.monotonic() + 120
+            while sum("mlflow_run_id" in t.user_attrs for t in _running(store, "killed")) < 2:
+                assert time.monotonic() < deadline and victim.poll() is None  # both training
                 time.sleep(0.2)
+            (doomed,) = [
+                t
+                for t in _running(store, "killed")
+                if t.user_attrs["worker"].endswith(f":{victim.pid}")
+            ]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=30)
+            killed_at = time.monotonic()
+            study = optuna.load_study(study_name="killed", storage=store.optuna_storage)
+            while study.trials[doomed.number].state == optuna.trial.TrialState.RUNNING:
+                assert time.monotonic() - killed_at < 30, "the dead worker's trial was not failed"
+                time.sleep(0.1)
             failed_after = time.monotonic() - killed_at
-            (failed,) = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
+            failed = study.trials[doomed.number]
+            assert failed.state == optuna.trial.TrialState.FAIL
+            deadline = time.monotonic() + 10  # the retry is enqueued right after the FAIL
+            while not (
+                retried := [
+                    t for t in study.trials if t.system_attrs.get("failed_trial") == failed.number
+                ]
+            ):
+                assert time.monotonic() < deadline, "the failed trial was not retried"
+                time.sleep(0.1)
+            assert retried[0].params == failed.params
             run_id = failed.user_attrs["mlflow_run_id"]
             deadline = time.monotonic() + 30
             while store.mlflow.get_run(run_id).info.status == "RUNNING":
@@ -138,14 +146,43 @@ def test_sigkilled_worker_trial_is_failed_retried_and_its_run_closed(
                 STALE_REASON,
                 "the process that owned this run ended without closing it",
             )
-            retried = [
-                t for t in study.trials if t.system_attrs.get("failed_trial") == failed.number
-            ]
-            assert retried and retried[0].params == failed.params
+        # two heartbeat intervals, plus a little for the database round trips
+        assert failed_after < 2 * HEARTBEAT_S + 1.5
     finally:
-        survivor.send_signal(signal.SIGINT)
-        survivor.wait(timeout=120)
-    assert failed_after < 10  # two heartbeat intervals plus the new worker's start-up
+        for process in (victim, survivor):
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                process.wait(timeout=120)
+
+
+def test_sweep_stops_when_too_many_trials_fail(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "always_fails.py").write_text(
+        "def train(ctx):\n    raise RuntimeError('broken training code')\n"
+    )
+    config = yaml.safe_load(tiny_sweep(tmp_path, "broken", n_trials=10).read_text())
+    config["workload"] = {"entrypoint": "always_fails:train", "device": "cpu", "epochs": 1}
+    config["search"]["max_failure_rate"] = 0.5
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(config))
+    store = str(tmp_path / "store")
+    assert main(["run", str(path), "--store", store]) == 1
+    err = capsys.readouterr().err
+    assert "sweep 'broken' stopped: 4 of 4 trials failed, above search.max_failure_rate=0.5" in err
+    assert main(["status", "broken", "--json", "--store", store]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("[") :])[0]
+    assert report["status"] == "failed"
+    assert {t["failure_reason"] for t in report["trials"] if t["state"] == "FAIL"} == {
+        "RuntimeError: broken training code"
+    }
+
+
+def test_worker_environment_pins_gpus_round_robin_or_shares_cores() -> None:
+    envs = [worker_env(i, 4, ["0", "1"]) for i in range(4)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0", "1"]
+    assert int(worker_env(0, 2, [])["ONECYCLE_TORCH_THREADS"]) >= 1
 
 
 def _restart_postgres() -> None:

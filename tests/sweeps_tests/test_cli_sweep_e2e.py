@@ -19,6 +19,7 @@ import yaml
 import schedulers
 from storage import StoreSpec, open_store
 from sweeps.cli import main
+from tests.conftest import store_args
 
 NewSpec = Callable[..., StoreSpec]
 GOOD = {"cycle_min_lr": 0.01, "cycle_max_lr": 0.1, "cycle_first_step_size": 20}
@@ -53,17 +54,6 @@ def sweep_file(tmp_path: Path, name: str, n_trials: int, epochs: int = 3) -> Pat
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def store_args(spec: StoreSpec) -> list[str]:
-    return [
-        "--store",
-        spec.setting,
-        "--db-prefix",
-        spec.db_prefix,
-        "--artifacts",
-        spec.artifact_location,
-    ]
 
 
 def status(spec: StoreSpec, name: str, capsys: pytest.CaptureFixture[str]) -> dict:
@@ -145,7 +135,7 @@ def test_interrupted_run_resumes_to_exactly_n_trials(
     while _finished(spec, "resume") < 2 and time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         time.sleep(0.3)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)  # docker stop, a scheduler: handled like Ctrl+C
     assert process.wait(timeout=120) == 130
     before = _finished(spec, "resume")
     assert 2 <= before < 6
@@ -159,7 +149,10 @@ def test_interrupted_run_resumes_to_exactly_n_trials(
             [record.mlflow_experiment_id], filter_string="tags.`onecycle.trial_number` != ''"
         )
     numbers = [r.data.tags["onecycle.trial_number"] for r in runs]
-    assert len(numbers) == len(set(numbers)) == len(report["trials"])
+    assert len(numbers) == len(set(numbers))  # no trial tracked twice
+    finished = {str(t["number"]) for t in report["trials"] if t["state"] in ("COMPLETE", "PRUNED")}
+    assert finished <= set(numbers)  # every finished trial has its run
+    # (a trial interrupted before it started training may have no run at all)
     assert all(r.info.status != "RUNNING" for r in runs), [
         (r.data.tags, r.info.status, r.data.metrics) for r in runs if r.info.status == "RUNNING"
     ]
