@@ -60,11 +60,7 @@ class Store:
         import optuna
 
         url = self.spec.optuna_url
-        kwargs = (
-            {"connect_args": {"timeout": 30}}
-            if url.startswith("sqlite")
-            else {"pool_pre_ping": True}
-        )
+        kwargs = _engine_kwargs(url)
 
         def build() -> optuna.storages.RDBStorage:
             with schema_lock(self.spec, url):
@@ -86,11 +82,7 @@ class Store:
         import optuna
 
         url = self.spec.optuna_url
-        kwargs = (
-            {"connect_args": {"timeout": 30}}
-            if url.startswith("sqlite")
-            else {"pool_pre_ping": True}
-        )
+        kwargs = _engine_kwargs(url)
 
         def build() -> optuna.storages.RDBStorage:
             with schema_lock(self.spec, url), warnings.catch_warnings():
@@ -133,6 +125,13 @@ class Store:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _engine_kwargs(url: str) -> dict[str, object]:
+    """SQLite waits on locks (busy timeout); PostgreSQL checks pooled connections before use."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
 
 
 def open_store(spec: StoreSpec, attempts: int = ATTEMPTS) -> Store:

@@ -229,6 +229,10 @@ class ProcessTracking(Tracking):
             daemon=True,
         )
         self._process.start()
+        # Never let interpreter exit block on a queue whose reader is gone (a writer that was
+        # terminated or died): what it could not deliver is reported by sync/close instead.
+        self._commands.cancel_join_thread()
+        self._replies.cancel_join_thread()
         self._closed = False
 
     def _send(self, command: tuple[Any, ...]) -> None:
