@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError, OperationalError
@@ -34,12 +34,17 @@ _AUTH_MARKERS = (
 )
 
 
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLite waits on locks (busy timeout); PostgreSQL checks pooled connections before use."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
 def engine_for(url: str) -> Engine:
     """An engine with bounded connect time: SQLite waits on locks, PostgreSQL on the network."""
     try:
-        if url.startswith("sqlite"):
-            return create_engine(url, connect_args={"timeout": 30})
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, **engine_kwargs(url))
     except NoSuchModuleError as error:
         raise StoreConfigError(f"no SQLAlchemy driver for {redact_url(url)}: {error}") from None
     except ModuleNotFoundError as error:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Engine
 
-from storage.connect import ATTEMPTS, engine_for, ping, with_retries
+from storage.connect import ATTEMPTS, engine_for, engine_kwargs, ping, with_retries
 from storage.errors import StoreError, StoreUnavailable
 from storage.postgres import ensure_databases
 from storage.redact import redact_url, scrub
@@ -60,7 +60,7 @@ class Store:
         import optuna
 
         url = self.spec.optuna_url
-        kwargs = _engine_kwargs(url)
+        kwargs = engine_kwargs(url)
 
         def build() -> optuna.storages.RDBStorage:
             with schema_lock(self.spec, url):
@@ -82,7 +82,7 @@ class Store:
         import optuna
 
         url = self.spec.optuna_url
-        kwargs = _engine_kwargs(url)
+        kwargs = engine_kwargs(url)
 
         def build() -> optuna.storages.RDBStorage:
             with schema_lock(self.spec, url), warnings.catch_warnings():
@@ -125,13 +125,6 @@ class Store:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def _engine_kwargs(url: str) -> dict[str, object]:
-    """SQLite waits on locks (busy timeout); PostgreSQL checks pooled connections before use."""
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
 
 
 def open_store(spec: StoreSpec, attempts: int = ATTEMPTS) -> Store:

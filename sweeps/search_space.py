@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from schedulers.schedules import OneCycleSchedule
@@ -348,6 +348,3 @@ def _plain(value: Any, key: str) -> Any:
     if key in INTEGER_KEYS and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
-
-
-Suggest = Callable[["optuna.Trial"], dict[str, Any]]

@@ -46,7 +46,6 @@ from sweeps.workloads.base import Workload
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MIN_TRIALS_FOR_FAILURE_RATE = 4
 HEARTBEAT_ENV = "ONECYCLE_HEARTBEAT_S"
 THREADS_ENV = "ONECYCLE_TORCH_THREADS"
