@@ -29,6 +29,7 @@ from schedulers.deepspeed_api import (
 )
 from schedulers.schedules import (
     MOMENTUM_CEILING,
+    ExponentialRangeTestSchedule,
     LRRangeTestSchedule,
     OneCycleSchedule,
     Schedule,
@@ -42,6 +43,7 @@ __all__ = [
     "MOMENTUM_CEILING",
     "SCHEDULER_TYPES",
     "DeepSpeedScheduler",
+    "ExponentialRangeTestSchedule",
     "LRRangeTest",
     "LRRangeTestSchedule",
     "OneCycle",

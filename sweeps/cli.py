@@ -93,6 +93,7 @@ def store_info_command(as_json: bool, **options: str | None) -> None:
 
 def _register_commands() -> None:
     from sweeps.cli_inspect import best_command, list_command, status_command, summary_command
+    from sweeps.cli_range import range_test_command
     from sweeps.cli_sweep import run_command, worker_command
     from sweeps.cli_train import train_command, ui_command
 
@@ -104,6 +105,7 @@ def _register_commands() -> None:
         best_command,
         summary_command,
         train_command,
+        range_test_command,
         ui_command,
     ):
         app.add_command(command)

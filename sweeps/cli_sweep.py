@@ -40,7 +40,14 @@ def run_command(sweep_file: Path, workers: int, gpus: str | None, **options: Any
                 "note: several workers on a SQLite store share one database file; "
                 "for more than a few, use a PostgreSQL store"
             )
-        record, created = create_or_resume(store, config)
+        record, created = create_or_resume(
+            store,
+            config,
+            on_range_test=lambda c: console.print(
+                f"running the LR range test for the `auto` bounds ({c.range_test.steps} updates "
+                "at most)"
+            ),
+        )
         verb = "created" if created else "resuming"
         console.print(f"{verb} sweep [bold]{record.name}[/bold] in {store.spec.describe()}")
         if workers == 1 and not gpu_list:

@@ -15,8 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -112,7 +114,67 @@ class Choices(Strict):
     choices: Annotated[list[float | int | bool | None], Field(min_length=1)]
 
 
-SpaceEntry = Range | Choices | StrictBool | int | float
+class AutoRange(Strict):
+    """A range the LR range test sets: ``[suggested / below, suggested * above]``, log scale.
+
+    ``cycle_max_lr: auto`` is ``{auto: true}`` with the defaults. The upper end never goes past
+    the lr where the range test diverged.
+    """
+
+    auto: Literal[True]
+    below: Annotated[float, Field(ge=1.0)] = 2.0
+    above: Annotated[float, Field(ge=1.0)] = 2.0
+
+
+def _entry_kind(value: Any) -> str:
+    """Which form a space entry takes, so an error names that form's problem only."""
+    if isinstance(value, dict):
+        if "auto" in value:
+            return "~auto"
+        return "~choices" if "choices" in value else "~range"
+    if isinstance(value, (Range, Choices, AutoRange)):
+        return {Range: "~range", Choices: "~choices", AutoRange: "~auto"}[type(value)]
+    return "~auto_word" if isinstance(value, str) else "~value"
+
+
+SpaceEntry = Annotated[
+    Annotated[Range, Tag("~range")]
+    | Annotated[Choices, Tag("~choices")]
+    | Annotated[AutoRange, Tag("~auto")]
+    | Annotated[Literal["auto"], Tag("~auto_word")]
+    | Annotated[StrictBool | int | float, Tag("~value")],
+    Discriminator(_entry_kind),
+]
+AUTO_KEYS = ("cycle_min_lr", "cycle_max_lr")
+
+
+class RangeTestResult(Strict):
+    """What a range test suggested (filled in by the sweep, or pinned by hand)."""
+
+    cycle_min_lr: Annotated[float, Field(gt=0.0)]
+    cycle_max_lr: Annotated[float, Field(gt=0.0)]
+    lr_diverged: Annotated[float, Field(gt=0.0)] | None = None
+    run_id: str | None = None
+
+
+class RangeTest(Strict):
+    """How ``onecycle range-test`` and ``auto`` bounds run the LR range test."""
+
+    min_lr: Annotated[float, Field(gt=0.0)] = 1e-5
+    max_lr: Annotated[float, Field(gt=0.0)] = 10.0
+    steps: Annotated[int, Field(ge=10)] = 300
+    mode: Literal["exponential", "linear"] = "exponential"
+    staircase: StrictBool = False
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    result: RangeTestResult | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeTest:
+        if self.max_lr <= self.min_lr:
+            raise ValueError(
+                f"`max_lr` must be > `min_lr`, got min_lr={self.min_lr} >= max_lr={self.max_lr}"
+            )
+        return self
 
 
 class Search(Strict):
@@ -125,6 +187,17 @@ class Search(Strict):
     max_failure_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     space: dict[str, SpaceEntry] = Field(default_factory=dict)
 
+    @field_validator("space")
+    @classmethod
+    def _auto(cls, space: dict[str, Any]) -> dict[str, Any]:
+        entries = {k: AutoRange(auto=True) if v == "auto" else v for k, v in space.items()}
+        for key, entry in entries.items():
+            if isinstance(entry, AutoRange) and key not in AUTO_KEYS:
+                raise ValueError(
+                    f"`{key}`: only cycle_min_lr and cycle_max_lr can be `auto`, got auto"
+                )
+        return entries
+
 
 class SweepConfig(Strict):
     """A whole sweep file."""
@@ -135,6 +208,7 @@ class SweepConfig(Strict):
     search: Search = Field(default_factory=Search)
     scheduler: dict[str, Any] = Field(default_factory=dict)
     enqueue: list[dict[str, Any]] = Field(default_factory=list)
+    range_test: RangeTest = Field(default_factory=RangeTest)
 
     @field_validator("name")
     @classmethod
@@ -155,6 +229,16 @@ class SweepConfig(Strict):
             return BUILTIN_METRICS[self.workload.builtin]
         return "val_accuracy"
 
+    @property
+    def auto_keys(self) -> list[str]:
+        """Search keys whose bounds come from the LR range test."""
+        return [k for k, v in self.search.space.items() if isinstance(v, AutoRange)]
+
+    @property
+    def needs_range_test(self) -> bool:
+        """True when ``auto`` bounds wait for a range test result."""
+        return bool(self.auto_keys) and self.range_test.result is None
+
 
 def _check_names(where: str, keys: list[str]) -> None:
     for key in keys:
@@ -167,15 +251,19 @@ def _check_names(where: str, keys: list[str]) -> None:
 def _format_error(error: ValidationError) -> str:
     first = error.errors()[0]
     location = ".".join(
-        str(part) for part in first["loc"] if not str(part).startswith("function-")
+        str(part) for part in first["loc"] if not str(part).startswith(("function-", "~"))
     )
     message = first["msg"].removeprefix("Value error, ")
+    if "~value" in first["loc"]:
+        location = location.rsplit(".", 1)[0]  # drop the bool/int/float member name
+        message = "must be {low, high}, {choices: [...]}, auto, or a single value"
     if first["type"] == "extra_forbidden":
         key = str(first["loc"][-1])
         parent = first["loc"][:-1]
         fields = _known_fields(parent)
         close = difflib.get_close_matches(key, fields, n=1)
         hint = f"; did you mean `{close[0]}`?" if close else f"; expected one of {fields}"
+        hint = hint if fields else ""
         return f"{location}: unknown key{hint}"
     received = first.get("input")
     shown = (
@@ -187,6 +275,9 @@ def _format_error(error: ValidationError) -> str:
 
 
 def _known_fields(location: tuple[Any, ...]) -> list[str]:
+    tagged: dict[str, type[BaseModel]] = {"~range": Range, "~choices": Choices, "~auto": AutoRange}
+    if location and str(location[-1]) in tagged:  # a space entry: the form it was read as
+        return list(tagged[str(location[-1])].model_fields)
     model: Any = SweepConfig
     for part in location:
         field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
@@ -221,7 +312,13 @@ def parse_config(
             )
         from sweeps.search_space import SearchSpace
 
-        SearchSpace(config)  # checks every sampled config would be a valid schedule
+        if config.auto_keys and config.workload.builtin is None:
+            raise ValueError(
+                f"search.space.{config.auto_keys[0]}: `auto` needs a builtin workload (the range "
+                "test trains it); give a range for an entrypoint workload"
+            )
+        if not config.needs_range_test:
+            SearchSpace(config)  # checks every sampled config would be a valid schedule
         if config.workload.entrypoint:
             from sweeps.user_training import import_entrypoint
 

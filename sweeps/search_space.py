@@ -95,8 +95,11 @@ class SearchSpace:
     """A validated search space; :meth:`suggest` gives a trial's DeepSpeed OneCycle params."""
 
     def __init__(self, config: SweepConfig) -> None:
+        from sweeps.auto_bounds import resolve_auto
         from sweeps.config import Choices, Range
 
+        config = resolve_auto(config)
+        self.config = config
         self._range, self._choices = Range, Choices
         self.space = dict(config.search.space)
         self.fixed = dict(config.scheduler)

@@ -146,22 +146,41 @@ def run_params(config: SweepConfig, device: torch.device) -> dict[str, Any]:
     }
 
 
-def create_or_resume(store: Store, config: SweepConfig) -> tuple[SweepRecord, bool]:
-    """The sweep's record, created with its study, experiment and parent run if new."""
-    payload = config.model_dump(mode="json")
+def create_or_resume(
+    store: Store,
+    config: SweepConfig,
+    on_range_test: Callable[[SweepConfig], None] | None = None,
+) -> tuple[SweepRecord, bool]:
+    """The sweep's record, created with its study, experiment and parent run if new.
+
+    A new sweep with ``auto`` bounds runs the LR range test first (``on_range_test`` is told
+    before it starts), logs it as a child run of the sweep, and stores its result in the
+    record, so every worker resolves the same bounds.
+    """
     existing = store.sweeps.find(config.name)
     if existing is not None:
-        return _resume(store, existing, payload), False
-    space = SearchSpace(config)
+        return _resume(store, existing, config.model_dump(mode="json")), False
+    client = store.mlflow
+    experiment = ensure_experiment(client, config.name, store.spec.artifact_location)
+    parent = start_parent_run(
+        client, experiment, config.name, config.name, config.model_dump(mode="json")
+    )
+    try:
+        if config.needs_range_test:
+            if on_range_test is not None:
+                on_range_test(config)
+            config = _with_range_test(store, config, experiment, parent)
+        space = SearchSpace(config)
+    except BaseException:
+        client.set_terminated(parent, "FAILED")
+        raise
+    payload = config.model_dump(mode="json")
     study = optuna.create_study(
         study_name=config.name,
         storage=store.optuna_storage,
         direction=config.objective.direction,
         load_if_exists=True,
     )
-    client = store.mlflow
-    experiment = ensure_experiment(client, config.name, store.spec.artifact_location)
-    parent = start_parent_run(client, experiment, config.name, study.study_name, payload)
     record = SweepRecord(
         name=config.name,
         config=payload,
@@ -180,18 +199,53 @@ def create_or_resume(store: Store, config: SweepConfig) -> tuple[SweepRecord, bo
     return created, True
 
 
+def _with_range_test(
+    store: Store, config: SweepConfig, experiment: str, parent: str
+) -> SweepConfig:
+    from sweeps.auto_bounds import with_result
+    from sweeps.range_session import record, run_for_config, settings_for
+
+    device = resolve_device(config.workload.device)
+    try:
+        outcome = run_for_config(config, device, settings_for(config))
+    except ValueError as error:
+        raise UsageError(f"range test for `auto` bounds: {error}") from None
+    record(store.mlflow, experiment, config, outcome, device, parent_run_id=parent)
+    resolved = with_result(config, outcome.result())
+    try:
+        SearchSpace(resolved)
+    except ValueError as error:
+        raise UsageError(f"`auto` bounds from the range test: {error}") from None
+    return resolved
+
+
+def _comparable(config: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as a stored config would hold it (range test result, defaults of new keys)."""
+    result = dict(config)
+    section = dict(result.get("range_test") or {})
+    stored_section = stored.get("range_test") or {}
+    if section and section.get("result") is None:
+        section["result"] = stored_section.get("result")
+    result["range_test"] = section
+    return result
+
+
 def _resume(store: Store, record: SweepRecord, payload: dict[str, Any]) -> SweepRecord:
-    before = {k: v for k, v in record.config.items() if k != "search"}
+    stored = dict(record.config)
+    # Records written before range tests existed have no range_test section: the default.
+    stored.setdefault("range_test", {**payload.get("range_test", {}), "result": None})
+    payload = _comparable(payload, stored)
+    before = {k: v for k, v in stored.items() if k != "search"}
     after = {k: v for k, v in payload.items() if k != "search"}
-    search_before = {k: v for k, v in record.config["search"].items() if k != "n_trials"}
+    search_before = {k: v for k, v in stored["search"].items() if k != "n_trials"}
     search_after = {k: v for k, v in payload["search"].items() if k != "n_trials"}
     if before != after or search_before != search_after:
-        key = _first_difference(record.config, payload)
+        key = _first_difference(stored, payload)
         raise UsageError(
             f"sweep {record.name!r} already exists in the store with a different config "
             f"(first difference: `{key}`); use a new name, or the file it was created with"
         )
-    if record.config["search"]["n_trials"] != payload["search"]["n_trials"]:
+    if stored["search"]["n_trials"] != payload["search"]["n_trials"]:
         record = store.sweeps.update(record.name, config=payload)
     if record.status != "running":
         record = store.sweeps.update(record.name, status="running")

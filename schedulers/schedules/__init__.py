@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 from schedulers.schedules.base import Schedule
+from schedulers.schedules.exp_range_test import ExponentialRangeTestSchedule
 from schedulers.schedules.lr_range_test import LRRangeTestSchedule
 from schedulers.schedules.one_cycle import MOMENTUM_CEILING, OneCycleSchedule
 from schedulers.schedules.warmup import WarmupDecayLRSchedule, WarmupLRSchedule
@@ -17,6 +18,7 @@ from schedulers.schedules.warmup_cosine import WarmupCosineLRSchedule
 
 __all__ = [
     "MOMENTUM_CEILING",
+    "ExponentialRangeTestSchedule",
     "LRRangeTestSchedule",
     "OneCycleSchedule",
     "Schedule",
