@@ -73,6 +73,8 @@ class TrainResult:
     samples_to_target: int | None = None
     diverged: str | None = None
     diverged_step: int | None = None
+    #: The trained model (for checks and for saving weights); not part of any record.
+    model: torch.nn.Module | None = field(default=None, repr=False, compare=False)
 
     @property
     def final(self) -> dict[str, float]:
@@ -117,7 +119,7 @@ def train(
     scheduler = schedulers.OneCycle(optimizer, **schedule)
     eval_every = settings.eval_every or workload.steps_per_epoch
     check_every = 1 if workload.device.type == "cpu" else 32
-    result = TrainResult()
+    result = TrainResult(model=model)
     pending: list[Tensor] = []
     first_loss: float | None = None
     start = time.perf_counter()
