@@ -4,6 +4,11 @@ WAL lets readers (the MLflow UI, ``onecycle status``) work while a sweep writes;
 mode is stored in the database file, so setting it once at creation covers every later
 connection, Optuna's and MLflow's included. Each connection also gets a busy timeout, so a
 brief lock makes a writer wait instead of failing with "database is locked".
+
+Each WAL connection is also switched to ``synchronous = NORMAL`` (:func:`fast_wal_commits`):
+a commit then appends to the WAL without waiting for the disk, which cut an Optuna attribute
+write from 1.36 to 0.54 ms here. In WAL mode this cannot corrupt the database; a power cut
+(not a crash of the process) may lose the last commits before the next checkpoint.
 """
 
 from __future__ import annotations
@@ -12,13 +17,41 @@ import os
 import sqlite3
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
 
 from storage.errors import StoreConfigError
 from storage.spec import StoreSpec
 
 BUSY_TIMEOUT_MS = 30_000
+_FAST_COMMITS = False
+
+
+def fast_wal_commits() -> None:
+    """Make every SQLite connection this process opens in WAL mode use ``synchronous=NORMAL``.
+
+    A process-wide SQLAlchemy ``connect`` hook, so it reaches the engines Optuna and MLflow
+    create for themselves too; connections to databases not in WAL mode are left alone.
+    """
+    global _FAST_COMMITS
+    if _FAST_COMMITS:
+        return
+
+    def relax(connection: Any, record: Any) -> None:
+        if not isinstance(connection, sqlite3.Connection):
+            return
+        cursor = connection.cursor()
+        try:
+            mode = cursor.execute("pragma journal_mode").fetchone()
+            if mode and str(mode[0]).lower() == "wal":
+                cursor.execute("pragma synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    event.listen(Engine, "connect", relax)
+    _FAST_COMMITS = True
 
 
 def prepare_directory(spec: StoreSpec) -> None:
@@ -41,6 +74,7 @@ def prepare_directory(spec: StoreSpec) -> None:
         database = sqlite_path(url)
         if database is not None:
             enable_wal(database)
+            fast_wal_commits()
     if spec.artifact_location and "://" not in spec.artifact_location:
         Path(spec.artifact_location).mkdir(parents=True, exist_ok=True)
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from storage.bulk_metrics import BulkMetricWriter
 from storage.errors import StoreUnavailable
 from storage.redact import scrub
 
@@ -37,6 +38,8 @@ MAX_METRICS_PER_CALL = 1000
 MAX_PARAMS_PER_CALL = 100
 MAX_PARAM_LENGTH = 6000
 RETRIES = 6
+#: Set to 0 to send metric values through ``MlflowClient.log_batch`` only (storage/bulk_metrics).
+BULK_ENV = "ONECYCLE_MLFLOW_BULK"
 #: Seconds the writer may hold metric values before writing them anyway.
 HOLD_S = 2.0
 #: The writer's ``nice`` increment: training keeps the CPU when both want it.
@@ -65,11 +68,24 @@ class _Executor:
     def __init__(self, tracking_uri: str) -> None:
         from mlflow import MlflowClient
 
+        if tracking_uri.startswith("sqlite"):
+            from storage.sqlite_dir import fast_wal_commits
+
+            fast_wal_commits()  # the writer is its own process: its engines need the hook too
         self.uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.run_ids: dict[str, str] = {}
         self.open: set[str] = set()
         self.errors: dict[str, list[str]] = {}
+        self._bulk: BulkMetricWriter | None = None
+        self._bulk_checked = os.environ.get(BULK_ENV, "1") == "0"  # disabled: never look
+
+    def bulk(self) -> BulkMetricWriter | None:
+        """The direct-to-table metric writer, found on first use (MLflow's tables exist then)."""
+        if not self._bulk_checked:
+            self._bulk_checked = True
+            self._bulk = BulkMetricWriter.for_uri(self.uri)
+        return self._bulk
 
     def execute(self, command: tuple[Any, ...]) -> None:
         kind, handle = command[0], command[1]
@@ -111,6 +127,10 @@ class _Executor:
             raise RuntimeError(f"no run was started for handle {handle!r}")
         if kind == "metrics":
             points: list[Point] = args[0]
+            bulk = self.bulk()
+            if bulk is not None:
+                bulk.write(run_id, points)
+                return
             for start in range(0, len(points), MAX_METRICS_PER_CALL):
                 chunk = points[start : start + MAX_METRICS_PER_CALL]
                 metrics = [Metric(key=k, value=v, timestamp=t, step=s) for k, v, s, t in chunk]
@@ -186,6 +206,18 @@ class Tracking:
         """Block until every command sent so far is carried out."""
         raise NotImplementedError
 
+    def mark(self) -> str:
+        """A point in the command stream that :meth:`wait_for` can wait for, without waiting now.
+
+        Lets a caller overlap its work with the writer's and wait only for what it sent before
+        the mark (the fused runner waits for the previous batch's writes, not its own).
+        """
+        return ""
+
+    def wait_for(self, mark: str, timeout_s: float = 300.0) -> SyncReport:
+        """Block until every command sent before ``mark`` is carried out."""
+        return self.sync(timeout_s)
+
     def close(self) -> SyncReport:
         """Finish every pending write and stop."""
         raise NotImplementedError
@@ -234,15 +266,31 @@ class ProcessTracking(Tracking):
         self._commands.cancel_join_thread()
         self._replies.cancel_join_thread()
         self._closed = False
+        self._seen: dict[str, SyncReport] = {}
 
     def _send(self, command: tuple[Any, ...]) -> None:
         if self._closed:
             raise StoreUnavailable("the tracking writer is closed")
         self._commands.put(command)
 
+    def mark(self) -> str:
+        """Send a sync marker now; :meth:`wait_for` it later."""
+        token = uuid.uuid4().hex
+        self._send(("sync", token))
+        return token
+
+    def wait_for(self, mark: str, timeout_s: float = 300.0) -> SyncReport:
+        """Wait for the reply to ``mark`` (replies to other markers are kept for their waiters)."""
+        return self._await(mark, timeout_s)
+
     def _barrier(self, kind: str, timeout_s: float) -> SyncReport:
         token = uuid.uuid4().hex
         self._commands.put((kind, token))
+        return self._await(token, timeout_s)
+
+    def _await(self, token: str, timeout_s: float) -> SyncReport:
+        if token in self._seen:
+            return self._seen.pop(token)
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -259,6 +307,7 @@ class ProcessTracking(Tracking):
                 continue
             if reply_token == token:
                 return report
+            self._seen[reply_token] = report
 
     def sync(self, timeout_s: float = 300.0) -> SyncReport:
         """Wait until the writer has carried out everything sent so far."""

@@ -6,7 +6,41 @@ by import path, e.g. ``tracking.call(run_id, "sweeps.run_artifacts:trial_artifac
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
+
+_FIGURES: dict[int, tuple[Any, list[Any], list[Any]]] = {}
+
+
+def _figure(panels: int) -> tuple[Any, list[Any], list[Any]]:
+    """One figure per panel count, drawn again for every trial of this process.
+
+    Building a figure and laying it out (``tight_layout``) cost more than drawing it: about
+    90 ms a trial, which at fused-trial rates made the PNGs most of the writer's work. The
+    layout is fixed once here; each trial only replaces the line data.
+    """
+    if panels not in _FIGURES:
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(7, 2.4 * panels + 0.5), dpi=100)
+        axes = [figure.add_subplot(panels, 1, i + 1) for i in range(panels)]
+        colors = ["tab:blue", "tab:orange"]
+        lines = [
+            axis.plot([], [], linewidth=1.2, color=colors[i])[0] for i, axis in enumerate(axes)
+        ]
+        axes[0].set_ylabel("lr")
+        if panels > 1:
+            axes[1].set_ylabel("momentum")
+            axes[0].sharex(axes[1])
+            axes[0].tick_params(labelbottom=False)
+        axes[-1].set_xlabel("update (step)")
+        for axis in axes:
+            axis.grid(alpha=0.3)
+        figure.suptitle("applied lr and momentum")
+        figure.subplots_adjust(left=0.14, right=0.97, top=0.9, bottom=0.12, hspace=0.12)
+        _FIGURES[panels] = (figure, axes, lines)
+    return _FIGURES[panels]
 
 
 def trial_artifacts(client: Any, run_id: str, scheduler_block: dict[str, Any]) -> None:
@@ -15,35 +49,18 @@ def trial_artifacts(client: Any, run_id: str, scheduler_block: dict[str, Any]) -
     The plot is drawn from the metric history MLflow holds for the run, i.e. from the values
     the optimizer actually used.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     client.log_dict(run_id, {"scheduler": scheduler_block}, "deepspeed_scheduler.json")
     lr = client.get_metric_history(run_id, "lr")
     momentum = client.get_metric_history(run_id, "momentum")
     if not lr:
         return
-    panels = 2 if momentum else 1
-    figure, axes = plt.subplots(panels, 1, sharex=True, figsize=(7, 2.4 * panels + 0.5))
-    axes_list = list(axes) if panels > 1 else [axes]
-    lr_sorted = sorted(lr, key=lambda m: m.step)
-    axes_list[0].plot([m.step for m in lr_sorted], [m.value for m in lr_sorted], linewidth=1.2)
-    axes_list[0].set_ylabel("lr")
-    if momentum:
-        mom_sorted = sorted(momentum, key=lambda m: m.step)
-        axes_list[1].plot(
-            [m.step for m in mom_sorted],
-            [m.value for m in mom_sorted],
-            color="tab:orange",
-            linewidth=1.2,
-        )
-        axes_list[1].set_ylabel("momentum")
-    axes_list[-1].set_xlabel("update (step)")
-    for axis in axes_list:
-        axis.grid(alpha=0.3)
-    figure.suptitle("applied lr and momentum")
-    figure.tight_layout()
-    client.log_figure(run_id, figure, "lr_momentum.png")
-    plt.close(figure)
+    figure, axes, lines = _figure(2 if momentum else 1)
+    for series, axis, line in zip([lr, momentum], axes, lines, strict=False):
+        ordered = sorted(series, key=lambda m: m.step)
+        line.set_data([m.step for m in ordered], [m.value for m in ordered])
+        axis.relim()
+        axis.autoscale_view()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "lr_momentum.png"
+        figure.savefig(path)
+        client.log_artifact(run_id, str(path))

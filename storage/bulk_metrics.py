@@ -1,0 +1,143 @@
+"""Metric values straight into MLflow's SQL tables, a thousand rows per statement.
+
+MLflow's SQL store turns every value of a ``log_batch`` into an ORM object and compares it with
+the run's latest values one by one: 65 to 220 us of CPU per value here, which is more than a
+small model's training step costs when lr, momentum and loss are logged every update (and far
+too slow for fused trials, which log K trials' values per update). This writer inserts the same
+rows MLflow would (``metrics``, with MLflow's NaN/inf encoding and duplicate rule) with one
+executemany per batch, and moves ``latest_metrics`` forward with one upsert per key, in one
+transaction.
+
+It is used only when the tracking URI is a SQLite or PostgreSQL database whose two tables have
+exactly the columns it was written against (checked once, at start); anything else (an MLflow
+server over HTTP, another schema version) goes through ``MlflowClient.log_batch`` as before.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, Table, and_, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage.connect import engine_for
+
+METRIC_COLUMNS = {"key", "value", "timestamp", "run_uuid", "step", "is_nan"}
+#: One value: (key, value, step, timestamp in ms), as the tracking writer holds them.
+Point = tuple[str, float, int, int]
+ROWS_PER_STATEMENT = 1000
+_FLOAT_MAX = 1.7976931348623157e308
+
+
+def encode(value: float) -> tuple[bool, float]:
+    """MLflow's storage form of a value: NaN as (True, 0), +-inf as +-max float."""
+    if math.isnan(value):
+        return True, 0.0
+    if math.isinf(value):
+        return False, _FLOAT_MAX if value > 0 else -_FLOAT_MAX
+    return False, float(value)
+
+
+class BulkMetricWriter:
+    """Writes metric rows for MLflow runs with Core statements; see the module docstring."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        metadata = MetaData()
+        self.metrics = Table("metrics", metadata, autoload_with=engine)
+        self.latest = Table("latest_metrics", metadata, autoload_with=engine)
+        self._insert: Any = (
+            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        )
+
+    @classmethod
+    def for_uri(cls, tracking_uri: str) -> BulkMetricWriter | None:
+        """A writer for ``tracking_uri``, or None when it is not a database this one knows."""
+        if not tracking_uri.startswith(("sqlite:", "postgresql")):
+            return None
+        try:
+            engine = engine_for(tracking_uri)
+            tables = inspect(engine)
+            for name in ("metrics", "latest_metrics"):
+                columns = {column["name"] for column in tables.get_columns(name)}
+                if columns != METRIC_COLUMNS:
+                    engine.dispose()
+                    return None
+            return cls(engine)
+        except Exception:  # any doubt: MLflow's own path
+            return None
+
+    def write(self, run_id: str, points: Sequence[Point]) -> None:
+        """Insert ``points`` for ``run_id`` and move its latest value per key forward.
+
+        Rows already stored are skipped (MLflow's duplicate rule); the latest value is the one
+        with the largest (step, timestamp, value), as MLflow decides it.
+        """
+        rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+        newest: dict[str, dict[str, Any]] = {}
+        for key, raw, step, timestamp in points:
+            is_nan, value = encode(raw)
+            row = {
+                "key": key,
+                "value": value,
+                "timestamp": int(timestamp),
+                "run_uuid": run_id,
+                "step": int(step),
+                "is_nan": is_nan,
+            }
+            rows.setdefault((key, row["timestamp"], row["step"], value, is_nan), row)
+            best = newest.get(key)
+            if best is None or _order(row) > _order(best):
+                newest[key] = row
+        if not rows:
+            return
+        values = list(rows.values())
+        with self.engine.begin() as connection:
+            statement = self._insert(self.metrics).on_conflict_do_nothing()
+            for start in range(0, len(values), ROWS_PER_STATEMENT):
+                connection.execute(statement, values[start : start + ROWS_PER_STATEMENT])
+            self._advance_latest(connection, run_id, newest)
+
+    def _advance_latest(
+        self, connection: Any, run_id: str, newest: dict[str, dict[str, Any]]
+    ) -> None:
+        table = self.latest
+        stored = {
+            row.key: row
+            for row in connection.execute(
+                select(table.c.key, table.c.value, table.c.timestamp, table.c.step).where(
+                    and_(table.c.run_uuid == run_id, table.c.key.in_(sorted(newest)))
+                )
+            )
+        }
+        changes = [
+            row
+            for key, row in newest.items()
+            if key not in stored or _order(row) > _order(stored[key]._asdict())
+        ]
+        if not changes:
+            return
+        statement = self._insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.key, table.c.run_uuid],
+            set_={
+                "value": statement.excluded.value,
+                "timestamp": statement.excluded.timestamp,
+                "step": statement.excluded.step,
+                "is_nan": statement.excluded.is_nan,
+            },
+        )
+        connection.execute(statement, changes)
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.engine.dispose()
+
+
+def _order(row: dict[str, Any]) -> tuple[int, int, float]:
+    return (int(row["step"]), int(row["timestamp"] or 0), float(row["value"]))
+
+
+__all__ = ["BulkMetricWriter", "encode"]
