@@ -68,10 +68,10 @@ class BatchedOneCycle:
             self._decay_size > 0, self._decay_size, torch.ones_like(self._decay_size)
         )
 
-    def scale(self, step: int) -> Tensor:
+    def scale(self, step: int | Tensor) -> Tensor:
         """Cycle position per schedule (0 at ``cycle_min_lr``, 1 at ``cycle_max_lr``)."""
         total, ratio = self._total, self._ratio
-        steps = torch.full_like(total, float(step))
+        steps = self._steps(step)
         # Tensor / tensor: ``step / tensor`` multiplies by a reciprocal, an ulp off Python's /.
         position = 1.0 + steps / total
         x = position - torch.floor(position)
@@ -88,14 +88,28 @@ class BatchedOneCycle:
         stepped = torch.floor(level) / torch.where(stairs > 0, stairs, torch.ones_like(stairs))
         return torch.where(stairs > 0, stepped, factor)
 
-    def values(self, step: int) -> tuple[Tensor, Tensor | None]:
-        """Lr and momentum of every schedule after ``step`` scheduler steps."""
-        if not isinstance(step, int) or step < 0:
+    def _steps(self, step: int | Tensor) -> Tensor:
+        """``step`` as float64 broadcastable against the ``[K]`` constants.
+
+        An int gives ``[K]`` results; a 1-D tensor of S steps gives ``[S, K]`` (one table for a
+        whole run, one row per step).
+        """
+        if isinstance(step, Tensor):
+            if step.dim() != 1 or bool((step < 0).any()):
+                raise ValueError("`step` as a tensor must be 1-D and non-negative")
+            column = step.to(device=self._total.device, dtype=torch.float64).unsqueeze(1)
+            return column.expand(-1, self.size)
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
             raise ValueError(f"`step` must be a non-negative integer, got {step!r}")
-        cycling = (step - 1) < self._total
+        return torch.full_like(self._total, float(step))
+
+    def values(self, step: int | Tensor) -> tuple[Tensor, Tensor | None]:
+        """Lr and momentum of every schedule after ``step`` steps ([K], or [S, K] for S steps)."""
+        steps = self._steps(step)
+        cycling = (steps - 1) < self._total
         factor = self.scale(step)
         cycle_lr = self._min_lr + (self._max_lr - self._min_lr) * factor
-        decay_steps = step - self._total
+        decay_steps = steps - self._total
         decayed = self._min_lr / (1 + self._lr_rate * (decay_steps / self._safe_decay))
         decay_lr = torch.where(self._lr_decays, decayed, self._min_lr)
         lr = torch.where(cycling, cycle_lr, decay_lr)

@@ -28,10 +28,24 @@ _PATH = click.Path(path_type=Path, dir_okay=False)
     help="Local worker processes sharing the sweep.",
 )
 @click.option("--gpus", help="GPUs for the workers, e.g. 0,1 (round robin; may repeat).")
+@click.option(
+    "--fused",
+    "fused",
+    callback=lambda ctx, param, value: parse_fused(value),
+    help="Train K trials at once as one stacked model, or 'auto' [default: the file's "
+    "execution.fused_trials].",
+)
 @store_options
-def run_command(sweep_file: Path, workers: int, gpus: str | None, **options: Any) -> None:
+def run_command(
+    sweep_file: Path, workers: int, gpus: str | None, fused: int | str | None, **options: Any
+) -> None:
     """Create the sweep in SWEEP_FILE in the store, or resume it, and run it to n_trials."""
     config = load_config(sweep_file)  # refused here, before the store is touched
+    if fused not in (None, 1) and config.workload.builtin is None:
+        raise UsageError(
+            f"--fused: fused trials stack a builtin workload's model; {sweep_file} runs "
+            f"entrypoint {config.workload.entrypoint!r}, got --fused {fused}"
+        )
     gpu_list = _gpu_list(gpus)
     console = Console()
     with open_from_options(options) as store:
@@ -51,7 +65,7 @@ def run_command(sweep_file: Path, workers: int, gpus: str | None, **options: Any
         verb = "created" if created else "resuming"
         console.print(f"{verb} sweep [bold]{record.name}[/bold] in {store.spec.describe()}")
         if workers == 1 and not gpu_list:
-            _run_and_report(store, record.name, config.metric, console)
+            _run_and_report(store, record.name, config.metric, console, fused)
             return
         from sweeps.local_workers import run_local_workers
 
@@ -60,7 +74,7 @@ def run_command(sweep_file: Path, workers: int, gpus: str | None, **options: Any
             record.name,
             record.study_name,
             config.search.n_trials,
-            _store_args(options),
+            _store_args(options) + ([] if fused is None else ["--fused", str(fused)]),
             workers,
             gpu_list,
             console,
@@ -101,26 +115,47 @@ def _outcome_of(store: Store, name: str, n_trials: int) -> SweepOutcome:
 @click.command("worker")
 @click.argument("name")
 @click.option("--quiet", is_flag=True, help="No progress display (used by run --workers).")
+@click.option(
+    "--fused",
+    "fused",
+    callback=lambda ctx, param, value: parse_fused(value),
+    help="Train K trials at once as one stacked model, or 'auto'.",
+)
 @store_options
-def worker_command(name: str, quiet: bool, **options: Any) -> None:
+def worker_command(name: str, quiet: bool, fused: int | str | None, **options: Any) -> None:
     """Join the running sweep NAME from another process or machine (reads it from the store)."""
     console = Console()
     with open_from_options(options) as store:
         record = store.sweeps.get(name)
         metric = str(record.config.get("objective", {}).get("metric") or "objective")
         if quiet:
-            run_sweep(store, record)
+            run_sweep(store, record, fused=fused)
             return
         console.print(f"joining sweep [bold]{name}[/bold] in {store.spec.describe()}")
-        _run_and_report(store, name, metric, console)
+        _run_and_report(store, name, metric, console, fused)
 
 
-def _run_and_report(store: Store, name: str, metric: str, console: Console) -> None:
+def parse_fused(value: str | None) -> int | str | None:
+    """``--fused``: a whole number of trials >= 1, or ``auto``."""
+    if value is None or value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise click.BadParameter(f"must be a whole number >= 1 or 'auto', got {value!r}")
+    return number
+
+
+def _run_and_report(
+    store: Store, name: str, metric: str, console: Console, fused: int | str | None = None
+) -> None:
     from sweeps.progress_view import LiveProgress
 
     record = store.sweeps.get(name)
     with LiveProgress(console, name, metric) as progress:
-        outcome = run_sweep(store, record, progress)
+        outcome = run_sweep(store, record, progress, fused=fused)
     show_outcome(console, name, metric, outcome, store)
 
 

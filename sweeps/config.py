@@ -199,6 +199,12 @@ class Search(Strict):
         return entries
 
 
+class Execution(Strict):
+    """How trials run; not part of what the sweep is (a resumed sweep may change it)."""
+
+    fused_trials: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] = 1
+
+
 class SweepConfig(Strict):
     """A whole sweep file."""
 
@@ -209,6 +215,7 @@ class SweepConfig(Strict):
     scheduler: dict[str, Any] = Field(default_factory=dict)
     enqueue: list[dict[str, Any]] = Field(default_factory=list)
     range_test: RangeTest = Field(default_factory=RangeTest)
+    execution: Execution = Field(default_factory=Execution)
 
     @field_validator("name")
     @classmethod
@@ -312,6 +319,11 @@ def parse_config(
             )
         from sweeps.search_space import SearchSpace
 
+        if config.execution.fused_trials != 1 and config.workload.builtin is None:
+            raise ValueError(
+                "execution.fused_trials: fused trials stack a builtin workload's model; an "
+                f"entrypoint runs its own loop, got {config.execution.fused_trials!r}"
+            )
         if config.auto_keys and config.workload.builtin is None:
             raise ValueError(
                 f"search.space.{config.auto_keys[0]}: `auto` needs a builtin workload (the range "

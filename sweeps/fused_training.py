@@ -112,6 +112,7 @@ class _Stack:
         schedules: list[OneCycleSchedule],
         settings: TrainSettings,
         device: torch.device,
+        total_steps: int,
     ) -> None:
         count = len(schedules)
         self.model = StackedModel(model, count)
@@ -121,7 +122,9 @@ class _Stack:
         self.optimizer = StackedOptimizer(
             list(self.model.params.values()), settings.optimizer, settings.weight_decay
         )
-        self.batched = BatchedOneCycle(schedules, device)
+        # The whole run's lr and momentum, one row per step: an index per update, not 20 ops.
+        steps = torch.arange(total_steps + 1, device=device)
+        self.lr_table, self.mom_table = BatchedOneCycle(schedules, device).values(steps)
         self.alive = [True] * count
         self.mask = torch.ones(count, dtype=torch.bool, device=device)
 
@@ -138,7 +141,9 @@ class _Stack:
         self.optimizer.state_rows(index)
         self.members = [self.members[r] for r in rows]
         self.schedules = [self.schedules[r] for r in rows]
-        self.batched = BatchedOneCycle(self.schedules, self.device)
+        self.lr_table = self.lr_table.index_select(1, index)
+        if self.mom_table is not None:
+            self.mom_table = self.mom_table.index_select(1, index)
         self.alive = [True] * len(rows)
         self.mask = torch.ones(len(rows), dtype=torch.bool, device=self.device)
 
@@ -153,7 +158,10 @@ def train_fused(
     hooks = hooks or NoFusedHooks()
     torch.manual_seed(settings.seed)
     model = check_fusable(workload).to(workload.device)
-    stack = _Stack(model, [OneCycleSchedule(**s) for s in schedules], settings, workload.device)
+    total_steps = workload.steps_per_epoch * settings.epochs
+    stack = _Stack(
+        model, [OneCycleSchedule(**s) for s in schedules], settings, workload.device, total_steps
+    )
     count = len(schedules)
     results = [TrainResult() for _ in range(count)]
     outcome = FusedOutcome(results)
@@ -167,7 +175,8 @@ def train_fused(
     step = 0
     for epoch in range(settings.epochs):
         for x, y in workload.batches(epoch):
-            lr, momentum = stack.batched.values(step)
+            lr = stack.lr_table[step]
+            momentum = None if stack.mom_table is None else stack.mom_table[step]
             losses = member_loss(stack.model(x), y)
             for value in stack.model.params.values():
                 value.grad = None
@@ -214,24 +223,42 @@ def _diverged(
     step: int,
 ) -> None:
     """The single loop's divergence rule, per row, over the losses since the last check."""
-    values = torch.stack(pending).cpu()  # [steps, rows]: one sync per check
+    values = torch.stack(pending)  # [steps, rows]
+    for row, member in enumerate(stack.members):
+        if stack.alive[row] and member not in first:
+            first[member] = math.nan  # filled from the first row of values below
+    firsts = torch.tensor(
+        [first.get(member, math.nan) for member in stack.members],
+        dtype=values.dtype,
+        device=values.device,
+    )
+    firsts = torch.where(torch.isnan(firsts), values[0], firsts)
+    finite = torch.isfinite(values).all(dim=0)
+    peaks = values.max(dim=0).values
+    limit = factor * torch.clamp(firsts, min=1e-12)
+    flagged = (~finite) | (peaks > limit)
+    # One sync per check: the flags, and the numbers only a message needs.
+    flags, first_values, peak_values = (
+        flagged.tolist(),
+        firsts.tolist(),
+        peaks.tolist(),
+    )
     for row, member in enumerate(stack.members):
         if not stack.alive[row]:
             continue
-        column = values[:, row]
-        first.setdefault(member, float(column[0]))
-        reason = None
-        if not bool(torch.isfinite(column).all()):
+        if math.isnan(first[member]):
+            first[member] = first_values[row]
+        if not flags[row]:
+            continue
+        if not math.isfinite(peak_values[row]) or math.isnan(first_values[row]):
             reason = "non-finite loss"
         else:
-            peak = float(column.max())
-            if peak > factor * max(first[member], 1e-12):
-                reason = (
-                    f"loss {peak:.4g} exceeded {factor:g}x its first value {first[member]:.4g}"
-                )
-        if reason is not None:
-            results[member].diverged, results[member].diverged_step = reason, step - 1
-            stack.stop(row)
+            reason = (
+                f"loss {peak_values[row]:.4g} exceeded {factor:g}x its first value "
+                f"{first[member]:.4g}"
+            )
+        results[member].diverged, results[member].diverged_step = reason, step - 1
+        stack.stop(row)
 
 
 @torch.no_grad()

@@ -36,6 +36,7 @@ from storage.schema_lock import store_lock
 from storage.tracking import ProcessTracking
 from sweeps.config import SweepConfig, parse_config
 from sweeps.errors import SweepsError, UsageError
+from sweeps.fused_runner import FusedContext
 from sweeps.objective import MlflowTarget, Objective, TrialDiverged
 from sweeps.search_space import SearchSpace
 from sweeps.sweep_tracking import ensure_experiment, log_sweep_summary, start_parent_run
@@ -62,9 +63,11 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_sampler(config: SweepConfig, space: SearchSpace) -> optuna.samplers.BaseSampler:
-    """The sampler the sweep file names, seeded."""
-    seed = config.search.seed
+def make_sampler(
+    config: SweepConfig, space: SearchSpace, seed: int | None = None
+) -> optuna.samplers.BaseSampler:
+    """The sampler the sweep file names, seeded (by ``seed`` when given)."""
+    seed = config.search.seed if seed is None else seed
     kind = config.search.sampler
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
@@ -235,8 +238,9 @@ def _resume(store: Store, record: SweepRecord, payload: dict[str, Any]) -> Sweep
     # Records written before range tests existed have no range_test section: the default.
     stored.setdefault("range_test", {**payload.get("range_test", {}), "result": None})
     payload = _comparable(payload, stored)
-    before = {k: v for k, v in stored.items() if k != "search"}
-    after = {k: v for k, v in payload.items() if k != "search"}
+    # `execution` says how trials run, not what the sweep is: a resume may change it.
+    before = {k: v for k, v in stored.items() if k not in ("search", "execution")}
+    after = {k: v for k, v in payload.items() if k not in ("search", "execution")}
     search_before = {k: v for k, v in stored["search"].items() if k != "n_trials"}
     search_after = {k: v for k, v in payload["search"].items() if k != "n_trials"}
     if before != after or search_before != search_after:
@@ -343,13 +347,19 @@ def stale_trial_handler(store: Store) -> Callable[[optuna.Study, FrozenTrial], N
     return on_stale
 
 
-def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = None) -> SweepOutcome:
+def run_sweep(
+    store: Store,
+    record: SweepRecord,
+    progress: Progress | None = None,
+    fused: int | str | None = None,
+) -> SweepOutcome:
     """Run trials of ``record``'s sweep until ``n_trials`` are finished; update the record.
 
     Several workers (processes or machines) may run this on one sweep at once: starting a trial
     is serialised by a store-wide lock, so they never start more than ``n_trials`` between them.
     Running trials send heartbeats; one whose worker died is failed after 1.5 heartbeat
-    intervals, retried once, and its MLflow run closed.
+    intervals, retried once, and its MLflow run closed. ``fused`` (else the file's
+    ``execution.fused_trials``) trains that many trials at a time as one stacked model.
     """
     progress = progress or Progress()
     config = parse_config(record.config, f"sweep {record.name!r} in the store")
@@ -391,6 +401,9 @@ def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = Non
     )
     worker = f"{socket.gethostname()}:{os.getpid()}"
     n_trials = config.search.n_trials
+    fused_context = _fused_context(
+        config, fused, objective, target, store, study, space, worker, interval, progress
+    )
     status = "running"
     watcher = _StaleWatcher(study, interval)
     try:
@@ -409,6 +422,12 @@ def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = Non
                     f"above search.max_failure_rate={config.search.max_failure_rate}; see the "
                     "failure reasons with `onecycle status`"
                 )
+            if fused_context is not None:
+                if not _fused_batch(fused_context, n_trials, progress):
+                    status = "finished"
+                    progress.sweep(_outcome(study, n_trials), n_trials)
+                    break
+                continue
             trial = _next_trial(store, study, n_trials, worker, interval)
             if trial is None:
                 status = "finished"
@@ -428,6 +447,88 @@ def run_sweep(store: Store, record: SweepRecord, progress: Progress | None = Non
         if status == "finished":
             _close_parent(store, record, study)
     return riding_out_outages("count the trials", lambda: _outcome(study, n_trials))
+
+
+def _fused_context(
+    config: SweepConfig,
+    fused: int | str | None,
+    objective: Objective,
+    target: MlflowTarget,
+    store: Store,
+    study: optuna.Study,
+    space: SearchSpace,
+    worker: str,
+    interval: int,
+    progress: Progress,
+) -> FusedContext | None:
+    """The fused-batch context when more than one trial is to be stacked, else None."""
+    setting = config.execution.fused_trials if fused is None else fused
+    if setting == 1:
+        return None
+    if config.workload.builtin is None:
+        raise UsageError(
+            "--fused / execution.fused_trials: fused trials stack a builtin workload's model; "
+            f"this sweep runs entrypoint {config.workload.entrypoint!r}"
+        )
+    from sweeps.fused_sizing import auto_fused_trials
+
+    if setting == "auto":
+        size = auto_fused_trials(
+            objective.make_workload(), objective.settings, config.search.n_trials
+        )
+        log.info("fused_trials: auto chose %d", size)
+    else:
+        size = int(setting)
+    return FusedContext(
+        store=store,
+        study=study,
+        config=config,
+        space=space,
+        settings=objective.settings,
+        make_workload=objective.make_workload,
+        make_sampler=lambda seed: make_sampler(config, space, seed),
+        make_pruner=lambda: make_pruner(config),
+        tracking=target.tracking,
+        experiment_id=target.experiment_id,
+        parent_run_id=target.parent_run_id,
+        run_params={**objective.run_params, "fused_trials": size},
+        worker=worker,
+        interval=interval,
+        fused=size,
+        progress_start=progress.trial_started,
+        progress_step=progress.step,
+    )
+
+
+def _fused_batch(context: FusedContext, n_trials: int, progress: Progress) -> bool:
+    """Ask, train and tell one fused batch; False when the sweep is done."""
+    from sweeps.fused_runner import BatchTimes, next_batch, run_batch
+
+    started = time.perf_counter()
+    found = riding_out_outages("start the next batch", lambda: next_batch(context, n_trials))
+    if found is None:
+        return False
+    members, _ = found
+    times = BatchTimes(len(members), ask_s=time.perf_counter() - started)
+    run_batch(context, members, times)
+    context.batches.append(times)
+    with contextlib.suppress(Exception):  # figures for the record, not worth failing a sweep
+        from mlflow.entities import Metric
+
+        now, step = int(time.time() * 1000), len(context.batches) - 1
+        figures = {
+            "fused/bookkeeping_share": times.bookkeeping_share,
+            "fused/ask_s": times.ask_s,
+            "fused/train_s": times.train_s,
+            "fused/tell_s": times.tell_s,
+            "fused/sync_s": times.sync_s,
+            "fused/trials": float(times.trials),
+        }
+        context.store.mlflow.log_batch(
+            context.parent_run_id,
+            metrics=[Metric(key, value, now, step) for key, value in figures.items()],
+        )
+    return True
 
 
 def riding_out_outages(what: str, action: Callable[[], T], patience_s: float = 60.0) -> T:

@@ -78,3 +78,21 @@ def test_uncycled_momentum_gives_none_and_mixing_is_refused() -> None:
 def test_values_live_on_the_requested_device() -> None:
     lr, _ = BatchedOneCycle([OneCycleSchedule(0.01, 0.1)], device="cpu").values(0)
     assert lr.device == torch.device("cpu") and lr.dtype == torch.float64
+
+
+def test_a_table_of_steps_equals_stepping_one_by_one() -> None:
+    schedules = [
+        OneCycleSchedule(0.001, 0.1, cycle_first_step_size=7, cycle_first_stair_count=3),
+        OneCycleSchedule(
+            0.01, 0.05, cycle_first_step_size=4, decay_step_size=3, decay_mom_rate=0.2
+        ),
+    ]
+    batched = BatchedOneCycle(schedules)
+    lr_table, mom_table = batched.values(torch.arange(40))
+    assert lr_table.shape == (40, 2) and mom_table is not None
+    for step in range(40):
+        lr, mom = batched.values(step)
+        assert torch.equal(lr_table[step], lr) and mom is not None
+        assert torch.equal(mom_table[step], mom)
+    with pytest.raises(ValueError, match="non-negative"):
+        batched.values(-1)

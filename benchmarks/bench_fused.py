@@ -1,0 +1,125 @@
+"""Trial-steps per second: K trials fused into one stacked model against the same K one by one.
+
+Both sides train the same K OneCycle schedules on the same workload, data order and seed, with
+no tracking (this measures the training path; the sweep-level bookkeeping share is reported by
+the sweep itself and in docs/fused.md). Rounds are interleaved so machine noise hits both
+alike; the figure per side is the best round. On a GPU, the one-by-one side trains a few trials
+and its rate is per trial-step, so K can be large.
+
+    python benchmarks/bench_fused.py                      # CPU: digits 3x512, 128x128, 64; K=16
+    python benchmarks/bench_fused.py --device cuda --k 512 --hidden 512,512,512 --batch 256
+
+Goals (issue #7): >= 3x at K=16 for the digits MLP on 2 CPU cores; >= 50x on an H200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from sweeps.fused_training import train_fused
+from sweeps.training import TrainSettings, train
+from sweeps.workloads import build_workload
+
+
+def schedules(count: int, steps: int) -> list[dict[str, float]]:
+    """K distinct, stable schedules whose cycle spans the run."""
+    return [
+        {
+            "cycle_min_lr": 1e-3 * (1 + i % 5),
+            "cycle_max_lr": 2e-2 * (1 + i % 7),
+            "cycle_first_step_size": max(1, steps // 2),
+            "cycle_min_mom": 0.85,
+            "cycle_max_mom": 0.95,
+        }
+        for i in range(count)
+    ]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(
+    workload_name: str,
+    hidden: list[int],
+    batch: int,
+    count: int,
+    epochs: int,
+    rounds: int,
+    device: torch.device,
+    sequential_trials: int,
+) -> dict[str, float]:
+    """Best-of-rounds trial-steps per second for both sides."""
+    workload = build_workload(workload_name, batch, 0, device, hidden=hidden)
+    settings = TrainSettings(epochs=epochs, seed=0, metric=workload.metric)
+    steps = workload.steps_per_epoch * epochs
+    plans = schedules(count, steps)
+    alone = plans[: min(sequential_trials, count)]
+    train(workload, plans[0], settings)  # warm-up: allocator, kernels, data on device
+    train_fused(workload, plans, settings)
+    best = {"sequential": 0.0, "fused": 0.0}
+    for _ in range(rounds):
+        _sync(device)
+        started = time.perf_counter()
+        for plan in alone:
+            train(workload, plan, settings)
+        _sync(device)
+        rate = len(alone) * steps / (time.perf_counter() - started)
+        best["sequential"] = max(best["sequential"], rate)
+        started = time.perf_counter()
+        train_fused(workload, plans, settings)
+        _sync(device)
+        rate = count * steps / (time.perf_counter() - started)
+        best["fused"] = max(best["fused"], rate)
+    best["ratio"] = best["fused"] / best["sequential"]
+    best["steps"] = steps
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workload", default="digits")
+    parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--hidden", action="append", help="widths, e.g. 512,512,512 (repeat)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    parser.add_argument(
+        "--sequential-trials", type=int, default=0, help="trials timed one by one (0: all K)"
+    )
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shapes = args.hidden or ["512,512,512", "128,128", "64"]
+    print(
+        f"device {device}, torch threads {torch.get_num_threads()}, workload {args.workload}, "
+        f"batch {args.batch}, K={args.k}, epochs {args.epochs}, best of {args.rounds} rounds"
+    )
+    print(f"{'hidden':>14} {'steps':>6} {'one by one':>14} {'fused':>14} {'ratio':>7}")
+    for shape in shapes:
+        hidden = [int(w) for w in shape.split(",")]
+        found = measure(
+            args.workload,
+            hidden,
+            args.batch,
+            args.k,
+            args.epochs,
+            args.rounds,
+            device,
+            args.sequential_trials or args.k,
+        )
+        print(
+            f"{shape:>14} {int(found['steps']):>6} {found['sequential']:>10.0f} t-s/s "
+            f"{found['fused']:>10.0f} t-s/s {found['ratio']:>6.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

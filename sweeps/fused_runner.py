@@ -1,0 +1,413 @@
+"""Run a sweep K trials at a time as one stacked model (``execution.fused_trials``).
+
+A batch is asked, trained and told as a unit, and the bookkeeping is batched with it:
+
+* **Asking**: one read of the study's trials into an in-memory *mirror* study, the sweep's own
+  sampler (seeded by the sweep seed plus the number of trials so far, so a rerun asks the same
+  trials) samples K parameter sets there in milliseconds, and each becomes a RUNNING trial in
+  the store with one insert. Enqueued trials are taken first. On an RDB store, asking through
+  the stored study costs tens of milliseconds a trial (each ask reloads the history).
+* **Pruning** is decided in the mirror (the sweep's pruner over the same history), so an
+  evaluation point does not cost K reloads of the study; the intermediate values are written to
+  the store when the batch ends.
+* **Telling** goes out once per batch. MLflow runs are created when the batch starts (so each
+  trial carries its run id from the start) and filled by the tracking writer process while the
+  next batch trains; a batch waits only for the previous batch's writes.
+
+Each batch's bookkeeping share (ask + run creation + tell + waiting for the writer, over the
+batch's wall time) is logged to the sweep's parent run as ``fused/bookkeeping_share``, with its
+parts (``fused/ask_s``, ``fused/train_s``, ``fused/tell_s``, ``fused/sync_s``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+from torch import Tensor
+
+import schedulers
+from storage.schema_lock import store_lock
+from sweeps.fused_training import FusedOutcome, train_fused
+from sweeps.objective import ARTIFACTS_CALL
+from sweeps.sweep_tracking import STUDY_TAG, SWEEP_TAG
+from sweeps.training import TrainResult, TrainSettings
+from sweeps.trial_tracking import FAILURE_TAG, PRUNED_TAG, STATE_TAG
+
+if TYPE_CHECKING:
+    from storage import Store
+    from storage.tracking import Point, Tracking
+    from sweeps.config import SweepConfig
+    from sweeps.search_space import SearchSpace
+    from sweeps.workloads.base import Workload
+
+SamplerFactory = Callable[[int | None], optuna.samplers.BaseSampler]
+PrunerFactory = Callable[[], optuna.pruners.BasePruner]
+
+
+@dataclass
+class Member:
+    """One trial of a batch: its stored trial, its mirror (for pruning), its schedule."""
+
+    trial: optuna.Trial
+    shadow: optuna.Trial
+    schedule: dict[str, Any]
+    handle: str
+    intermediate: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass
+class BatchTimes:
+    """Where a batch's wall time went."""
+
+    trials: int
+    ask_s: float = 0.0
+    train_s: float = 0.0
+    tell_s: float = 0.0
+    sync_s: float = 0.0
+
+    @property
+    def wall_s(self) -> float:
+        """The whole batch."""
+        return self.ask_s + self.train_s + self.tell_s + self.sync_s
+
+    @property
+    def bookkeeping_share(self) -> float:
+        """Ask, tell and waiting for the tracking writer, as a share of the batch."""
+        return (self.ask_s + self.tell_s + self.sync_s) / max(self.wall_s, 1e-9)
+
+
+@dataclass
+class FusedContext:
+    """What a fused batch needs from the sweep runner (built once per worker)."""
+
+    store: Store
+    study: optuna.Study
+    config: SweepConfig
+    space: SearchSpace
+    settings: TrainSettings
+    make_workload: Callable[[], Workload]
+    make_sampler: SamplerFactory
+    make_pruner: PrunerFactory
+    tracking: Tracking | None
+    experiment_id: str
+    parent_run_id: str
+    run_params: Mapping[str, Any]
+    worker: str
+    interval: int
+    fused: int
+    progress_start: Callable[[int, int], None] = lambda number, total: None
+    progress_step: Callable[[int, int], None] = lambda number, done: None
+    batches: list[BatchTimes] = field(default_factory=list)
+    #: The tracking writer's marker after the previous batch's writes (waited for one batch on).
+    last_mark: str | None = None
+
+
+def next_batch(context: FusedContext, n_trials: int) -> tuple[list[Member], optuna.Study] | None:
+    """Start up to ``fused`` trials under the store's lock; None when the sweep is done."""
+    from sweeps.sweep_runner import counts
+
+    study, store = context.study, context.store
+    while True:
+        with store_lock(store.spec, store.spec.optuna_url, f"sweep-{study.study_name}"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            found = counts(study)
+            finished = found["complete"] + found["pruned"]
+            if finished >= n_trials:
+                return None
+            room = n_trials - finished - found["running"]
+            if room > 0:
+                return _ask(context, min(context.fused, room))
+        time.sleep(min(1.0, context.interval / 2))
+
+
+def _ask(context: FusedContext, take: int) -> tuple[list[Member], optuna.Study]:
+    study = context.study
+    trials = study.get_trials(deepcopy=False)
+    history = [t for t in trials if t.state != TrialState.WAITING]
+    waiting = len(trials) - len(history)
+    base = context.config.search.seed
+    mirror = optuna.create_study(
+        direction=study.direction,
+        sampler=context.make_sampler(None if base is None else base + len(trials)),
+        pruner=context.make_pruner(),
+    )
+    mirror.add_trials(history)
+    members: list[Member] = []
+    storage = study._storage
+    with warnings.catch_warnings():  # heartbeats are ours (_Beats), as in the single path
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        for _ in range(min(take, waiting)):
+            trial = study.ask()  # an enqueued trial: its params are fixed
+            schedule = context.space.suggest(trial)
+            template = optuna.trial.create_trial(
+                state=TrialState.RUNNING, params=trial.params, distributions=trial.distributions
+            )
+            shadow_id = mirror._storage.create_new_trial(mirror._study_id, template)
+            shadow = optuna.Trial(mirror, shadow_id)
+            trial.set_user_attr("deepspeed_params", schedule)
+            trial.set_user_attr("worker", context.worker)
+            members.append(Member(trial, shadow, schedule, ""))
+        for _ in range(take - len(members)):
+            shadow = mirror.ask()
+            schedule = context.space.suggest(shadow)
+            template = optuna.trial.create_trial(
+                state=TrialState.RUNNING,
+                params=shadow.params,
+                distributions=shadow.distributions,
+                user_attrs={"deepspeed_params": schedule, "worker": context.worker},
+            )
+            trial_id = storage.create_new_trial(study._study_id, template_trial=template)
+            members.append(Member(optuna.Trial(study, trial_id), shadow, schedule, ""))
+    for member in members:
+        storage.record_heartbeat(member.trial._trial_id)  # type: ignore[attr-defined]
+        member.handle = f"trial-{member.trial.number}-{member.trial._trial_id}"
+    return members, mirror
+
+
+class _Beats:
+    """One thread recording every batch member's heartbeat."""
+
+    def __init__(self, study: optuna.Study, members: Sequence[Member], interval: int) -> None:
+        self._stop = threading.Event()
+        storage, ids = study._storage, [m.trial._trial_id for m in members]
+
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                for trial_id in ids:
+                    with contextlib.suppress(Exception):  # retried next interval
+                        storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+
+        self._thread = threading.Thread(target=beat, name="onecycle-heartbeats", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class _BatchHooks:
+    """Per-trial tracking of a fused batch, and pruning decided in the mirror study."""
+
+    def __init__(self, context: FusedContext, members: Sequence[Member], total: int) -> None:
+        self.context, self.members = context, list(members)
+        self.metric = context.settings.metric
+        self.total = total
+        self._lr: list[Tensor] = []
+        self._mom: list[Tensor] = []
+        self._loss: list[Tensor] = []
+        self._rows: list[tuple[int, list[int], list[bool], int]] = []
+
+    def on_steps(
+        self,
+        step: int,
+        members: Sequence[int],
+        alive: Sequence[bool],
+        lr: Tensor,
+        momentum: Tensor | None,
+        losses: Tensor,
+    ) -> None:
+        if self.context.tracking is not None:
+            self._lr.append(lr)
+            self._loss.append(losses)
+            if momentum is not None:
+                self._mom.append(momentum)
+            self._rows.append((step, list(members), list(alive), int(time.time() * 1000)))
+        if step % 10 == 0:
+            self.context.progress_step(self.members[0].trial.number, step + 1)
+
+    def on_eval(
+        self, step: int, samples: int, metrics: Mapping[int, dict[str, float]]
+    ) -> set[int]:
+        self.flush(extra={k: (step, v) for k, v in metrics.items()})
+        stop: set[int] = set()
+        for index, values in metrics.items():
+            value = values.get(self.metric)
+            if value is None or not math.isfinite(value):
+                continue
+            member = self.members[index]
+            member.intermediate.append((step, value))
+            member.shadow.report(value, step)
+            if member.shadow.should_prune():
+                stop.add(index)
+        return stop
+
+    def flush(self, extra: Mapping[int, tuple[int, dict[str, float]]] | None = None) -> None:
+        """Ship buffered per-step values (one device sync), plus evaluation metrics."""
+        tracking = self.context.tracking
+        if tracking is None:
+            return
+        points: dict[int, list[Point]] = {}
+        if self._rows:
+            # Rows shrink when the stack is compacted: concatenate, one sync for all of it.
+            lrs = torch.cat(self._lr).tolist()
+            losses = torch.cat(self._loss).float().tolist()
+            moms = torch.cat(self._mom).tolist() if self._mom else None
+            offset = 0
+            for step, members, alive, now in self._rows:
+                for row, index in enumerate(members):
+                    at = offset + row
+                    if not alive[row]:
+                        continue
+                    out = points.setdefault(index, [])
+                    out.append(("lr", lrs[at], step, now))
+                    if moms is not None:
+                        out.append(("momentum", moms[at], step, now))
+                    out.append(("train_loss", losses[at], step, now))
+                offset += len(members)
+        now = int(time.time() * 1000)
+        for index, (step, values) in (extra or {}).items():
+            last = max(step - 1, 0)
+            points.setdefault(index, []).extend(
+                (key, float(value), last, now) for key, value in values.items()
+            )
+        for index, found in points.items():
+            tracking.log_metrics(self.members[index].handle, found)
+        self._lr, self._mom, self._loss, self._rows = [], [], [], []
+
+
+def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -> None:
+    """Train ``members`` as one stack, then record every trial's outcome.
+
+    The batch's MLflow writes are left to the writer while the next batch trains; before
+    queueing its own, a batch waits for the previous batch's (``sync_s``), which keeps the
+    writer at most one batch behind.
+    """
+    workload = context.make_workload()
+    total = workload.steps_per_epoch * context.settings.epochs
+    context.progress_start(members[0].trial.number, total)
+    runs_started = time.perf_counter()
+    _start_runs(context, members)
+    times.ask_s += time.perf_counter() - runs_started
+    hooks = _BatchHooks(context, members, total)
+    beats = _Beats(context.study, members, context.interval)
+    started = time.perf_counter()
+    told: set[int] = set()
+    try:
+        outcome = train_fused(workload, [m.schedule for m in members], context.settings, hooks)
+        times.train_s = time.perf_counter() - started
+        beats.stop()
+        tell_started = time.perf_counter()
+        hooks.flush()
+        for index, member in enumerate(members):
+            _record(context, member, outcome, index, started)
+            told.add(index)
+        times.tell_s = time.perf_counter() - tell_started
+    except BaseException as error:
+        # Whatever stopped the batch (Ctrl+C, a store error, a bug), no trial stays RUNNING.
+        beats.stop()
+        why = f"{type(error).__name__}: {error}"
+        for index, member in enumerate(members):
+            if index not in told:
+                with contextlib.suppress(Exception):
+                    _close(context, member, TrialState.FAIL, None, why, None, started)
+        raise
+    if context.tracking is not None:
+        mark = context.tracking.mark()
+        if context.last_mark is not None:
+            waited = time.perf_counter()
+            context.tracking.wait_for(context.last_mark).raise_errors()
+            times.sync_s = time.perf_counter() - waited
+        context.last_mark = mark
+
+
+def _start_runs(context: FusedContext, members: Sequence[Member]) -> None:
+    """Create the batch's MLflow runs now (ids on the trials at once); the writer fills them."""
+    tracking = context.tracking
+    if tracking is None:
+        return
+    client = context.store.mlflow
+    for member in members:
+        number = member.trial.number
+        run = client.create_run(
+            context.experiment_id,
+            run_name=f"trial-{number:04d}",
+            tags={
+                "mlflow.parentRunId": context.parent_run_id,
+                SWEEP_TAG: context.config.name,
+                STUDY_TAG: context.study.study_name,
+                "onecycle.trial_number": str(number),
+                "onecycle.fused_batch": str(len(members)),
+            },
+        )
+        run_id = str(run.info.run_id)
+        member.trial.set_user_attr("mlflow_run_id", run_id)
+        tracking.adopt_run(member.handle, run_id)
+        full = schedulers.with_defaults("OneCycle", member.schedule)
+        tracking.log_params(member.handle, {**full, **context.run_params})
+
+
+def _record(
+    context: FusedContext, member: Member, outcome: FusedOutcome, index: int, started: float
+) -> None:
+    result = outcome.results[index]
+    storage = context.study._storage
+    for step, value in member.intermediate:
+        storage.set_trial_intermediate_value(member.trial._trial_id, step, value)
+    if index in outcome.stopped:
+        _close(context, member, TrialState.PRUNED, None, None, result, started)
+        return
+    value = result.final.get(context.settings.metric, math.nan)
+    reason = result.diverged
+    if reason is None and not math.isfinite(value):
+        reason = "objective value is NaN"
+    if reason is not None:
+        _close(context, member, TrialState.FAIL, None, f"diverged: {reason}", result, started)
+        return
+    for key in ("steps", "samples", "wall_time_s", "best", "samples_to_target"):
+        member.trial.set_user_attr(key, getattr(result, key))
+    _close(context, member, TrialState.COMPLETE, float(value), None, result, started)
+
+
+_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
+
+
+def _close(
+    context: FusedContext,
+    member: Member,
+    state: TrialState,
+    value: float | None,
+    reason: str | None,
+    result: TrainResult | None,
+    started: float,
+) -> None:
+    """Tell Optuna and end the MLflow run, the same mapping as the single-trial objective."""
+    if reason is not None:
+        member.trial.set_user_attr("failure_reason", reason)
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+        context.study.tell(member.trial, value, state=state)
+    tracking = context.tracking
+    if tracking is None:
+        return
+    step = max((result.steps - 1) if result else 0, 0)
+    now = int(time.time() * 1000)
+    finals: dict[str, float] = {"wall_time_s": time.perf_counter() - started}
+    if result is not None:
+        finals.update(steps=result.steps, samples=result.samples)
+        if result.best is not None:
+            finals[f"best_{context.settings.metric}"] = result.best
+        if result.samples_to_target is not None:
+            finals["samples_to_target"] = result.samples_to_target
+    if value is not None:
+        finals["objective"] = value
+    tracking.log_metrics(member.handle, [(k, float(v), step, now) for k, v in finals.items()])
+    tags: dict[str, str] = {STATE_TAG: state.name}
+    if state == TrialState.PRUNED:
+        tags[PRUNED_TAG] = "true"
+    if reason is not None:
+        tags[FAILURE_TAG] = reason[:5000]
+    tracking.set_tags(member.handle, tags)
+    block = {"type": "OneCycle", "params": schedulers.with_defaults("OneCycle", member.schedule)}
+    tracking.call(member.handle, ARTIFACTS_CALL, scheduler_block=block)
+    tracking.end_run(member.handle, _STATUS[state])

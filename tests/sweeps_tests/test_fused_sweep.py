@@ -1,0 +1,135 @@
+"""Fused sweeps through the CLI: every trial tracked as if alone, outcomes, reproducibility."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from schedulers import OneCycleSchedule
+from storage import StoreSpec, open_store, resolve_store
+from sweeps.cli import main
+from tests.conftest import store_args
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _sweep(tmp_path: Path, n_trials: int = 8, **execution: Any) -> Path:
+    config = yaml.safe_load((EXAMPLES / "digits.yaml").read_text())
+    config["name"] = "fused"
+    config["workload"].update(epochs=2, device="cpu", options={"hidden": [32]})
+    config["search"]["n_trials"] = n_trials
+    config["search"]["space"]["cycle_max_lr"] = {"low": 1e-3, "high": 30.0, "log": True}
+    config["search"]["space"]["cycle_first_step_size"] = {"low": 10, "high": 30}
+    config["scheduler"]["decay_step_size"] = 5
+    config["enqueue"][0]["cycle_first_step_size"] = 20
+    if execution:
+        config["execution"] = execution
+    path = tmp_path / "fused.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _trials(spec: StoreSpec) -> list[optuna.trial.FrozenTrial]:
+    with open_store(spec) as store:
+        record = store.sweeps.get("fused")
+        study = optuna.load_study(study_name=record.study_name, storage=store.optuna_storage)
+        return study.get_trials()
+
+
+def test_fused_sweep_tracks_every_trial_like_a_single_one(
+    tmp_path: Path, new_spec: Callable[..., StoreSpec]
+) -> None:
+    spec = new_spec()
+    assert main(["run", str(_sweep(tmp_path)), "--fused", "4", *store_args(spec)]) == 0
+    trials = _trials(spec)
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 8
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    states = {t.state for t in trials}
+    assert {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL} <= states
+    # The enqueued trial went first, with its fixed params.
+    assert trials[0].user_attrs["deepspeed_params"]["cycle_max_lr"] == pytest.approx(1e-2)
+    with open_store(spec) as store:
+        client = store.mlflow
+        expected_status = {
+            TrialState.COMPLETE: "FINISHED",
+            TrialState.PRUNED: "KILLED",
+            TrialState.FAIL: "FAILED",
+        }
+        for trial in trials:
+            run = client.get_run(trial.user_attrs["mlflow_run_id"])
+            assert run.info.status == expected_status[trial.state], trial.number
+            assert run.data.params["fused_trials"] == "4"
+            if trial.state == TrialState.PRUNED:
+                assert run.data.tags["pruned"] == "true"
+            if trial.state == TrialState.FAIL:
+                assert run.data.tags["onecycle.failure_reason"].startswith("diverged")
+            schedule = OneCycleSchedule(**trial.user_attrs["deepspeed_params"])
+            lr = sorted(client.get_metric_history(run.info.run_id, "lr"), key=lambda m: m.step)
+            momentum = sorted(
+                client.get_metric_history(run.info.run_id, "momentum"), key=lambda m: m.step
+            )
+            losses = client.get_metric_history(run.info.run_id, "train_loss")
+            assert [m.step for m in lr] == list(range(len(lr))) and lr
+            assert [m.value for m in lr] == [schedule.lr(m.step) for m in lr]
+            assert [m.value for m in momentum] == [schedule.momentum(m.step) for m in momentum]
+            assert len(losses) == len(lr)
+            if trial.state == TrialState.COMPLETE:
+                assert len(lr) == trial.user_attrs["steps"]
+                final = client.get_run(run.info.run_id).data.metrics
+                assert final["objective"] == pytest.approx(trial.value)
+        record = store.sweeps.get("fused")
+        parent = client.get_run(record.mlflow_parent_run_id)
+        assert 0.0 < parent.data.metrics["fused/bookkeeping_share"] < 1.0
+
+
+def test_same_seed_gives_the_same_fused_sweep(tmp_path: Path) -> None:
+    runs = []
+    for attempt in ("a", "b"):
+        folder = tmp_path / attempt
+        folder.mkdir()
+        spec = resolve_store(str(folder / "store"), env={})
+        assert (
+            main(["run", str(_sweep(folder, n_trials=6)), "--fused", "3", *store_args(spec)]) == 0
+        )
+        runs.append(
+            [(t.number, t.state, t.params, t.value, t.intermediate_values) for t in _trials(spec)]
+        )
+    assert runs[0] == runs[1]
+
+
+def test_auto_picks_a_stack_size_and_runs(tmp_path: Path) -> None:
+    spec = resolve_store(str(tmp_path / "store"), env={})
+    path = _sweep(tmp_path, n_trials=5, fused_trials="auto")
+    assert main(["run", str(path), *store_args(spec)]) == 0
+    trials = _trials(spec)
+    with open_store(spec) as store:
+        size = int(
+            store.mlflow.get_run(trials[0].user_attrs["mlflow_run_id"]).data.params["fused_trials"]
+        )
+    assert 1 < size <= 32
+
+
+def test_bad_fused_values_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _sweep(tmp_path)
+    assert main(["run", str(path), "--fused", "0", "--store", str(tmp_path / "s")]) == 2
+    assert "--fused" in capsys.readouterr().err
+    config = yaml.safe_load(path.read_text())
+    config["execution"] = {"fused_trials": -3}
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", str(path), "--store", str(tmp_path / "s")]) == 2
+    assert "execution.fused_trials" in capsys.readouterr().err
+    custom = yaml.safe_load((EXAMPLES / "custom.yaml").read_text())
+    custom["execution"] = {"fused_trials": 4}
+    bad = tmp_path / "custom.yaml"
+    bad.write_text(yaml.safe_dump(custom))
+    (tmp_path / "custom_train.py").write_text((EXAMPLES / "custom_train.py").read_text())
+    assert main(["run", str(bad), "--store", str(tmp_path / "s")]) == 2
+    assert "fused trials stack a builtin workload's model" in capsys.readouterr().err
