@@ -94,6 +94,7 @@ def store_info_command(as_json: bool, **options: str | None) -> None:
 def _register_commands() -> None:
     from sweeps.cli_inspect import best_command, list_command, status_command, summary_command
     from sweeps.cli_range import range_test_command
+    from sweeps.cli_study import study_group
     from sweeps.cli_sweep import run_command, worker_command
     from sweeps.cli_train import train_command, ui_command
 
@@ -106,6 +107,7 @@ def _register_commands() -> None:
         summary_command,
         train_command,
         range_test_command,
+        study_group,
         ui_command,
     ):
         app.add_command(command)

@@ -255,7 +255,8 @@ def _check_names(where: str, keys: list[str]) -> None:
             raise ValueError(f"{where}.{key}: not a OneCycle parameter{hint}")
 
 
-def _format_error(error: ValidationError) -> str:
+def format_error(error: ValidationError, root: type[BaseModel] | None = None) -> str:
+    """Pydantic's first error as one line: the key's path, the constraint, the value."""
     first = error.errors()[0]
     location = ".".join(
         str(part) for part in first["loc"] if not str(part).startswith(("function-", "~"))
@@ -267,7 +268,7 @@ def _format_error(error: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         key = str(first["loc"][-1])
         parent = first["loc"][:-1]
-        fields = _known_fields(parent)
+        fields = _known_fields(parent, root or SweepConfig)
         close = difflib.get_close_matches(key, fields, n=1)
         hint = f"; did you mean `{close[0]}`?" if close else f"; expected one of {fields}"
         hint = hint if fields else ""
@@ -281,11 +282,11 @@ def _format_error(error: ValidationError) -> str:
     return f"{location}: {message}{shown}"
 
 
-def _known_fields(location: tuple[Any, ...]) -> list[str]:
+def _known_fields(location: tuple[Any, ...], root: type[BaseModel]) -> list[str]:
     tagged: dict[str, type[BaseModel]] = {"~range": Range, "~choices": Choices, "~auto": AutoRange}
     if location and str(location[-1]) in tagged:  # a space entry: the form it was read as
         return list(tagged[str(location[-1])].model_fields)
-    model: Any = SweepConfig
+    model: Any = root
     for part in location:
         field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
         if field is None:
@@ -308,7 +309,7 @@ def parse_config(
     try:
         config = SweepConfig.model_validate(data)
     except ValidationError as error:
-        raise UsageError(f"{source}: {_format_error(error)}") from None
+        raise UsageError(f"{source}: {format_error(error)}") from None
     try:
         _check_names("search.space", list(config.search.space))
         _check_names("scheduler", list(config.scheduler))

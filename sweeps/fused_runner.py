@@ -105,7 +105,7 @@ class FusedContext:
     worker: str
     interval: int
     fused: int
-    progress_start: Callable[[int, int], None] = lambda number, total: None
+    progress_start: Callable[[list[int], int], None] = lambda numbers, total: None
     progress_step: Callable[[int, int], None] = lambda number, done: None
     batches: list[BatchTimes] = field(default_factory=list)
     #: The tracking writer's marker after the previous batch's writes (waited for one batch on).
@@ -286,7 +286,7 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
     """
     workload = context.make_workload()
     total = workload.steps_per_epoch * context.settings.epochs
-    context.progress_start(members[0].trial.number, total)
+    context.progress_start([m.trial.number for m in members], total)
     runs_started = time.perf_counter()
     _start_runs(context, members)
     times.ask_s += time.perf_counter() - runs_started

@@ -60,6 +60,17 @@ class LiveProgress(Progress):
             visible=True,
         )
 
+    def batch_started(self, numbers: list[int], total_steps: int) -> None:
+        """Reset the trial bar for a fused batch."""
+        self.bar.update(
+            self.trial_task,
+            description=f"{len(numbers)} fused trials {numbers[0]}-{numbers[-1]}",
+            total=total_steps or None,
+            completed=0,
+            detail="updates",
+            visible=True,
+        )
+
     def step(self, number: int, steps_done: int) -> None:
         """Advance the trial bar."""
         self.bar.update(self.trial_task, completed=steps_done)

@@ -310,6 +310,10 @@ class Progress:
     def trial_started(self, number: int, total_steps: int) -> None:
         """A trial began."""
 
+    def batch_started(self, numbers: list[int], total_steps: int) -> None:
+        """A fused batch of trials began (one progress line for all of them)."""
+        self.trial_started(numbers[0], total_steps)
+
     def step(self, number: int, steps_done: int) -> None:
         """A trial advanced (called every few updates)."""
 
@@ -495,7 +499,7 @@ def _fused_context(
         worker=worker,
         interval=interval,
         fused=size,
-        progress_start=progress.trial_started,
+        progress_start=progress.batch_started,
         progress_step=progress.step,
     )
 
