@@ -36,12 +36,10 @@ from optuna.trial import TrialState
 from torch import Tensor
 
 import schedulers
-from storage.schema_lock import store_lock
 from sweeps.fused_training import FusedOutcome, train_fused
-from sweeps.objective import ARTIFACTS_CALL
 from sweeps.sweep_tracking import STUDY_TAG, SWEEP_TAG
 from sweeps.training import TrainResult, TrainSettings
-from sweeps.trial_tracking import FAILURE_TAG, PRUNED_TAG, STATE_TAG
+from sweeps.trial_tracking import close_trial_run
 
 if TYPE_CHECKING:
     from storage import Store
@@ -114,22 +112,15 @@ class FusedContext:
 
 def next_batch(context: FusedContext, n_trials: int) -> tuple[list[Member], optuna.Study] | None:
     """Start up to ``fused`` trials under the store's lock; None when the sweep is done."""
-    from sweeps.sweep_runner import counts
+    from sweeps.sweep_runner import start_under_lock
 
-    study, store = context.study, context.store
-    while True:
-        with store_lock(store.spec, store.spec.optuna_url, f"sweep-{study.study_name}"):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
-            found = counts(study)
-            finished = found["complete"] + found["pruned"]
-            if finished >= n_trials:
-                return None
-            room = n_trials - finished - found["running"]
-            if room > 0:
-                return _ask(context, min(context.fused, room))
-        time.sleep(min(1.0, context.interval / 2))
+    return start_under_lock(
+        context.store,
+        context.study,
+        n_trials,
+        context.interval,
+        lambda room: _ask(context, min(context.fused, room)),
+    )
 
 
 def _ask(context: FusedContext, take: int) -> tuple[list[Member], optuna.Study]:
@@ -387,27 +378,14 @@ def _close(
         member.trial.set_user_attr("failure_reason", reason)
     with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
         context.study.tell(member.trial, value, state=state)
-    tracking = context.tracking
-    if tracking is None:
-        return
-    step = max((result.steps - 1) if result else 0, 0)
-    now = int(time.time() * 1000)
-    finals: dict[str, float] = {"wall_time_s": time.perf_counter() - started}
-    if result is not None:
-        finals.update(steps=result.steps, samples=result.samples)
-        if result.best is not None:
-            finals[f"best_{context.settings.metric}"] = result.best
-        if result.samples_to_target is not None:
-            finals["samples_to_target"] = result.samples_to_target
-    if value is not None:
-        finals["objective"] = value
-    tracking.log_metrics(member.handle, [(k, float(v), step, now) for k, v in finals.items()])
-    tags: dict[str, str] = {STATE_TAG: state.name}
-    if state == TrialState.PRUNED:
-        tags[PRUNED_TAG] = "true"
-    if reason is not None:
-        tags[FAILURE_TAG] = reason[:5000]
-    tracking.set_tags(member.handle, tags)
-    block = {"type": "OneCycle", "params": schedulers.with_defaults("OneCycle", member.schedule)}
-    tracking.call(member.handle, ARTIFACTS_CALL, scheduler_block=block)
-    tracking.end_run(member.handle, _STATUS[state])
+    if context.tracking is not None:
+        close_trial_run(
+            context.tracking,
+            member.handle,
+            context.settings.metric,
+            member.schedule,
+            (_STATUS[state], state.name, reason),
+            result,
+            started,
+            value,
+        )

@@ -11,11 +11,12 @@ past which the CPU is saturated (docs/fused.md has the measurements).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
+from sweeps.fused_training import NoFusedHooks
 from sweeps.training import TrainSettings
 from sweeps.workloads.base import Workload
 
@@ -60,19 +61,8 @@ def _measured_cuda(workload: Workload, settings: TrainSettings) -> tuple[int, in
     return max(peaks[1] - peaks[0], 1), int(free)
 
 
-class _StopAtFirstEval:
+class _StopAtFirstEval(NoFusedHooks):
     """Hooks for the probe: one update, one evaluation, then every row stops."""
-
-    def on_steps(
-        self,
-        step: int,
-        members: Sequence[int],
-        alive: Sequence[bool],
-        lr: Tensor,
-        momentum: Tensor | None,
-        losses: Tensor,
-    ) -> None:
-        """Nothing."""
 
     def on_eval(
         self, step: int, samples: int, metrics: Mapping[int, dict[str, float]]

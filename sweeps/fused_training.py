@@ -29,7 +29,7 @@ from schedulers import OneCycleSchedule
 from schedulers.batched import BatchedOneCycle
 from sweeps.fused_model import StackedModel
 from sweeps.fused_optim import StackedOptimizer
-from sweeps.training import TrainResult, TrainSettings, _better, _reached
+from sweeps.training import TrainResult, TrainSettings, record_evaluation
 from sweeps.workloads.base import Workload
 from sweeps.workloads.metrics import binary_auc
 
@@ -287,17 +287,7 @@ def _evaluate(
         else:
             values["val_accuracy"] = float(accuracy[row])
         metrics[member] = values
-        result = outcome.results[member]
-        result.evaluations.append((step, samples, values))
-        value = values.get(settings.metric, math.nan)
-        if _better(value, result.best, settings.direction):
-            result.best = value
-        if (
-            settings.target is not None
-            and result.samples_to_target is None
-            and _reached(value, settings.target, settings.direction)
-        ):
-            result.samples_to_target = samples
+        record_evaluation(outcome.results[member], step, samples, values, settings)
     stop = hooks.on_eval(step, samples, metrics)
     for row, member in enumerate(stack.members):
         if member in stop and stack.alive[row]:

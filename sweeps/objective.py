@@ -22,7 +22,7 @@ from torch.optim import Optimizer
 import schedulers
 from sweeps.sweep_tracking import STUDY_TAG, SWEEP_TAG
 from sweeps.training import TrainResult, TrainSettings, train
-from sweeps.trial_tracking import FAILURE_TAG, PRUNED_TAG, STATE_TAG, TrialTracker
+from sweeps.trial_tracking import FAILURE_TAG, TrialTracker, close_trial_run
 from sweeps.user_training import EntrypointWorkload
 from sweeps.workloads.base import Workload
 
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from storage.tracking import Tracking
-
-ARTIFACTS_CALL = "sweeps.run_artifacts:trial_artifacts"
 
 
 class TrialDiverged(Exception):
@@ -151,29 +149,17 @@ class Objective:
     ) -> None:
         if self.mlflow is None or run_id is None or tracker is None:
             return
-        tracking = self.mlflow.tracking
         tracker.flush()
-        step = max((result.steps - 1) if result else 0, 0)
-        now = int(time.time() * 1000)
-        finals: dict[str, float] = {"wall_time_s": time.perf_counter() - started}
-        if result is not None:
-            finals.update(steps=result.steps, samples=result.samples)
-            if result.best is not None:
-                finals[f"best_{self.settings.metric}"] = result.best
-            if result.samples_to_target is not None:
-                finals["samples_to_target"] = result.samples_to_target
-        if objective is not None:
-            finals["objective"] = objective
-        tracking.log_metrics(run_id, [(k, float(v), step, now) for k, v in finals.items()])
-        tags: dict[str, str] = {STATE_TAG: state}
-        if state == "PRUNED":
-            tags[PRUNED_TAG] = "true"
-        if reason is not None:
-            tags[FAILURE_TAG] = reason[:5000]
-        tracking.set_tags(run_id, tags)
-        block = {"type": "OneCycle", "params": schedulers.with_defaults("OneCycle", schedule)}
-        tracking.call(run_id, ARTIFACTS_CALL, scheduler_block=block)
-        tracking.end_run(run_id, status)
+        close_trial_run(
+            self.mlflow.tracking,
+            run_id,
+            self.settings.metric,
+            schedule,
+            (status, state, reason),
+            result,
+            started,
+            objective,
+        )
 
 
 class _TrialHooks:

@@ -566,10 +566,31 @@ def _next_trial(
 def _start_next(
     store: Store, study: optuna.Study, n_trials: int, worker: str, interval: int
 ) -> optuna.Trial | None:
-    """Start the next trial, or return None when the sweep has ``n_trials`` finished.
+    """Start the next trial, or return None when the sweep has ``n_trials`` finished."""
+
+    def ask(room: int) -> optuna.Trial:
+        with warnings.catch_warnings():  # we run the heartbeats ourselves (_Heartbeat)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = study.ask()
+        trial.set_user_attr("worker", worker)
+        study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+        return trial
+
+    return start_under_lock(store, study, n_trials, interval, ask)
+
+
+def start_under_lock(
+    store: Store,
+    study: optuna.Study,
+    n_trials: int,
+    interval: int,
+    start: Callable[[int], T],
+) -> T | None:
+    """``start(room)`` once there is room for more trials; None when the sweep is done.
 
     Counting and starting happen under the store's lock, so concurrent workers see each
-    other's new trials; a worker waits while the running trials would fill the sweep.
+    other's new trials; ``room`` is how many more may start now (``n_trials`` minus finished
+    and running ones). A worker waits while the running trials would fill the sweep.
     """
     while True:
         with store_lock(store.spec, store.spec.optuna_url, f"sweep-{study.study_name}"):
@@ -580,13 +601,9 @@ def _start_next(
             finished = found["complete"] + found["pruned"]
             if finished >= n_trials:
                 return None
-            if finished + found["running"] < n_trials:
-                with warnings.catch_warnings():  # we run the heartbeats ourselves (_Heartbeat)
-                    warnings.filterwarnings("ignore", message="Heartbeat of storage")
-                    trial = study.ask()
-                trial.set_user_attr("worker", worker)
-                study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
-                return trial
+            room = n_trials - finished - found["running"]
+            if room > 0:
+                return start(room)
         time.sleep(min(1.0, interval / 2))
 
 

@@ -172,7 +172,19 @@ def _evaluate(
     result: TrainResult,
 ) -> None:
     metrics = workload.evaluate(model)
-    result.evaluations.append((result.steps, result.samples, metrics))
+    record_evaluation(result, result.steps, result.samples, metrics, settings)
+    hooks.on_eval(result.steps, result.samples, metrics)
+
+
+def record_evaluation(
+    result: TrainResult,
+    step: int,
+    samples: int,
+    metrics: dict[str, float],
+    settings: TrainSettings,
+) -> None:
+    """Append an evaluation to ``result``; move its best value and samples-to-target on."""
+    result.evaluations.append((step, samples, metrics))
     value = metrics.get(settings.metric, float("nan"))
     if _better(value, result.best, settings.direction):
         result.best = value
@@ -181,5 +193,4 @@ def _evaluate(
         and result.samples_to_target is None
         and _reached(value, settings.target, settings.direction)
     ):
-        result.samples_to_target = result.samples
-    hooks.on_eval(result.steps, result.samples, metrics)
+        result.samples_to_target = samples

@@ -19,7 +19,9 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from storage.tracking import Point, Tracking
+from sweeps.training import TrainResult
 
+ARTIFACTS_CALL = "sweeps.run_artifacts:trial_artifacts"
 FAILURE_TAG = "onecycle.failure_reason"
 PRUNED_TAG = "pruned"
 STATE_TAG = "onecycle.trial_state"
@@ -85,3 +87,44 @@ class TrialTracker:
         if self._points:
             self.tracking.log_metrics(self.run_id, self._points)
             self._points = []
+
+
+def close_trial_run(
+    tracking: Tracking,
+    handle: str,
+    metric: str,
+    schedule: Mapping[str, Any],
+    outcome: tuple[str, str, str | None],
+    result: TrainResult | None,
+    started: float,
+    objective: float | None = None,
+) -> None:
+    """Final metrics, outcome tags, artifacts, and the run's end, all through the writer.
+
+    ``outcome`` is (MLflow status, Optuna state name, failure reason or None): FINISHED /
+    COMPLETE, KILLED / PRUNED (tagged ``pruned``), FAILED / FAIL with the reason as a tag.
+    """
+    import schedulers
+
+    status, state, reason = outcome
+    step = max((result.steps - 1) if result else 0, 0)
+    now = int(time.time() * 1000)
+    finals: dict[str, float] = {"wall_time_s": time.perf_counter() - started}
+    if result is not None:
+        finals.update(steps=result.steps, samples=result.samples)
+        if result.best is not None:
+            finals[f"best_{metric}"] = result.best
+        if result.samples_to_target is not None:
+            finals["samples_to_target"] = result.samples_to_target
+    if objective is not None:
+        finals["objective"] = objective
+    tracking.log_metrics(handle, [(k, float(v), step, now) for k, v in finals.items()])
+    tags: dict[str, str] = {STATE_TAG: state}
+    if state == "PRUNED":
+        tags[PRUNED_TAG] = "true"
+    if reason is not None:
+        tags[FAILURE_TAG] = reason[:5000]
+    tracking.set_tags(handle, tags)
+    block = {"type": "OneCycle", "params": schedulers.with_defaults("OneCycle", dict(schedule))}
+    tracking.call(handle, ARTIFACTS_CALL, scheduler_block=block)
+    tracking.end_run(handle, status)
