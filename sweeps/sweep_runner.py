@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import optuna
@@ -51,6 +52,7 @@ MIN_TRIALS_FOR_FAILURE_RATE = 4
 HEARTBEAT_ENV = "ONECYCLE_HEARTBEAT_S"
 THREADS_ENV = "ONECYCLE_TORCH_THREADS"
 STALE_REASON = "worker stopped sending heartbeats (killed or lost); the trial was retried"
+LOST_REASON = "started but never sent a heartbeat (its worker lost the database or died)"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -277,6 +279,12 @@ class SweepOutcome:
     done: bool
 
 
+def rdb_storage(study: optuna.Study) -> optuna.storages.RDBStorage | None:
+    """The study's RDB storage, looking through the cache Optuna wraps it in; else None."""
+    storage = getattr(study._storage, "_backend", study._storage)
+    return storage if isinstance(storage, optuna.storages.RDBStorage) else None
+
+
 def counts(study: optuna.Study) -> dict[str, int]:
     """Trials per state, lower-case names.
 
@@ -284,8 +292,8 @@ def counts(study: optuna.Study) -> dict[str, int]:
     trial (what ``get_n_trials`` does) made each new trial cost more as the study grew.
     """
     found = {state.name.lower(): 0 for state in TrialState}
-    storage = study._storage
-    if isinstance(storage, optuna.storages.RDBStorage):
+    storage = rdb_storage(study)
+    if storage is not None:
         study_id = storage.get_study_id_from_name(study.study_name)
         with storage.engine.connect() as connection:
             rows = connection.execute(
@@ -579,6 +587,38 @@ def _start_next(
     return start_under_lock(store, study, n_trials, interval, ask)
 
 
+def fail_trials_without_heartbeat(study: optuna.Study, grace_s: int) -> list[int]:
+    """Fail RUNNING trials that never recorded a heartbeat and started over ``grace_s`` ago.
+
+    A trial is created (``ask``) and then gets its first heartbeat; a database outage or a
+    killed worker between the two leaves a RUNNING trial that Optuna's stale check never sees
+    (it only looks at trials with a heartbeat), and that would hold a place in the sweep for
+    ever. Such a trial never trained, so it is failed, not retried. Returns their numbers.
+    """
+    storage = rdb_storage(study)
+    if storage is None:
+        return []
+    study_id = storage.get_study_id_from_name(study.study_name)
+    cutoff = datetime.now() - timedelta(seconds=grace_s)  # Optuna stores local naive times
+    query = text(
+        "select t.trial_id, t.number from trials t "
+        "left join trial_heartbeats h on h.trial_id = t.trial_id "
+        "where t.study_id = :id and t.state = 'RUNNING' and h.trial_id is null "
+        "and t.datetime_start < :cutoff"
+    )
+    with storage.engine.connect() as connection:
+        rows = connection.execute(query, {"id": study_id, "cutoff": cutoff}).all()
+    failed = []
+    for trial_id, number in rows:
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            storage.set_trial_user_attr(trial_id, "failure_reason", LOST_REASON)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            failed.append(int(number))
+    if failed:
+        log.warning("failed trials %s: started but never sent a heartbeat", failed)
+    return failed
+
+
 def start_under_lock(
     store: Store,
     study: optuna.Study,
@@ -597,6 +637,7 @@ def start_under_lock(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
+            fail_trials_without_heartbeat(study, math.ceil(1.5 * interval))
             found = counts(study)
             finished = found["complete"] + found["pruned"]
             if finished >= n_trials:

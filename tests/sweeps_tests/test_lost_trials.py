@@ -1,0 +1,42 @@
+"""A trial created but never given a heartbeat (an outage mid-ask) does not block a sweep."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from storage import StoreSpec, open_store
+from sweeps.sweep_runner import LOST_REASON, counts, fail_trials_without_heartbeat, rdb_storage
+
+
+def test_only_old_trials_without_heartbeat_are_failed(new_spec: Callable[..., StoreSpec]) -> None:
+    with open_store(new_spec()) as store:
+        storage = store.heartbeat_storage(2, 3)
+        study = optuna.create_study(study_name="lost", storage=storage)
+        old_start = datetime.datetime.now() - datetime.timedelta(seconds=60)
+        lost = storage.create_new_trial(
+            study._study_id,
+            optuna.trial.create_trial(state=TrialState.RUNNING),
+        )
+        with storage.engine.begin() as connection:
+            from sqlalchemy import text
+
+            connection.execute(
+                text("update trials set datetime_start = :at where trial_id = :id"),
+                {"at": old_start, "id": lost},
+            )
+        beating = study.ask()
+        storage.record_heartbeat(beating._trial_id)
+        fresh = study.ask()  # started just now, no heartbeat yet: still within grace
+        assert fail_trials_without_heartbeat(study, 3) == [0]
+        states = {t.number: t.state for t in study.get_trials()}
+        assert states == {0: TrialState.FAIL, 1: TrialState.RUNNING, 2: TrialState.RUNNING}
+        assert study.get_trials()[0].user_attrs["failure_reason"] == LOST_REASON
+        assert fresh.number == 2
+        # Counting goes to the database (one GROUP BY), through Optuna's cache wrapper.
+        assert rdb_storage(study) is not None
+        found = counts(study)
+        assert (found["fail"], found["running"], found["complete"]) == (1, 2, 0)
