@@ -46,6 +46,7 @@ HOLD_S = 2.0
 WRITER_NICENESS = 10
 _TRANSIENT = ("locked", "could not connect", "connection", "terminating", "server closed")
 ORPHAN_REASON = "the process that owned this run ended without closing it"
+UNENDED_REASON = "the tracking writer was closed before this run was ended (interrupted)"
 
 
 @dataclass
@@ -243,7 +244,8 @@ class InlineTracking(Tracking):
         return self._executor.report()
 
     def close(self) -> SyncReport:
-        """Report; inline runs are ended by their owners."""
+        """End any run still open as FAILED (see ``UNENDED_REASON``), then report."""
+        self._executor.fail_open_runs(UNENDED_REASON)
         return self._executor.report()
 
 
@@ -377,6 +379,10 @@ def _serve(
         elif kind in ("sync", "close"):
             for pending in list(held):
                 write(pending)
+            if kind == "close":
+                # Whatever interrupted the owner between starting a run and ending it (a signal
+                # can land between any two lines), no run outlives its writer as RUNNING.
+                executor.fail_open_runs(UNENDED_REASON)
             replies.put((handle, executor.report()))
             if kind == "close":
                 return

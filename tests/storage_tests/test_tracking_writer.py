@@ -12,7 +12,13 @@ import pytest
 from mlflow import MlflowClient
 
 from storage import open_store, resolve_store
-from storage.tracking import ORPHAN_REASON, InlineTracking, ProcessTracking, Tracking
+from storage.tracking import (
+    ORPHAN_REASON,
+    UNENDED_REASON,
+    InlineTracking,
+    ProcessTracking,
+    Tracking,
+)
 from tests.conftest import drop_databases
 from tests.mlflow_server import mlflow_server
 from tests.requirements import postgres_url
@@ -62,6 +68,24 @@ def test_metrics_params_tags_and_end_are_all_written(writer_kind: str, sqlite_ur
     assert len(run.data.params) == 150 and run.data.tags["kind"] == writer_kind
     lr = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "lr"))
     assert lr == [(step, float(step) / 7) for step in range(2500)]
+
+
+def test_closing_the_writer_ends_a_run_its_owner_never_ended(
+    writer_kind: str, sqlite_uri: str
+) -> None:
+    client, run_id = new_run(sqlite_uri)
+    _, ended = new_run(sqlite_uri)
+    writer = WRITERS[writer_kind](sqlite_uri)
+    writer.adopt_run(run_id, run_id)
+    writer.log_metrics(run_id, [("lr", 0.1, 0, 1_700_000_000_000)])
+    writer.adopt_run(ended, ended)
+    writer.end_run(ended, "FINISHED")
+    writer.close()  # e.g. a signal landed between a trial's last metric and its end_run
+    run = client.get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["onecycle.failure_reason"] == UNENDED_REASON
+    assert run.data.metrics["lr"] == 0.1
+    assert client.get_run(ended).info.status == "FINISHED"
 
 
 def test_failures_are_reported_at_sync_and_the_run_still_ends(
