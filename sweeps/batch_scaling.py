@@ -186,9 +186,8 @@ def _study_run(store: Store, config: BatchScalingConfig, experiment: str) -> str
 
 
 def _settings(config: BatchScalingConfig, batch: int, budget: float) -> TrainSettings:
-    base_samples = config.workload.epochs  # epochs of the baseline
     return TrainSettings(
-        epochs=max(1, math.ceil(base_samples * budget)),
+        epochs=max(1, math.ceil(config.workload.epochs * budget)),
         optimizer=config.workload.optimizer,
         weight_decay=config.workload.weight_decay,
         seed=config.workload.seed,

@@ -110,7 +110,7 @@ class FusedContext:
     last_mark: str | None = None
 
 
-def next_batch(context: FusedContext, n_trials: int) -> tuple[list[Member], optuna.Study] | None:
+def next_batch(context: FusedContext, n_trials: int) -> list[Member] | None:
     """Start up to ``fused`` trials under the store's lock; None when the sweep is done."""
     from sweeps.sweep_runner import start_under_lock
 
@@ -123,7 +123,7 @@ def next_batch(context: FusedContext, n_trials: int) -> tuple[list[Member], optu
     )
 
 
-def _ask(context: FusedContext, take: int) -> tuple[list[Member], optuna.Study]:
+def _ask(context: FusedContext, take: int) -> list[Member]:
     study = context.study
     trials = study.get_trials(deepcopy=False)
     history = [t for t in trials if t.state != TrialState.WAITING]
@@ -164,7 +164,7 @@ def _ask(context: FusedContext, take: int) -> tuple[list[Member], optuna.Study]:
     for member in members:
         storage.record_heartbeat(member.trial._trial_id)  # type: ignore[attr-defined]
         member.handle = f"trial-{member.trial.number}-{member.trial._trial_id}"
-    return members, mirror
+    return members
 
 
 class _Beats:
@@ -191,10 +191,9 @@ class _Beats:
 class _BatchHooks:
     """Per-trial tracking of a fused batch, and pruning decided in the mirror study."""
 
-    def __init__(self, context: FusedContext, members: Sequence[Member], total: int) -> None:
+    def __init__(self, context: FusedContext, members: Sequence[Member]) -> None:
         self.context, self.members = context, list(members)
         self.metric = context.settings.metric
-        self.total = total
         self._lr: list[Tensor] = []
         self._mom: list[Tensor] = []
         self._loss: list[Tensor] = []
@@ -281,7 +280,7 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
     runs_started = time.perf_counter()
     _start_runs(context, members)
     times.ask_s += time.perf_counter() - runs_started
-    hooks = _BatchHooks(context, members, total)
+    hooks = _BatchHooks(context, members)
     beats = _Beats(context.study, members, context.interval)
     started = time.perf_counter()
     told: set[int] = set()

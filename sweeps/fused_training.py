@@ -117,7 +117,6 @@ class _Stack:
         count = len(schedules)
         self.model = StackedModel(model, count)
         self.members = list(range(count))
-        self.schedules = schedules
         self.device = device
         self.optimizer = StackedOptimizer(
             list(self.model.params.values()), settings.optimizer, settings.weight_decay
@@ -140,7 +139,6 @@ class _Stack:
         self.optimizer.params = list(self.model.params.values())
         self.optimizer.state_rows(index)
         self.members = [self.members[r] for r in rows]
-        self.schedules = [self.schedules[r] for r in rows]
         self.lr_table = self.lr_table.index_select(1, index)
         if self.mom_table is not None:
             self.mom_table = self.mom_table.index_select(1, index)
@@ -224,9 +222,7 @@ def _diverged(
 ) -> None:
     """The single loop's divergence rule, per row, over the losses since the last check."""
     values = torch.stack(pending)  # [steps, rows]
-    for row, member in enumerate(stack.members):
-        if stack.alive[row] and member not in first:
-            first[member] = math.nan  # filled from the first row of values below
+    # A trial's first loss is the first row of the first check it takes part in.
     firsts = torch.tensor(
         [first.get(member, math.nan) for member in stack.members],
         dtype=values.dtype,
@@ -246,8 +242,7 @@ def _diverged(
     for row, member in enumerate(stack.members):
         if not stack.alive[row]:
             continue
-        if math.isnan(first[member]):
-            first[member] = first_values[row]
+        first.setdefault(member, first_values[row])
         if not flags[row]:
             continue
         if not math.isfinite(peak_values[row]) or math.isnan(first_values[row]):

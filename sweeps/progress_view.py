@@ -51,20 +51,18 @@ class LiveProgress(Progress):
 
     def trial_started(self, number: int, total_steps: int) -> None:
         """Reset the trial bar."""
-        self.bar.update(
-            self.trial_task,
-            description=f"trial {number}",
-            total=total_steps or None,
-            completed=0,
-            detail="updates",
-            visible=True,
-        )
+        self._restart_trial_bar(f"trial {number}", total_steps)
 
     def batch_started(self, numbers: list[int], total_steps: int) -> None:
         """Reset the trial bar for a fused batch."""
+        self._restart_trial_bar(
+            f"{len(numbers)} fused trials {numbers[0]}-{numbers[-1]}", total_steps
+        )
+
+    def _restart_trial_bar(self, description: str, total_steps: int) -> None:
         self.bar.update(
             self.trial_task,
-            description=f"{len(numbers)} fused trials {numbers[0]}-{numbers[-1]}",
+            description=description,
             total=total_steps or None,
             completed=0,
             detail="updates",

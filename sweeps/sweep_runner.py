@@ -435,7 +435,7 @@ def run_sweep(
                     "failure reasons with `onecycle status`"
                 )
             if fused_context is not None:
-                if not _fused_batch(fused_context, n_trials, progress):
+                if not _fused_batch(fused_context, n_trials):
                     status = "finished"
                     progress.sweep(_outcome(study, n_trials), n_trials)
                     break
@@ -512,15 +512,14 @@ def _fused_context(
     )
 
 
-def _fused_batch(context: FusedContext, n_trials: int, progress: Progress) -> bool:
+def _fused_batch(context: FusedContext, n_trials: int) -> bool:
     """Ask, train and tell one fused batch; False when the sweep is done."""
     from sweeps.fused_runner import BatchTimes, next_batch, run_batch
 
     started = time.perf_counter()
-    found = riding_out_outages("start the next batch", lambda: next_batch(context, n_trials))
-    if found is None:
+    members = riding_out_outages("start the next batch", lambda: next_batch(context, n_trials))
+    if members is None:
         return False
-    members, _ = found
     times = BatchTimes(len(members), ask_s=time.perf_counter() - started)
     run_batch(context, members, times)
     context.batches.append(times)
