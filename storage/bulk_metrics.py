@@ -16,7 +16,7 @@ server over HTTP, another schema version) goes through ``MlflowClient.log_batch`
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, Table, and_, inspect, select
@@ -75,22 +75,27 @@ class BulkMetricWriter:
         Rows already stored are skipped (MLflow's duplicate rule); the latest value is the one
         with the largest (step, timestamp, value), as MLflow decides it.
         """
+        self.write_many({run_id: points})
+
+    def write_many(self, points_by_run: Mapping[str, Sequence[Point]]) -> None:
+        """:meth:`write` for many runs in one transaction (a fused batch's runs at once)."""
         rows: dict[tuple[Any, ...], dict[str, Any]] = {}
-        newest: dict[str, dict[str, Any]] = {}
-        for key, raw, step, timestamp in points:
-            is_nan, value = encode(raw)
-            row = {
-                "key": key,
-                "value": value,
-                "timestamp": int(timestamp),
-                "run_uuid": run_id,
-                "step": int(step),
-                "is_nan": is_nan,
-            }
-            rows.setdefault((key, row["timestamp"], row["step"], value, is_nan), row)
-            best = newest.get(key)
-            if best is None or _order(row) > _order(best):
-                newest[key] = row
+        newest: dict[tuple[str, str], dict[str, Any]] = {}
+        for run_id, points in points_by_run.items():
+            for key, raw, step, timestamp in points:
+                is_nan, value = encode(raw)
+                row = {
+                    "key": key,
+                    "value": value,
+                    "timestamp": int(timestamp),
+                    "run_uuid": run_id,
+                    "step": int(step),
+                    "is_nan": is_nan,
+                }
+                rows.setdefault((run_id, key, row["timestamp"], row["step"], value, is_nan), row)
+                best = newest.get((run_id, key))
+                if best is None or _order(row) > _order(best):
+                    newest[(run_id, key)] = row
         if not rows:
             return
         values = list(rows.values())
@@ -98,24 +103,31 @@ class BulkMetricWriter:
             statement = self._insert(self.metrics).on_conflict_do_nothing()
             for start in range(0, len(values), ROWS_PER_STATEMENT):
                 connection.execute(statement, values[start : start + ROWS_PER_STATEMENT])
-            self._advance_latest(connection, run_id, newest)
+            self._advance_latest(connection, newest)
 
     def _advance_latest(
-        self, connection: Any, run_id: str, newest: dict[str, dict[str, Any]]
+        self, connection: Any, newest: dict[tuple[str, str], dict[str, Any]]
     ) -> None:
         table = self.latest
-        stored = {
-            row.key: row
-            for row in connection.execute(
-                select(table.c.key, table.c.value, table.c.timestamp, table.c.step).where(
-                    and_(table.c.run_uuid == run_id, table.c.key.in_(sorted(newest)))
+        runs = sorted({run_id for run_id, _ in newest})
+        keys = sorted({key for _, key in newest})
+        stored: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(runs), ROWS_PER_STATEMENT):
+            found = connection.execute(
+                select(
+                    table.c.run_uuid, table.c.key, table.c.value, table.c.timestamp, table.c.step
+                ).where(
+                    and_(
+                        table.c.run_uuid.in_(runs[start : start + ROWS_PER_STATEMENT]),
+                        table.c.key.in_(keys),
+                    )
                 )
             )
-        }
+            stored.update({(row.run_uuid, row.key): row._asdict() for row in found})
         changes = [
             row
-            for key, row in newest.items()
-            if key not in stored or _order(row) > _order(stored[key]._asdict())
+            for at, row in newest.items()
+            if at not in stored or _order(row) > _order(stored[at])
         ]
         if not changes:
             return
@@ -129,7 +141,8 @@ class BulkMetricWriter:
                 "is_nan": statement.excluded.is_nan,
             },
         )
-        connection.execute(statement, changes)
+        for start in range(0, len(changes), ROWS_PER_STATEMENT):
+            connection.execute(statement, changes[start : start + ROWS_PER_STATEMENT])
 
     def close(self) -> None:
         """Release the connections."""

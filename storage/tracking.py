@@ -26,9 +26,10 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from storage.bulk_metrics import BulkMetricWriter
+from storage.bulk_runs import BulkRunWriter
 from storage.errors import StoreUnavailable
 from storage.redact import scrub
 
@@ -40,6 +41,8 @@ MAX_PARAM_LENGTH = 6000
 RETRIES = 6
 #: Set to 0 to send metric values through ``MlflowClient.log_batch`` only (storage/bulk_metrics).
 BULK_ENV = "ONECYCLE_MLFLOW_BULK"
+#: Errors of a many-run command are reported under this handle.
+BATCH_HANDLE = "batch"
 #: Seconds the writer may hold metric values before writing them anyway.
 HOLD_S = 2.0
 #: The writer's ``nice`` increment: training keeps the CPU when both want it.
@@ -47,6 +50,18 @@ WRITER_NICENESS = 10
 _TRANSIENT = ("locked", "could not connect", "connection", "terminating", "server closed")
 ORPHAN_REASON = "the process that owned this run ended without closing it"
 UNENDED_REASON = "the tracking writer was closed before this run was ended (interrupted)"
+
+
+class RunEnd(NamedTuple):
+    """How one run ends (see :meth:`Tracking.end_runs`).
+
+    ``call`` is an optional ``(target, kwargs)`` run like :meth:`Tracking.call` before the end.
+    """
+
+    status: str
+    tags: Mapping[str, str]
+    points: list[Point]
+    call: tuple[str, dict[str, Any]] | None = None
 
 
 @dataclass
@@ -80,6 +95,8 @@ class _Executor:
         self.errors: dict[str, list[str]] = {}
         self._bulk: BulkMetricWriter | None = None
         self._bulk_checked = os.environ.get(BULK_ENV, "1") == "0"  # disabled: never look
+        self._runs: BulkRunWriter | None = None
+        self._runs_checked = self._bulk_checked
 
     def bulk(self) -> BulkMetricWriter | None:
         """The direct-to-table metric writer, found on first use (MLflow's tables exist then)."""
@@ -123,6 +140,9 @@ class _Executor:
             self.run_ids[handle] = run.info.run_id
             self.open.add(handle)
             return
+        if kind == "end_many":
+            self._end_many(args[0])
+            return
         run_id = self.run_ids.get(handle)
         if run_id is None:
             raise RuntimeError(f"no run was started for handle {handle!r}")
@@ -154,6 +174,37 @@ class _Executor:
             self.open.discard(handle)
         else:
             raise ValueError(f"unknown tracking command {kind!r}")
+
+    def bulk_runs(self) -> BulkRunWriter | None:
+        """The direct-to-table run writer (None over HTTP, another schema, or when disabled)."""
+        if not self._runs_checked:
+            self._runs_checked = True
+            self._runs = BulkRunWriter.for_uri(self.uri)
+        return self._runs
+
+    def _end_many(self, ends: Mapping[str, RunEnd]) -> None:
+        ids = {}
+        for handle in ends:
+            run_id = self.run_ids.get(handle)
+            if run_id is None:
+                raise RuntimeError(f"no run was started for handle {handle!r}")
+            ids[handle] = run_id
+        bulk = self.bulk()
+        if bulk is not None:
+            bulk.write_many({ids[h]: end.points for h, end in ends.items() if end.points})
+        for handle, end in ends.items():
+            if bulk is None and end.points:
+                self._dispatch("metrics", handle, (end.points,))
+            if end.call is not None:
+                self._dispatch("call", handle, end.call)
+        runs = self.bulk_runs()
+        if runs is not None:
+            runs.end({ids[h]: (end.status, end.tags) for h, end in ends.items()})
+        else:
+            for handle, end in ends.items():
+                self._dispatch("tags", handle, (end.tags,))
+                self._dispatch("end", handle, (end.status,))
+        self.open.difference_update(ends)
 
     def report(self) -> SyncReport:
         errors = {h: list(m) for h, m in self.errors.items()}
@@ -202,6 +253,15 @@ class Tracking:
     def end_run(self, handle: str, status: str) -> None:
         """Terminate the run: FINISHED, KILLED or FAILED."""
         self._send(("end", handle, status))
+
+    def end_runs(self, ends: Mapping[str, RunEnd]) -> None:
+        """End many runs at once: final metrics, tags, an artifact call, status per handle.
+
+        Carried out as one transaction for the metrics and one for tags and statuses where the
+        tracking URI is a database (``storage.bulk_runs``); otherwise run by run.
+        """
+        if ends:
+            self._send(("end_many", BATCH_HANDLE, dict(ends)))
 
     def sync(self, timeout_s: float = 300.0) -> SyncReport:
         """Block until every command sent so far is carried out."""
@@ -376,6 +436,14 @@ def _serve(
             held_since.setdefault(handle, now)
             if len(held[handle]) >= MAX_METRICS_PER_CALL:
                 write(handle)
+        elif kind == "end_many":
+            ends = {
+                h: end._replace(points=[*held.pop(h, []), *end.points])
+                for h, end in command[2].items()
+            }
+            for h in ends:
+                held_since.pop(h, None)
+            executor.execute((kind, handle, ends))
         elif kind in ("sync", "close"):
             for pending in list(held):
                 write(pending)

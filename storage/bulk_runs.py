@@ -1,0 +1,175 @@
+"""Many MLflow runs created, and later ended, in one transaction each.
+
+``MlflowClient.create_run`` reads the experiment, inserts the run and its tags and returns the
+run read back: about 6 ms a run on SQLite here, and logging its params is another transaction.
+A fused batch creates hundreds of runs at once, so this writer inserts the same rows MLflow
+would (``runs`` with the artifact URI MLflow derives, ``tags`` including ``mlflow.runName``,
+``params``) with one ``executemany`` per table, and ends runs (status, end time, tags) the
+same way.
+
+As with :mod:`storage.bulk_metrics`, it is used only when the tracking URI is a SQLite or
+PostgreSQL database whose tables have exactly the columns it was written against (checked once);
+an MLflow server over HTTP or another schema goes through ``MlflowClient``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, Table, bindparam, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage.connect import engine_for
+from storage.errors import StoreError
+
+COLUMNS: dict[str, set[str]] = {
+    "runs": {
+        "run_uuid",
+        "name",
+        "source_type",
+        "source_name",
+        "entry_point_name",
+        "user_id",
+        "status",
+        "start_time",
+        "end_time",
+        "source_version",
+        "lifecycle_stage",
+        "artifact_uri",
+        "experiment_id",
+        "deleted_time",
+    },
+    "tags": {"key", "value", "run_uuid"},
+    "params": {"key", "value", "run_uuid"},
+    "experiments": {"experiment_id", "artifact_location", "lifecycle_stage"},
+}
+#: MLflow's limits on what one param or tag value may hold.
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+RUN_NAME_TAG = "mlflow.runName"
+END_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run to create: its name, tags and params."""
+
+    name: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
+class BulkRunWriter:
+    """Creates and ends many runs of one experiment at once; see the module docstring."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        metadata = MetaData()
+        self.tables = {name: Table(name, metadata, autoload_with=engine) for name in COLUMNS}
+        self._insert: Any = (
+            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        )
+
+    @classmethod
+    def for_uri(cls, tracking_uri: str) -> BulkRunWriter | None:
+        """A writer for ``tracking_uri``, or None when it is not a database this one knows."""
+        if not tracking_uri.startswith(("sqlite:", "postgresql")):
+            return None
+        try:
+            engine = engine_for(tracking_uri)
+            tables = inspect(engine)
+            for name, expected in COLUMNS.items():
+                found = {column["name"] for column in tables.get_columns(name)}
+                # ``experiments`` is only read; the others are written whole.
+                if not expected <= found or (name != "experiments" and found != expected):
+                    return None
+            return cls(engine)
+        except Exception:  # any doubt: MLflow's own client
+            return None
+
+    def create(self, experiment_id: str, runs: Sequence[NewRun]) -> list[str]:
+        """Create ``runs`` as RUNNING in ``experiment_id``; their run ids, in order."""
+        from mlflow.utils.uri import append_to_uri_path
+
+        if not runs:
+            return []
+        t = self.tables
+        experiments = t["experiments"]
+        now = int(time.time() * 1000)
+        with self.engine.begin() as connection:
+            found = connection.execute(
+                select(experiments.c.artifact_location, experiments.c.lifecycle_stage).where(
+                    experiments.c.experiment_id == int(experiment_id)
+                )
+            ).first()
+            if found is None or found.lifecycle_stage != "active":
+                raise StoreError(f"experiment_id: no active experiment {experiment_id}")
+            ids = [uuid.uuid4().hex for _ in runs]
+            rows, tags, params = [], [], []
+            for run_id, run in zip(ids, runs, strict=True):
+                rows.append(
+                    {
+                        "run_uuid": run_id,
+                        "name": run.name,
+                        "source_type": "UNKNOWN",
+                        "source_name": "",
+                        "entry_point_name": "",
+                        "user_id": run.tags.get("mlflow.user", "unknown"),
+                        "status": "RUNNING",
+                        "start_time": now,
+                        "end_time": None,
+                        "source_version": "",
+                        "lifecycle_stage": "active",
+                        "artifact_uri": append_to_uri_path(  # type: ignore[no-untyped-call]
+                            found.artifact_location, run_id, "artifacts"
+                        ),
+                        "experiment_id": int(experiment_id),
+                        "deleted_time": None,
+                    }
+                )
+                named = {**run.tags, RUN_NAME_TAG: run.name}
+                tags.extend(_pairs(run_id, named, MAX_TAG_VALUE))
+                params.extend(_pairs(run_id, run.params, MAX_PARAM_VALUE))
+            connection.execute(t["runs"].insert(), rows)
+            connection.execute(t["tags"].insert(), tags)
+            if params:
+                connection.execute(t["params"].insert(), params)
+        return ids
+
+    def end(self, ended: Mapping[str, tuple[str, Mapping[str, str]]]) -> None:
+        """End runs: ``{run_id: (status, tags)}``; tags are set (replacing a value) first."""
+        if not ended:
+            return
+        for status, _ in ended.values():
+            if status not in END_STATUSES:
+                raise StoreError(f"status: must be one of {', '.join(END_STATUSES)}, got {status}")
+        t = self.tables
+        now = int(time.time() * 1000)
+        tags = [row for run_id, (_, found) in ended.items() for row in _pairs(run_id, found, 8000)]
+        with self.engine.begin() as connection:
+            if tags:
+                upsert = self._insert(t["tags"])
+                connection.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=["key", "run_uuid"], set_={"value": upsert.excluded.value}
+                    ),
+                    tags,
+                )
+            runs = t["runs"]
+            connection.execute(
+                runs.update()
+                .where(runs.c.run_uuid == bindparam("id_"))
+                .values(status=bindparam("status_"), end_time=now),
+                [{"id_": run_id, "status_": status} for run_id, (status, _) in ended.items()],
+            )
+
+
+def _pairs(run_id: str, values: Mapping[str, object], limit: int) -> list[dict[str, Any]]:
+    return [
+        {"key": key, "value": str(value)[:limit], "run_uuid": run_id}
+        for key, value in values.items()
+    ]
