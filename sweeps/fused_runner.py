@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
 import warnings
@@ -36,10 +37,13 @@ from optuna.trial import TrialState
 from torch import Tensor
 
 import schedulers
+from storage.bulk_runs import BulkRunWriter, NewRun
+from storage.bulk_trials import BulkTrialWriter, Finish, NewTrial
+from storage.tracking import BULK_ENV, RunEnd
 from sweeps.fused_training import FusedOutcome, train_fused
 from sweeps.sweep_tracking import STUDY_TAG, SWEEP_TAG
 from sweeps.training import TrainResult, TrainSettings
-from sweeps.trial_tracking import close_trial_run
+from sweeps.trial_tracking import trial_run_end
 
 if TYPE_CHECKING:
     from storage import Store
@@ -52,14 +56,28 @@ SamplerFactory = Callable[[int | None], optuna.samplers.BaseSampler]
 PrunerFactory = Callable[[], optuna.pruners.BasePruner]
 
 
+#: Fused batches larger than this skip each trial's lr/momentum PNG (about 60 ms a trial in
+#: the writer); the runs' ``lr`` and ``momentum`` metrics chart the same curves in MLflow.
+PLOT_LIMIT = 32
+#: ``0`` sends the batch's Optuna writes through Optuna's API, one trial at a time.
+OPTUNA_BULK_ENV = "ONECYCLE_OPTUNA_BULK"
+
+
 @dataclass
 class Member:
-    """One trial of a batch: its stored trial, its mirror (for pruning), its schedule."""
+    """One trial of a batch: its stored trial, its mirror (for pruning), its schedule.
 
-    trial: optuna.Trial
+    ``api`` is Optuna's own handle on the stored trial where the trial goes through Optuna's
+    API (an enqueued trial, or a store the bulk writer does not know); None when the batch's
+    writes go through :class:`storage.bulk_trials.BulkTrialWriter`.
+    """
+
+    trial_id: int
+    number: int
     shadow: optuna.Trial
     schedule: dict[str, Any]
-    handle: str
+    handle: str = ""
+    api: optuna.Trial | None = None
     intermediate: list[tuple[int, float]] = field(default_factory=list)
 
 
@@ -69,6 +87,8 @@ class BatchTimes:
 
     trials: int
     ask_s: float = 0.0
+    #: The part of ``ask_s`` the sampler took (K asks in the in-memory mirror study).
+    sample_s: float = 0.0
     train_s: float = 0.0
     tell_s: float = 0.0
     sync_s: float = 0.0
@@ -108,6 +128,23 @@ class FusedContext:
     batches: list[BatchTimes] = field(default_factory=list)
     #: The tracking writer's marker after the previous batch's writes (waited for one batch on).
     last_mark: str | None = None
+    #: Seconds the sampler took in the last :func:`next_batch`.
+    last_sample_s: float = 0.0
+    _writers: tuple[BulkTrialWriter | None, BulkRunWriter | None] | None = None
+
+    def writers(self) -> tuple[BulkTrialWriter | None, BulkRunWriter | None]:
+        """The bulk writers for this store's Optuna and MLflow databases (None: the APIs)."""
+        if self._writers is None:
+            from sweeps.sweep_runner import rdb_storage
+
+            trials, runs = None, None
+            storage = rdb_storage(self.study)
+            if storage is not None and os.environ.get(OPTUNA_BULK_ENV, "1") != "0":
+                trials = BulkTrialWriter.for_engine(storage.engine)
+            if self.tracking is not None and os.environ.get(BULK_ENV, "1") != "0":
+                runs = BulkRunWriter.for_uri(self.store.spec.mlflow_uri)
+            self._writers = (trials, runs)
+        return self._writers
 
 
 def next_batch(context: FusedContext, n_trials: int) -> list[Member] | None:
@@ -137,6 +174,7 @@ def _ask(context: FusedContext, take: int) -> list[Member]:
     mirror.add_trials(history)
     members: list[Member] = []
     storage = study._storage
+    writer, _ = context.writers()
     with warnings.catch_warnings():  # heartbeats are ours (_Beats), as in the single path
         warnings.filterwarnings("ignore", message="Heartbeat of storage")
         for _ in range(min(take, waiting)):
@@ -149,35 +187,61 @@ def _ask(context: FusedContext, take: int) -> list[Member]:
             shadow = optuna.Trial(mirror, shadow_id)
             trial.set_user_attr("deepspeed_params", schedule)
             trial.set_user_attr("worker", context.worker)
-            members.append(Member(trial, shadow, schedule, ""))
+            storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+            members.append(Member(trial._trial_id, trial.number, shadow, schedule, api=trial))
+        sampled = []
+        sampling = time.perf_counter()
         for _ in range(take - len(members)):
             shadow = mirror.ask()
-            schedule = context.space.suggest(shadow)
-            template = optuna.trial.create_trial(
-                state=TrialState.RUNNING,
-                params=shadow.params,
-                distributions=shadow.distributions,
-                user_attrs={"deepspeed_params": schedule, "worker": context.worker},
-            )
-            trial_id = storage.create_new_trial(study._study_id, template_trial=template)
-            members.append(Member(optuna.Trial(study, trial_id), shadow, schedule, ""))
+            sampled.append((shadow, context.space.suggest(shadow)))
+        context.last_sample_s = time.perf_counter() - sampling
+        attrs = [{"deepspeed_params": plan, "worker": context.worker} for _, plan in sampled]
+        if writer is not None:
+            new = [
+                NewTrial(shadow.params, shadow.distributions, attr)
+                for (shadow, _), attr in zip(sampled, attrs, strict=True)
+            ]
+            for (shadow, schedule), started in zip(
+                sampled, writer.start(study._study_id, new), strict=True
+            ):
+                members.append(Member(started.trial_id, started.number, shadow, schedule))
+        else:
+            for (shadow, schedule), attr in zip(sampled, attrs, strict=True):
+                template = optuna.trial.create_trial(
+                    state=TrialState.RUNNING,
+                    params=shadow.params,
+                    distributions=shadow.distributions,
+                    user_attrs=attr,
+                )
+                trial_id = storage.create_new_trial(study._study_id, template_trial=template)
+                trial = optuna.Trial(study, trial_id)
+                storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+                members.append(Member(trial_id, trial.number, shadow, schedule, api=trial))
     for member in members:
-        storage.record_heartbeat(member.trial._trial_id)  # type: ignore[attr-defined]
-        member.handle = f"trial-{member.trial.number}-{member.trial._trial_id}"
+        member.handle = f"trial-{member.number}-{member.trial_id}"
     return members
 
 
 class _Beats:
     """One thread recording every batch member's heartbeat."""
 
-    def __init__(self, study: optuna.Study, members: Sequence[Member], interval: int) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        members: Sequence[Member],
+        interval: int,
+        writer: BulkTrialWriter | None,
+    ) -> None:
         self._stop = threading.Event()
-        storage, ids = study._storage, [m.trial._trial_id for m in members]
+        storage, ids = study._storage, [m.trial_id for m in members]
 
         def beat() -> None:
             while not self._stop.wait(interval):
-                for trial_id in ids:
-                    with contextlib.suppress(Exception):  # retried next interval
+                with contextlib.suppress(Exception):  # retried next interval
+                    if writer is not None:
+                        writer.beat(ids)  # one UPDATE for the whole batch
+                        continue
+                    for trial_id in ids:
                         storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
 
         self._thread = threading.Thread(target=beat, name="onecycle-heartbeats", daemon=True)
@@ -215,7 +279,7 @@ class _BatchHooks:
                 self._mom.append(momentum)
             self._rows.append((step, list(members), list(alive), int(time.time() * 1000)))
         if step % 10 == 0:
-            self.context.progress_step(self.members[0].trial.number, step + 1)
+            self.context.progress_step(self.members[0].number, step + 1)
 
     def on_eval(
         self, step: int, samples: int, metrics: Mapping[int, dict[str, float]]
@@ -276,32 +340,30 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
     """
     workload = context.make_workload()
     total = workload.steps_per_epoch * context.settings.epochs
-    context.progress_start([m.trial.number for m in members], total)
+    context.progress_start([m.number for m in members], total)
     runs_started = time.perf_counter()
     _start_runs(context, members)
     times.ask_s += time.perf_counter() - runs_started
     hooks = _BatchHooks(context, members)
-    beats = _Beats(context.study, members, context.interval)
+    beats = _Beats(context.study, members, context.interval, context.writers()[0])
     started = time.perf_counter()
-    told: set[int] = set()
     try:
         outcome = train_fused(workload, [m.schedule for m in members], context.settings, hooks)
         times.train_s = time.perf_counter() - started
         beats.stop()
         tell_started = time.perf_counter()
         hooks.flush()
-        for index, member in enumerate(members):
-            _record(context, member, outcome, index, started)
-            told.add(index)
+        told = [(m, _outcome(context, outcome, i, started)) for i, m in enumerate(members)]
+        _finish(context, told)
         times.tell_s = time.perf_counter() - tell_started
     except BaseException as error:
-        # Whatever stopped the batch (Ctrl+C, a store error, a bug), no trial stays RUNNING.
+        # Whatever stopped the batch (Ctrl+C, a store error, a bug), no trial stays RUNNING
+        # (trials already told are left as they are).
         beats.stop()
         why = f"{type(error).__name__}: {error}"
-        for index, member in enumerate(members):
-            if index not in told:
-                with contextlib.suppress(Exception):
-                    _close(context, member, TrialState.FAIL, None, why, None, started)
+        failed = Told(TrialState.FAIL, None, why, None, started)
+        with contextlib.suppress(Exception):
+            _finish(context, [(m, failed) for m in members])
         raise
     if context.tracking is not None:
         mark = context.tracking.mark()
@@ -317,74 +379,122 @@ def _start_runs(context: FusedContext, members: Sequence[Member]) -> None:
     tracking = context.tracking
     if tracking is None:
         return
-    client = context.store.mlflow
+    trials, runs = context.writers()
+    new = []
     for member in members:
-        number = member.trial.number
-        run = client.create_run(
-            context.experiment_id,
-            run_name=f"trial-{number:04d}",
-            tags={
-                "mlflow.parentRunId": context.parent_run_id,
-                SWEEP_TAG: context.config.name,
-                STUDY_TAG: context.study.study_name,
-                "onecycle.trial_number": str(number),
-                "onecycle.fused_batch": str(len(members)),
-            },
-        )
-        run_id = str(run.info.run_id)
-        member.trial.set_user_attr("mlflow_run_id", run_id)
+        number = member.number
+        tags = {
+            "mlflow.parentRunId": context.parent_run_id,
+            SWEEP_TAG: context.config.name,
+            STUDY_TAG: context.study.study_name,
+            "onecycle.trial_number": str(number),
+            "onecycle.fused_batch": str(len(members)),
+        }
+        params = {**schedulers.with_defaults("OneCycle", member.schedule), **context.run_params}
+        new.append(NewRun(f"trial-{number:04d}", tags, params))
+    if runs is not None:
+        run_ids = runs.create(context.experiment_id, new)
+    else:
+        client = context.store.mlflow
+        run_ids = []
+        for run in new:
+            created = client.create_run(
+                context.experiment_id, run_name=run.name, tags=dict(run.tags)
+            )
+            run_ids.append(str(created.info.run_id))
+    by_trial = {}
+    for member, run_id, run in zip(members, run_ids, new, strict=True):
         tracking.adopt_run(member.handle, run_id)
-        full = schedulers.with_defaults("OneCycle", member.schedule)
-        tracking.log_params(member.handle, {**full, **context.run_params})
+        if runs is None:  # the bulk writer stored the params with the run
+            tracking.log_params(member.handle, run.params)
+        if member.api is not None or trials is None:
+            context.study._storage.set_trial_user_attr(member.trial_id, "mlflow_run_id", run_id)
+        else:
+            by_trial[member.trial_id] = {"mlflow_run_id": run_id}
+    if trials is not None and by_trial:
+        trials.set_user_attrs(by_trial)
 
 
-def _record(
-    context: FusedContext, member: Member, outcome: FusedOutcome, index: int, started: float
-) -> None:
+@dataclass(frozen=True)
+class Told:
+    """A member's outcome, as the batch tells it."""
+
+    state: TrialState
+    value: float | None
+    reason: str | None
+    result: TrainResult | None
+    started: float
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _outcome(context: FusedContext, outcome: FusedOutcome, index: int, started: float) -> Told:
     result = outcome.results[index]
-    storage = context.study._storage
-    for step, value in member.intermediate:
-        storage.set_trial_intermediate_value(member.trial._trial_id, step, value)
     if index in outcome.stopped:
-        _close(context, member, TrialState.PRUNED, None, None, result, started)
-        return
+        return Told(TrialState.PRUNED, None, None, result, started)
     value = result.final.get(context.settings.metric, math.nan)
     reason = result.diverged
     if reason is None and not math.isfinite(value):
         reason = "objective value is NaN"
     if reason is not None:
-        _close(context, member, TrialState.FAIL, None, f"diverged: {reason}", result, started)
-        return
-    for key in ("steps", "samples", "wall_time_s", "best", "samples_to_target"):
-        member.trial.set_user_attr(key, getattr(result, key))
-    _close(context, member, TrialState.COMPLETE, float(value), None, result, started)
+        return Told(TrialState.FAIL, None, f"diverged: {reason}", result, started)
+    attrs = {
+        key: getattr(result, key)
+        for key in ("steps", "samples", "wall_time_s", "best", "samples_to_target")
+    }
+    return Told(TrialState.COMPLETE, float(value), None, result, started, attrs)
 
 
 _STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
 
 
-def _close(
-    context: FusedContext,
-    member: Member,
-    state: TrialState,
-    value: float | None,
-    reason: str | None,
-    result: TrainResult | None,
-    started: float,
-) -> None:
-    """Tell Optuna and end the MLflow run, the same mapping as the single-trial objective."""
-    if reason is not None:
-        member.trial.set_user_attr("failure_reason", reason)
-    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-        context.study.tell(member.trial, value, state=state)
+def _finish(context: FusedContext, told: Sequence[tuple[Member, Told]]) -> None:
+    """Tell Optuna every member's outcome and end their MLflow runs, one batch of writes each.
+
+    The same mapping as the single-trial objective: a pruned trial's value is its last
+    intermediate value (as ``study.tell`` does), a failed trial carries ``failure_reason``.
+    """
+    writer, _ = context.writers()
+    bulk: list[Finish] = []
+    ends: dict[str, RunEnd] = {}
+    plot = len(told) <= PLOT_LIMIT
+    for member, outcome in told:
+        attrs = dict(outcome.attrs)
+        if outcome.reason is not None:
+            attrs["failure_reason"] = outcome.reason
+        if writer is not None and member.api is None:
+            value = outcome.value
+            if outcome.state == TrialState.PRUNED and member.intermediate:
+                reported = dict(member.intermediate)  # a later report of a step wins
+                last = reported[max(reported)]
+                value = None if math.isnan(last) else last
+            bulk.append(
+                Finish(member.trial_id, outcome.state.name, value, member.intermediate, attrs)
+            )
+        else:
+            _tell_through_api(context, member, outcome, attrs)
+        if context.tracking is not None:
+            ends[member.handle] = trial_run_end(
+                context.settings.metric,
+                member.schedule,
+                (_STATUS[outcome.state], outcome.state.name, outcome.reason),
+                outcome.result,
+                outcome.started,
+                outcome.value,
+                plot=plot,
+            )
+    if writer is not None and bulk:
+        writer.finish(bulk)
     if context.tracking is not None:
-        close_trial_run(
-            context.tracking,
-            member.handle,
-            context.settings.metric,
-            member.schedule,
-            (_STATUS[state], state.name, reason),
-            result,
-            started,
-            value,
-        )
+        context.tracking.end_runs(ends)
+
+
+def _tell_through_api(
+    context: FusedContext, member: Member, outcome: Told, attrs: Mapping[str, Any]
+) -> None:
+    storage = context.study._storage
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+        for step, value in member.intermediate:
+            storage.set_trial_intermediate_value(member.trial_id, step, value)
+        for key, attr in attrs.items():
+            storage.set_trial_user_attr(member.trial_id, key, attr)
+        context.study.tell(member.api or member.number, outcome.value, state=outcome.state)

@@ -43,13 +43,17 @@ def _figure(panels: int) -> tuple[Any, list[Any], list[Any]]:
     return _FIGURES[panels]
 
 
-def trial_artifacts(client: Any, run_id: str, scheduler_block: dict[str, Any]) -> None:
-    """Log the trial's DeepSpeed ``scheduler`` block (JSON) and a PNG of lr and momentum.
+def trial_artifacts(
+    client: Any, run_id: str, scheduler_block: dict[str, Any], plot: bool = True
+) -> None:
+    """Log the trial's DeepSpeed ``scheduler`` block (JSON) and, with ``plot``, an lr PNG.
 
-    The plot is drawn from the metric history MLflow holds for the run, i.e. from the values
-    the optimizer actually used.
+    The PNG shows lr and momentum, drawn from the metric history MLflow holds for the run,
+    i.e. from the values the optimizer actually used.
     """
     client.log_dict(run_id, {"scheduler": scheduler_block}, "deepspeed_scheduler.json")
+    if not plot:
+        return
     lr = client.get_metric_history(run_id, "lr")
     momentum = client.get_metric_history(run_id, "momentum")
     if not lr:

@@ -520,7 +520,9 @@ def _fused_batch(context: FusedContext, n_trials: int) -> bool:
     members = riding_out_outages("start the next batch", lambda: next_batch(context, n_trials))
     if members is None:
         return False
-    times = BatchTimes(len(members), ask_s=time.perf_counter() - started)
+    times = BatchTimes(
+        len(members), ask_s=time.perf_counter() - started, sample_s=context.last_sample_s
+    )
     run_batch(context, members, times)
     context.batches.append(times)
     with contextlib.suppress(Exception):  # figures for the record, not worth failing a sweep
@@ -530,6 +532,7 @@ def _fused_batch(context: FusedContext, n_trials: int) -> bool:
         figures = {
             "fused/bookkeeping_share": times.bookkeeping_share,
             "fused/ask_s": times.ask_s,
+            "fused/sample_s": times.sample_s,
             "fused/train_s": times.train_s,
             "fused/tell_s": times.tell_s,
             "fused/sync_s": times.sync_s,

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from storage.tracking import Point, Tracking
+from storage.tracking import Point, RunEnd, Tracking
 from sweeps.training import TrainResult
 
 ARTIFACTS_CALL = "sweeps.run_artifacts:trial_artifacts"
@@ -104,6 +104,28 @@ def close_trial_run(
     ``outcome`` is (MLflow status, Optuna state name, failure reason or None): FINISHED /
     COMPLETE, KILLED / PRUNED (tagged ``pruned``), FAILED / FAIL with the reason as a tag.
     """
+    end = trial_run_end(metric, schedule, outcome, result, started, objective)
+    tracking.log_metrics(handle, end.points)
+    tracking.set_tags(handle, end.tags)
+    if end.call is not None:
+        target, kwargs = end.call
+        tracking.call(handle, target, **kwargs)
+    tracking.end_run(handle, end.status)
+
+
+def trial_run_end(
+    metric: str,
+    schedule: Mapping[str, Any],
+    outcome: tuple[str, str, str | None],
+    result: TrainResult | None,
+    started: float,
+    objective: float | None = None,
+    plot: bool = True,
+) -> RunEnd:
+    """How a trial's run ends (see :func:`close_trial_run`), for ``Tracking.end_runs``.
+
+    ``plot=False`` leaves out the lr/momentum PNG (the JSON scheduler block is always logged).
+    """
     import schedulers
 
     status, state, reason = outcome
@@ -118,13 +140,15 @@ def close_trial_run(
             finals["samples_to_target"] = result.samples_to_target
     if objective is not None:
         finals["objective"] = objective
-    tracking.log_metrics(handle, [(k, float(v), step, now) for k, v in finals.items()])
     tags: dict[str, str] = {STATE_TAG: state}
     if state == "PRUNED":
         tags[PRUNED_TAG] = "true"
     if reason is not None:
         tags[FAILURE_TAG] = reason[:5000]
-    tracking.set_tags(handle, tags)
     block = {"type": "OneCycle", "params": schedulers.with_defaults("OneCycle", dict(schedule))}
-    tracking.call(handle, ARTIFACTS_CALL, scheduler_block=block)
-    tracking.end_run(handle, status)
+    return RunEnd(
+        status,
+        tags,
+        [(k, float(v), step, now) for k, v in finals.items()],
+        (ARTIFACTS_CALL, {"scheduler_block": block, "plot": plot}),
+    )

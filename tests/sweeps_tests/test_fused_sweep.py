@@ -88,18 +88,53 @@ def test_fused_sweep_tracks_every_trial_like_a_single_one(
         assert 0.0 < parent.data.metrics["fused/bookkeeping_share"] < 1.0
 
 
-def test_same_seed_gives_the_same_fused_sweep(tmp_path: Path) -> None:
+def test_same_seed_gives_the_same_fused_sweep_through_bulk_writes_and_the_apis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run twice with the same seeds: once with the bulk writers, once through Optuna's and
+    MLflow's APIs. The same trials, values, attributes and runs come out."""
+    volatile_attrs = {"mlflow_run_id", "wall_time_s"}
     runs = []
-    for attempt in ("a", "b"):
+    for attempt, bulk in (("bulk", "1"), ("api", "0")):
+        monkeypatch.setenv("ONECYCLE_OPTUNA_BULK", bulk)
+        monkeypatch.setenv("ONECYCLE_MLFLOW_BULK", bulk)
         folder = tmp_path / attempt
         folder.mkdir()
         spec = resolve_store(str(folder / "store"), env={})
         assert (
             main(["run", str(_sweep(folder, n_trials=6)), "--fused", "3", *store_args(spec)]) == 0
         )
+        trials = _trials(spec)
+        with open_store(spec) as store:
+            client = store.mlflow
+            tracked = []
+            for trial in trials:
+                run = client.get_run(trial.user_attrs["mlflow_run_id"])
+                tags = {k: v for k, v in run.data.tags.items() if k != "mlflow.parentRunId"}
+                tracked.append(
+                    (
+                        run.info.run_name,
+                        run.info.status,
+                        run.data.params,
+                        tags,
+                        sorted(run.data.metrics),
+                    )
+                )
         runs.append(
-            [(t.number, t.state, t.params, t.value, t.intermediate_values) for t in _trials(spec)]
+            [
+                (
+                    t.number,
+                    t.state,
+                    t.params,
+                    t.value,
+                    t.intermediate_values,
+                    {k: v for k, v in t.user_attrs.items() if k not in volatile_attrs},
+                )
+                for t in trials
+            ]
+            + tracked
         )
+    assert {t[1] for t in runs[0][:6]} >= {TrialState.COMPLETE, TrialState.PRUNED}
     assert runs[0] == runs[1]
 
 
