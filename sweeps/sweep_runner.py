@@ -20,7 +20,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import optuna
@@ -589,6 +589,19 @@ def _start_next(
     return start_under_lock(store, study, n_trials, interval, ask)
 
 
+def optuna_now() -> datetime:
+    """Now, as Optuna's RDB storage writes trial times.
+
+    Naive UTC where Optuna's ``TrialModel`` keeps ``_datetime_start_utc`` (Optuna 5), naive
+    local time before; comparing one with the other is off by the UTC offset.
+    """
+    from optuna.storages._rdb import models
+
+    if hasattr(models.TrialModel, "_datetime_start_utc"):
+        return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now()
+
+
 def fail_trials_without_heartbeat(study: optuna.Study, grace_s: int) -> list[int]:
     """Fail RUNNING trials that never recorded a heartbeat and started over ``grace_s`` ago.
 
@@ -601,7 +614,7 @@ def fail_trials_without_heartbeat(study: optuna.Study, grace_s: int) -> list[int
     if storage is None:
         return []
     study_id = storage.get_study_id_from_name(study.study_name)
-    cutoff = datetime.now() - timedelta(seconds=grace_s)  # Optuna stores local naive times
+    cutoff = optuna_now() - timedelta(seconds=grace_s)
     query = text(
         "select t.trial_id, t.number from trials t "
         "left join trial_heartbeats h on h.trial_id = t.trial_id "

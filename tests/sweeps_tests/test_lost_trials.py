@@ -3,20 +3,46 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+import os
+import time
+from collections.abc import Callable, Iterator
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from storage import StoreSpec, open_store
-from sweeps.sweep_runner import LOST_REASON, counts, fail_trials_without_heartbeat, rdb_storage
+from sweeps.sweep_runner import (
+    LOST_REASON,
+    counts,
+    fail_trials_without_heartbeat,
+    optuna_now,
+    rdb_storage,
+)
 
 
-def test_only_old_trials_without_heartbeat_are_failed(new_spec: Callable[..., StoreSpec]) -> None:
+@pytest.fixture(params=["UTC", "Etc/GMT-5", "Etc/GMT+7"])
+def zone(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The process's local time zone for one test (UTC+5 and UTC-7 are where a mix-up shows)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = str(request.param)
+    time.tzset()
+    yield str(request.param)
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+def test_only_old_trials_without_heartbeat_are_failed(
+    new_spec: Callable[..., StoreSpec], zone: str
+) -> None:
+    """In any time zone: a trial just asked (stored in Optuna's own time convention) is young."""
     with open_store(new_spec()) as store:
         storage = store.heartbeat_storage(2, 3)
         study = optuna.create_study(study_name="lost", storage=storage)
-        old_start = datetime.datetime.now() - datetime.timedelta(seconds=60)
+        old_start = optuna_now() - datetime.timedelta(seconds=60)
         lost = storage.create_new_trial(
             study._study_id,
             optuna.trial.create_trial(state=TrialState.RUNNING),
