@@ -40,6 +40,7 @@ import schedulers
 from storage.bulk_runs import BulkRunWriter, NewRun
 from storage.bulk_trials import BulkTrialWriter, Finish, NewTrial
 from storage.tracking import BULK_ENV, RunEnd
+from sweeps.batch_sampling import BatchSampling
 from sweeps.fused_training import FusedOutcome, train_fused
 from sweeps.sweep_tracking import STUDY_TAG, SWEEP_TAG
 from sweeps.training import TrainResult, TrainSettings
@@ -125,6 +126,8 @@ class FusedContext:
     fused: int
     progress_start: Callable[[list[int], int], None] = lambda numbers, total: None
     progress_step: Callable[[int, int], None] = lambda number, done: None
+    #: Asks a big batch in parallel chunks (``sweeps.batch_sampling``).
+    sampling: BatchSampling | None = None
     batches: list[BatchTimes] = field(default_factory=list)
     #: The tracking writer's marker after the previous batch's writes (waited for one batch on).
     last_mark: str | None = None
@@ -191,9 +194,21 @@ def _ask(context: FusedContext, take: int) -> list[Member]:
             members.append(Member(trial._trial_id, trial.number, shadow, schedule, api=trial))
         sampled = []
         sampling = time.perf_counter()
-        for _ in range(take - len(members)):
-            shadow = mirror.ask()
-            sampled.append((shadow, context.space.suggest(shadow)))
+        count = take - len(members)
+        if context.sampling is not None and context.sampling.chunked(count):
+            seed = None if base is None else base + len(trials)
+            for found in context.sampling.sample(history, study.direction, seed, count):
+                template = optuna.trial.create_trial(
+                    state=TrialState.RUNNING,
+                    params=found.params,
+                    distributions=found.distributions,
+                )
+                shadow_id = mirror._storage.create_new_trial(mirror._study_id, template)
+                sampled.append((optuna.Trial(mirror, shadow_id), found.schedule))
+        else:
+            for _ in range(count):
+                shadow = mirror.ask()
+                sampled.append((shadow, context.space.suggest(shadow)))
         context.last_sample_s = time.perf_counter() - sampling
         attrs = [{"deepspeed_params": plan, "worker": context.worker} for _, plan in sampled]
         if writer is not None:

@@ -39,6 +39,7 @@ from sweeps.config import SweepConfig, parse_config
 from sweeps.errors import SweepsError, UsageError
 from sweeps.fused_runner import FusedContext
 from sweeps.objective import MlflowTarget, Objective, TrialDiverged
+from sweeps.samplers import make_pruner, make_sampler
 from sweeps.search_space import SearchSpace
 from sweeps.sweep_tracking import ensure_experiment, log_sweep_summary, start_parent_run
 from sweeps.training import TrainSettings
@@ -63,39 +64,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"workload.device: {name!r} requested but no CUDA GPU is available")
     return device
-
-
-def make_sampler(
-    config: SweepConfig, space: SearchSpace, seed: int | None = None
-) -> optuna.samplers.BaseSampler:
-    """The sampler the sweep file names, seeded (by ``seed`` when given)."""
-    seed = config.search.seed if seed is None else seed
-    kind = config.search.sampler
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if kind == "grid":
-        return optuna.samplers.GridSampler(space.grid, seed=seed)
-    if kind == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-    try:
-        import cmaes  # noqa: F401
-    except ImportError:
-        raise UsageError(
-            "search.sampler: cmaes needs the `cmaes` package: pip install cmaes"
-        ) from None
-    return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-
-
-def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
-    """Median (after 3 trials and one epoch), Hyperband over updates, or none."""
-    kind = config.search.pruner
-    if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    if kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
-    return optuna.pruners.NopPruner()
 
 
 def settings_of(config: SweepConfig) -> TrainSettings:
@@ -453,6 +421,8 @@ def run_sweep(
         raise
     finally:
         watcher.stop()
+        if fused_context is not None and fused_context.sampling is not None:
+            fused_context.sampling.close()
         tracking.close()
         if status != "running":
             store.sweeps.update(record.name, status=status)
@@ -482,6 +452,7 @@ def _fused_context(
             "--fused / execution.fused_trials: fused trials stack a builtin workload's model; "
             f"this sweep runs entrypoint {config.workload.entrypoint!r}"
         )
+    from sweeps.batch_sampling import BatchSampling
     from sweeps.fused_sizing import auto_fused_trials
 
     if setting == "auto":
@@ -509,6 +480,7 @@ def _fused_context(
         fused=size,
         progress_start=progress.batch_started,
         progress_step=progress.step,
+        sampling=BatchSampling(config, space),
     )
 
 

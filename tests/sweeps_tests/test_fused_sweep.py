@@ -138,6 +138,26 @@ def test_same_seed_gives_the_same_fused_sweep_through_bulk_writes_and_the_apis(
     assert runs[0] == runs[1]
 
 
+def test_a_batch_larger_than_a_chunk_is_asked_in_parallel_chunks(tmp_path: Path) -> None:
+    spec = resolve_store(str(tmp_path / "store"), env={})
+    path = _sweep(tmp_path, n_trials=80)
+    assert main(["run", str(path), "--fused", "40", *store_args(spec)]) == 0
+    trials = _trials(spec)
+    assert [t.number for t in trials] == list(range(len(trials)))  # failed ones are redone
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 80
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials)
+    with open_store(spec) as store:
+        client = store.mlflow
+        parent = client.get_run(trials[0].user_attrs["mlflow_run_id"]).data.tags[
+            "mlflow.parentRunId"
+        ]
+        sampled = client.get_metric_history(parent, "fused/sample_s")
+        assert len(sampled) >= 2 and all(m.value > 0 for m in sampled)
+        ended = [client.get_run(t.user_attrs["mlflow_run_id"]).info.status for t in trials]
+        assert "RUNNING" not in ended
+
+
 def test_auto_picks_a_stack_size_and_runs(tmp_path: Path) -> None:
     spec = resolve_store(str(tmp_path / "store"), env={})
     path = _sweep(tmp_path, n_trials=5, fused_trials="auto")
