@@ -140,6 +140,15 @@ class BulkRunWriter:
                 connection.execute(t["params"].insert(), params)
         return ids
 
+    def artifact_uris(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """Each run's artifact URI, read in one query."""
+        runs = self.tables["runs"]
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(runs.c.run_uuid, runs.c.artifact_uri).where(runs.c.run_uuid.in_(run_ids))
+            )
+            return {str(run_id): str(uri) for run_id, uri in rows}
+
     def end(self, ended: Mapping[str, tuple[str, Mapping[str, str]]]) -> None:
         """End runs: ``{run_id: (status, tags)}``; tags are set (replacing a value) first."""
         if not ended:

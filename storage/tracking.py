@@ -24,7 +24,7 @@ import os
 import queue
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -143,6 +143,9 @@ class _Executor:
         if kind == "end_many":
             self._end_many(args[0])
             return
+        if kind == "metrics_many":
+            self._metrics_many(args[0])
+            return
         run_id = self.run_ids.get(handle)
         if run_id is None:
             raise RuntimeError(f"no run was started for handle {handle!r}")
@@ -182,22 +185,36 @@ class _Executor:
             self._runs = BulkRunWriter.for_uri(self.uri)
         return self._runs
 
-    def _end_many(self, ends: Mapping[str, RunEnd]) -> None:
+    def _ids(self, handles: Iterable[str]) -> dict[str, str]:
         ids = {}
-        for handle in ends:
+        for handle in handles:
             run_id = self.run_ids.get(handle)
             if run_id is None:
                 raise RuntimeError(f"no run was started for handle {handle!r}")
             ids[handle] = run_id
+        return ids
+
+    def _metrics_many(self, points: Mapping[str, list[Point]]) -> None:
+        ids = self._ids(points)
         bulk = self.bulk()
         if bulk is not None:
-            bulk.write_many({ids[h]: end.points for h, end in ends.items() if end.points})
-        for handle, end in ends.items():
-            if bulk is None and end.points:
-                self._dispatch("metrics", handle, (end.points,))
-            if end.call is not None:
-                self._dispatch("call", handle, end.call)
+            bulk.write_many({ids[h]: found for h, found in points.items() if found})
+            return
+        for handle, found in points.items():
+            self._dispatch("metrics", handle, (found,))
+
+    def _end_many(self, ends: Mapping[str, RunEnd]) -> None:
+        ids = self._ids(ends)
+        self._metrics_many({h: end.points for h, end in ends.items() if end.points})
         runs = self.bulk_runs()
+        # Artifact calls get the run's artifact URI when it is known (one query for the
+        # batch), so they need not read each run back to find where its files go.
+        uris = runs.artifact_uris(list(ids.values())) if runs is not None else {}
+        for handle, end in ends.items():
+            if end.call is not None:
+                target, kwargs = end.call
+                found = {**kwargs, "artifact_uri": uris.get(ids[handle])}
+                self._dispatch("call", handle, (target, found))
         if runs is not None:
             runs.end({ids[h]: (end.status, end.tags) for h, end in ends.items()})
         else:
@@ -256,6 +273,8 @@ class Tracking:
 
     def end_runs(self, ends: Mapping[str, RunEnd]) -> None:
         """End many runs at once: final metrics, tags, an artifact call, status per handle.
+
+        The artifact call is given ``artifact_uri=`` (the run's, or None where not known).
 
         Carried out as one transaction for the metrics and one for tags and statuses where the
         tracking URI is a database (``storage.bulk_runs``); otherwise run by run.
@@ -409,11 +428,19 @@ def _serve(
     held: dict[str, list[Point]] = {}
     held_since: dict[str, float] = {}
 
-    def write(handle: str) -> None:
-        points = held.pop(handle, None)
-        held_since.pop(handle, None)
-        if points:
+    def write(*handles: str) -> None:
+        """Write what is held for ``handles``: one transaction for all of them."""
+        found = {}
+        for handle in handles:
+            points = held.pop(handle, None)
+            held_since.pop(handle, None)
+            if points:
+                found[handle] = points
+        if len(found) == 1:
+            ((handle, points),) = found.items()
             executor.execute(("metrics", handle, points))
+        elif found:
+            executor.execute(("metrics_many", BATCH_HANDLE, found))
 
     while True:
         try:
@@ -421,12 +448,10 @@ def _serve(
         except queue.Empty:
             command = None
         now = time.monotonic()
-        for handle in [h for h, since in held_since.items() if now - since > HOLD_S]:
-            write(handle)
+        write(*[h for h, since in held_since.items() if now - since > HOLD_S])
         if command is None:
             if os.getppid() != parent:  # the owner died: write what it sent, close its runs
-                for handle in list(held):
-                    write(handle)
+                write(*held)
                 executor.fail_open_runs(ORPHAN_REASON)
                 return
             continue
@@ -445,8 +470,7 @@ def _serve(
                 held_since.pop(h, None)
             executor.execute((kind, handle, ends))
         elif kind in ("sync", "close"):
-            for pending in list(held):
-                write(pending)
+            write(*held)
             if kind == "close":
                 # Whatever interrupted the owner between starting a run and ending it (a signal
                 # can land between any two lines), no run outlives its writer as RUNNING.

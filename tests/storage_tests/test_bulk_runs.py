@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,7 +110,7 @@ def test_end_runs_writes_held_metrics_finals_tags_and_status(
                     [("objective", float(i), 4, 2000)],
                     (
                         "sweeps.run_artifacts:trial_artifacts",
-                        {"scheduler_block": {}, "plot": i == 0},
+                        {"scheduler_block": {"type": "OneCycle"}, "plot": i == 0},
                     ),
                 )
                 for i, (run_id, status, state) in enumerate(
@@ -135,3 +136,5 @@ def test_end_runs_writes_held_metrics_finals_tags_and_status(
             else ["deepspeed_scheduler.json"]
         )
         assert names == expected
+        local = client.download_artifacts(run_id, "deepspeed_scheduler.json", str(tmp_path))
+        assert json.loads(Path(local).read_text()) == {"scheduler": {"type": "OneCycle"}}
