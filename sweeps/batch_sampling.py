@@ -101,6 +101,11 @@ def sample_chunk(
     return asked
 
 
+def _quiet() -> None:
+    """A pool process logs no "new study created" line per chunk."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 class BatchSampling:
     """Asks a batch's chunks in a pool of processes, started on first need and kept."""
 
@@ -127,6 +132,7 @@ class BatchSampling:
             self._pool = ProcessPoolExecutor(
                 max_workers=min(self.processes, 64),
                 mp_context=multiprocessing.get_context("spawn"),
+                initializer=_quiet,
             )
         futures = [
             self._pool.submit(

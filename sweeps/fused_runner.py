@@ -356,29 +356,31 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
     workload = context.make_workload()
     total = workload.steps_per_epoch * context.settings.epochs
     context.progress_start([m.number for m in members], total)
-    runs_started = time.perf_counter()
-    _start_runs(context, members)
-    times.ask_s += time.perf_counter() - runs_started
     hooks = _BatchHooks(context, members)
     beats = _Beats(context.study, members, context.interval, context.writers()[0])
     started = time.perf_counter()
     try:
+        _start_runs(context, members)
+        times.ask_s += time.perf_counter() - started
+        started = time.perf_counter()
         outcome = train_fused(workload, [m.schedule for m in members], context.settings, hooks)
         times.train_s = time.perf_counter() - started
-        beats.stop()
         tell_started = time.perf_counter()
         hooks.flush()
         told = [(m, _outcome(context, outcome, i, started)) for i, m in enumerate(members)]
+        # Heartbeats go on until every member is told: telling hundreds of trials one by
+        # one (Optuna's API path) can outlast the stale-trial grace period.
         _finish(context, told)
+        beats.stop()
         times.tell_s = time.perf_counter() - tell_started
     except BaseException as error:
         # Whatever stopped the batch (Ctrl+C, a store error, a bug), no trial stays RUNNING
         # (trials already told are left as they are).
-        beats.stop()
         why = f"{type(error).__name__}: {error}"
         failed = Told(TrialState.FAIL, None, why, None, started)
         with contextlib.suppress(Exception):
             _finish(context, [(m, failed) for m in members])
+        beats.stop()
         raise
     if context.tracking is not None:
         mark = context.tracking.mark()
@@ -507,9 +509,15 @@ def _tell_through_api(
     context: FusedContext, member: Member, outcome: Told, attrs: Mapping[str, Any]
 ) -> None:
     storage = context.study._storage
+    # A trial another worker already failed as stale is left as it is, as the bulk path does.
     with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
         for step, value in member.intermediate:
             storage.set_trial_intermediate_value(member.trial_id, step, value)
         for key, attr in attrs.items():
             storage.set_trial_user_attr(member.trial_id, key, attr)
-        context.study.tell(member.api or member.number, outcome.value, state=outcome.state)
+        context.study.tell(
+            member.api or member.number,
+            outcome.value,
+            state=outcome.state,
+            skip_if_finished=True,
+        )
