@@ -17,6 +17,7 @@ open as FAILED with the reason, so no run is left RUNNING.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import multiprocessing
@@ -167,7 +168,7 @@ class _Executor:
         elif kind == "tags":
             tags = [RunTag(k, str(v)) for k, v in args[0].items()]
             self.client.log_batch(run_id, tags=tags)
-        elif kind == "call":
+        elif kind in ("call", "idle_call"):
             target, kwargs = args
             module, _, name = target.partition(":")
             function = getattr(importlib.import_module(module), name)
@@ -267,6 +268,14 @@ class Tracking:
         """Run ``module:function(client, run_id, **kwargs)`` where the writes happen."""
         self._send(("call", handle, target, kwargs))
 
+    def call_when_idle(self, handle: str, target: str, **kwargs: Any) -> None:
+        """Like :meth:`call`, but the writer may defer it until it has nothing else to do.
+
+        For work nothing waits for (a trial's PNG): it does not hold up :meth:`mark` /
+        :meth:`wait_for`, and it is done before a :meth:`sync` or :meth:`close` returns.
+        """
+        self._send(("idle_call", handle, target, kwargs))
+
     def end_run(self, handle: str, status: str) -> None:
         """Terminate the run: FINISHED, KILLED or FAILED."""
         self._send(("end", handle, status))
@@ -357,7 +366,7 @@ class ProcessTracking(Tracking):
     def mark(self) -> str:
         """Send a sync marker now; :meth:`wait_for` it later."""
         token = uuid.uuid4().hex
-        self._send(("sync", token))
+        self._send(("mark", token))
         return token
 
     def wait_for(self, mark: str, timeout_s: float = 300.0) -> SyncReport:
@@ -416,7 +425,8 @@ def _serve(
     ``HOLD_S`` old, or another command for that run (or a sync) needs them written first: fewer,
     larger ``log_batch`` calls cost less CPU and fewer commits, and the training process, which
     shares the machine, slows down less. The writer runs at a lower CPU priority for the same
-    reason.
+    reason. Deferred calls (:meth:`Tracking.call_when_idle`) run when no command is waiting,
+    and all of them before a sync or close is answered; a mark does not wait for them.
     """
     import logging
 
@@ -442,9 +452,22 @@ def _serve(
         elif found:
             executor.execute(("metrics_many", BATCH_HANDLE, found))
 
+    idle: collections.deque[tuple[Any, ...]] = collections.deque()
+
+    def run_idle() -> None:
+        command = idle.popleft()
+        write(command[1])  # what the deferred call reads back must be written first
+        executor.execute(command)
+
+    def catch_up() -> None:
+        write(*held)
+        while idle:
+            run_idle()
+
     while True:
         try:
-            command = commands.get(timeout=0.25)
+            # With deferred work waiting, look for commands without lingering.
+            command = commands.get(timeout=0.01 if idle else 0.25)
         except queue.Empty:
             command = None
         now = time.monotonic()
@@ -454,6 +477,8 @@ def _serve(
                 write(*held)
                 executor.fail_open_runs(ORPHAN_REASON)
                 return
+            if idle:  # nothing else to do: one piece of deferred work
+                run_idle()
             continue
         kind, handle = command[0], command[1]
         if kind == "metrics":
@@ -469,8 +494,13 @@ def _serve(
             for h in ends:
                 held_since.pop(h, None)
             executor.execute((kind, handle, ends))
-        elif kind in ("sync", "close"):
+        elif kind == "idle_call":
+            idle.append(command)
+        elif kind == "mark":  # everything but deferred work
             write(*held)
+            replies.put((handle, executor.report()))
+        elif kind in ("sync", "close"):
+            catch_up()
             if kind == "close":
                 # Whatever interrupted the owner between starting a run and ending it (a signal
                 # can land between any two lines), no run outlives its writer as RUNNING.

@@ -60,6 +60,7 @@ PrunerFactory = Callable[[], optuna.pruners.BasePruner]
 #: Fused batches larger than this skip each trial's lr/momentum PNG (about 60 ms a trial in
 #: the writer); the runs' ``lr`` and ``momentum`` metrics chart the same curves in MLflow.
 PLOT_LIMIT = 32
+PLOT_CALL = "sweeps.run_artifacts:trial_plot"
 #: ``0`` sends the batch's Optuna writes through Optuna's API, one trial at a time.
 OPTUNA_BULK_ENV = "ONECYCLE_OPTUNA_BULK"
 
@@ -497,12 +498,15 @@ def _finish(context: FusedContext, told: Sequence[tuple[Member, Told]]) -> None:
                 outcome.result,
                 outcome.started,
                 outcome.value,
-                plot=plot,
+                plot=False,
             )
     if writer is not None and bulk:
         writer.finish(bulk)
     if context.tracking is not None:
         context.tracking.end_runs(ends)
+        if plot:  # drawn when the writer has nothing else to do; no batch waits for them
+            for handle in ends:
+                context.tracking.call_when_idle(handle, PLOT_CALL)
 
 
 def _tell_through_api(

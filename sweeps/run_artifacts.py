@@ -67,8 +67,12 @@ def trial_artifacts(
             path = Path(folder) / "deepspeed_scheduler.json"
             path.write_text(json.dumps(block, indent=2, default=str))  # as log_dict writes it
             repository.log_artifact(str(path))  # type: ignore[no-untyped-call]
-    if not plot:
-        return
+    if plot:
+        trial_plot(client, run_id)
+
+
+def trial_plot(client: Any, run_id: str) -> None:
+    """Log ``lr_momentum.png``: the lr and momentum the run's optimizer applied, per update."""
     lr = client.get_metric_history(run_id, "lr")
     momentum = client.get_metric_history(run_id, "momentum")
     if not lr:

@@ -147,3 +147,29 @@ def test_process_writer_on_postgresql_and_a_tracking_server(remote_uri: str) -> 
         assert writer.sync().errors == {}
     assert len(client.get_metric_history(run_id, "lr")) == 1200
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_deferred_calls_run_when_idle_after_the_runs_metrics(
+    sqlite_uri: str, tmp_path: Path
+) -> None:
+    """A deferred plot runs once the writer is idle, with the run's held metrics written first,
+    and every deferred call is done before a sync returns."""
+    client = MlflowClient(tracking_uri=sqlite_uri)
+    experiment = client.create_experiment("idle", artifact_location=str(tmp_path / "artifacts"))
+    runs = [client.create_run(experiment).info.run_id for _ in range(3)]
+    with ProcessTracking(sqlite_uri) as writer:
+        for run_id in runs:
+            writer.adopt_run(run_id, run_id)
+            writer.log_metrics(run_id, [("lr", 0.1 * s, s, 1000 + s) for s in range(20)])
+        writer.call_when_idle(runs[0], "sweeps.run_artifacts:trial_plot")
+        # No sync: the writer is idle now, and the metrics are held (HOLD_S) when it gets here.
+        deadline = time.monotonic() + 10
+        while not client.list_artifacts(runs[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [f.path for f in client.list_artifacts(runs[0])] == ["lr_momentum.png"]
+        for run_id in runs[1:]:
+            writer.call_when_idle(run_id, "sweeps.run_artifacts:trial_plot")
+        writer.wait_for(writer.mark()).raise_errors()
+        writer.sync().raise_errors()
+        for run_id in runs[1:]:
+            assert [f.path for f in client.list_artifacts(run_id)] == ["lr_momentum.png"]

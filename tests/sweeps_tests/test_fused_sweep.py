@@ -78,6 +78,8 @@ def test_fused_sweep_tracks_every_trial_like_a_single_one(
             assert [m.step for m in lr] == list(range(len(lr))) and lr
             assert [m.value for m in lr] == [schedule.lr(m.step) for m in lr]
             assert [m.value for m in momentum] == [schedule.momentum(m.step) for m in momentum]
+            artifacts = sorted(f.path for f in client.list_artifacts(run.info.run_id))
+            assert artifacts == ["deepspeed_scheduler.json", "lr_momentum.png"]
             assert len(losses) == len(lr)
             if trial.state == TrialState.COMPLETE:
                 assert len(lr) == trial.user_attrs["steps"]
