@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -138,4 +141,37 @@ def ui_command(host: str, port: int, **options: Any) -> None:
         str(port),
     ]
     click.echo(f"MLflow UI for {spec.describe()} at http://{host}:{port} (Ctrl+C to stop)")
-    raise SystemExit(subprocess.call(command))
+    raise SystemExit(serve_until_stopped(command))
+
+
+def serve_until_stopped(command: list[str]) -> int:
+    """Run a server in a process group of its own, stopped as a whole with this process.
+
+    Ctrl+C or SIGTERM to this process stops the group; the server's exit code is returned.
+    ``mlflow ui`` starts uvicorn, which starts workers: stopping only the direct child left the
+    server running and bound to its port.
+    """
+    process = subprocess.Popen(command, start_new_session=True)
+
+    def stop(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            return process.wait()
+        finally:
+            if process.poll() is None:
+                stop(signal.SIGTERM, None)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            # A server that exited on its own may leave workers in its group: stop them too.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

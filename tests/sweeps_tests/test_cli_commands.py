@@ -157,3 +157,14 @@ def test_ui_serves_the_store_on_loopback(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+    # Stopping `onecycle ui` stops the whole server (mlflow ui -> uvicorn -> workers), so the
+    # port is free again.
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                pass
+        except OSError:
+            break
+        assert time.monotonic() < deadline, "the MLflow server outlived `onecycle ui`"
+        time.sleep(0.5)
