@@ -80,6 +80,25 @@ def measure(
     return best
 
 
+def flops_per_trial_step(model: torch.nn.Module, batch: int) -> float:
+    """Matrix-product FLOPs of one update: forward, and the two backward products, per layer."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    return 6.0 * batch * sum(layer.in_features * layer.out_features for layer in layers)
+
+
+def peak_gflops(device: torch.device, size: int = 1024, repeat: int = 20) -> float:
+    """This device's float32 matrix-product rate on one big well-shaped product (a ceiling)."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    a @ b
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    _sync(device)
+    return 2.0 * size**3 * repeat / (time.perf_counter() - started) / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -102,7 +121,12 @@ def main() -> None:
         f"device {device}, torch threads {torch.get_num_threads()}, workload {args.workload}, "
         f"batch {args.batch}, K={args.k}, epochs {args.epochs}, best of {args.rounds} rounds"
     )
-    print(f"{'hidden':>14} {'steps':>6} {'one by one':>14} {'fused':>14} {'ratio':>7}")
+    peak = peak_gflops(device)
+    print(f"float32 matrix-product ceiling here: {peak:.1f} GFLOP/s (one 1024^3 product)")
+    print(
+        f"{'hidden':>14} {'steps':>6} {'one by one':>14} {'fused':>14} {'ratio':>7} "
+        f"{'GFLOP/s alone':>14} {'fused':>7} {'ceiling ratio':>14}"
+    )
     for shape in shapes:
         hidden = [int(w) for w in shape.split(",")]
         found = measure(
@@ -115,9 +139,15 @@ def main() -> None:
             device,
             args.sequential_trials or args.k,
         )
+        workload = build_workload(args.workload, args.batch, 0, device, hidden=hidden)
+        flops = flops_per_trial_step(workload.build_model(), args.batch)
+        alone = found["sequential"] * flops / 1e9
+        fused = found["fused"] * flops / 1e9
+        # The most stacking could give: the ceiling over what one trial at a time achieves.
         print(
             f"{shape:>14} {int(found['steps']):>6} {found['sequential']:>10.0f} t-s/s "
-            f"{found['fused']:>10.0f} t-s/s {found['ratio']:>6.2f}x"
+            f"{found['fused']:>10.0f} t-s/s {found['ratio']:>6.2f}x "
+            f"{alone:>14.1f} {fused:>7.1f} {peak / alone:>13.2f}x"
         )
 
 
