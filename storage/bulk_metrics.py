@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import Engine, MetaData, Table, and_, inspect, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, and_, select
 
-from storage.connect import engine_for
+from storage.table_shapes import TableWriter
 
 METRIC_COLUMNS = {"key", "value", "timestamp", "run_uuid", "step", "is_nan"}
 #: One value: (key, value, step, timestamp in ms), as the tracking writer holds them.
@@ -40,34 +39,23 @@ def encode(value: float) -> tuple[bool, float]:
     return False, float(value)
 
 
-class BulkMetricWriter:
+class BulkMetricWriter(TableWriter):
     """Writes metric rows for MLflow runs with Core statements; see the module docstring."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        metadata = MetaData()
-        self.metrics = Table("metrics", metadata, autoload_with=engine)
-        self.latest = Table("latest_metrics", metadata, autoload_with=engine)
-        self._insert: Any = (
-            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        )
+    COLUMNS: ClassVar[Mapping[str, set[str]]] = {
+        "metrics": METRIC_COLUMNS,
+        "latest_metrics": METRIC_COLUMNS,
+    }
 
-    @classmethod
-    def for_uri(cls, tracking_uri: str) -> BulkMetricWriter | None:
-        """A writer for ``tracking_uri``, or None when it is not a database this one knows."""
-        if not tracking_uri.startswith(("sqlite:", "postgresql")):
-            return None
-        try:
-            engine = engine_for(tracking_uri)
-            tables = inspect(engine)
-            for name in ("metrics", "latest_metrics"):
-                columns = {column["name"] for column in tables.get_columns(name)}
-                if columns != METRIC_COLUMNS:
-                    engine.dispose()
-                    return None
-            return cls(engine)
-        except Exception:  # any doubt: MLflow's own path
-            return None
+    @property
+    def metrics(self) -> Table:
+        """MLflow's ``metrics`` table (every value)."""
+        return self.tables["metrics"]
+
+    @property
+    def latest(self) -> Table:
+        """MLflow's ``latest_metrics`` table (a run's summary value per key)."""
+        return self.tables["latest_metrics"]
 
     def write(self, run_id: str, points: Sequence[Point]) -> None:
         """Insert ``points`` for ``run_id`` and move its latest value per key forward.

@@ -20,11 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, bindparam, inspect, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select
 
-from storage.connect import engine_for
 from storage.errors import StoreError
+from storage.table_shapes import TableWriter
 
 COLUMNS: dict[str, set[str]] = {
     "runs": {
@@ -63,33 +62,11 @@ class NewRun:
     params: Mapping[str, object] = field(default_factory=dict)
 
 
-class BulkRunWriter:
+class BulkRunWriter(TableWriter):
     """Creates and ends many runs of one experiment at once; see the module docstring."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        metadata = MetaData()
-        self.tables = {name: Table(name, metadata, autoload_with=engine) for name in COLUMNS}
-        self._insert: Any = (
-            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        )
-
-    @classmethod
-    def for_uri(cls, tracking_uri: str) -> BulkRunWriter | None:
-        """A writer for ``tracking_uri``, or None when it is not a database this one knows."""
-        if not tracking_uri.startswith(("sqlite:", "postgresql")):
-            return None
-        try:
-            engine = engine_for(tracking_uri)
-            tables = inspect(engine)
-            for name, expected in COLUMNS.items():
-                found = {column["name"] for column in tables.get_columns(name)}
-                # ``experiments`` is only read; the others are written whole.
-                if not expected <= found or (name != "experiments" and found != expected):
-                    return None
-            return cls(engine)
-        except Exception:  # any doubt: MLflow's own client
-            return None
+    COLUMNS = COLUMNS
+    READ_ONLY = frozenset({"experiments"})  # read for artifact locations; never written
 
     def create(self, experiment_id: str, runs: Sequence[NewRun]) -> list[str]:
         """Create ``runs`` as RUNNING in ``experiment_id``; their run ids, in order."""

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, bindparam, func, inspect, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, func, select
 
 from storage.errors import StoreError
+from storage.table_shapes import TableWriter
 
 #: The columns this writer was written against (Optuna's schema since v3).
 COLUMNS: dict[str, set[str]] = {
@@ -104,33 +104,11 @@ def encode_intermediate(value: float) -> tuple[float | None, str]:
     return encode_value(value)
 
 
-class BulkTrialWriter:
+class BulkTrialWriter(TableWriter):
     """Starts, beats and finishes many trials of one study at once; see the module docstring."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        metadata = MetaData()
-        self.tables = {name: Table(name, metadata, autoload_with=engine) for name in COLUMNS}
-        self._insert: Any = (
-            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        )
-
-    @classmethod
-    def for_engine(cls, engine: Engine) -> BulkTrialWriter | None:
-        """A writer over ``engine``, or None when its tables are not the ones this one knows."""
-        if engine.dialect.name not in ("sqlite", "postgresql"):
-            return None
-        try:
-            tables = inspect(engine)
-            for name, expected in COLUMNS.items():
-                found = {column["name"] for column in tables.get_columns(name)}
-                # Other columns on ``studies`` are not written here; every other table is
-                # written whole, so its columns must be exactly these.
-                if not expected <= found or (name != "studies" and found != expected):
-                    return None
-            return cls(engine)
-        except Exception:  # any doubt: Optuna's own API
-            return None
+    COLUMNS = COLUMNS
+    READ_ONLY = frozenset({"studies"})  # only locked and read; other tables written whole
 
     def start(self, study_id: int, trials: Sequence[NewTrial]) -> list[Started]:
         """Insert ``trials`` as RUNNING with a first heartbeat, in order; their ids and numbers."""

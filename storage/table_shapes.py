@@ -1,0 +1,78 @@
+"""Whether another library's tables are the ones our direct writers were written against.
+
+The bulk writers (``bulk_metrics``, ``bulk_runs``, ``bulk_trials``) insert rows into MLflow's
+and Optuna's own tables. Their schemas belong to those libraries and can change with a release,
+so each writer looks once at the tables it touches and steps aside (back to the library's API)
+unless they have exactly the columns it knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping
+from typing import Any, ClassVar, TypeVar
+
+from sqlalchemy import Engine, MetaData, Table, inspect
+from sqlalchemy.dialects import postgresql, sqlite
+
+KNOWN_DIALECTS = ("sqlite", "postgresql")
+W = TypeVar("W", bound="TableWriter")
+
+
+def tables_match(
+    engine: Engine, columns: Mapping[str, set[str]], read_only: Container[str] = ()
+) -> bool:
+    """True when each table has exactly ``columns`` (at least them, for ``read_only`` ones)."""
+    if engine.dialect.name not in KNOWN_DIALECTS:
+        return False
+    try:
+        tables = inspect(engine)
+        for name, expected in columns.items():
+            found = {column["name"] for column in tables.get_columns(name)}
+            if not expected <= found or (name not in read_only and found != expected):
+                return False
+    except Exception:  # a missing table, no permission: any doubt means the library's API
+        return False
+    return True
+
+
+def dialect_insert(engine: Engine) -> Any:
+    """The dialect's ``insert`` (the one with ``on_conflict_do_*``) for ``engine``."""
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+
+class TableWriter:
+    """A bulk writer: an engine, the tables it writes (reflected once), the dialect's insert.
+
+    Subclasses name their tables and columns in ``COLUMNS`` and the ones they only read in
+    ``READ_ONLY``.
+    """
+
+    COLUMNS: ClassVar[Mapping[str, set[str]]] = {}
+    READ_ONLY: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        metadata = MetaData()
+        self.tables = {name: Table(name, metadata, autoload_with=engine) for name in self.COLUMNS}
+        self._insert = dialect_insert(engine)
+
+    @classmethod
+    def for_engine(cls: type[W], engine: Engine) -> W | None:
+        """A writer over ``engine``, or None when its tables are not the ones this one knows."""
+        return cls(engine) if tables_match(engine, cls.COLUMNS, cls.READ_ONLY) else None
+
+    @classmethod
+    def for_uri(cls: type[W], uri: str) -> W | None:
+        """A writer for the database at ``uri``; None for anything else (an HTTP server)."""
+        from storage.connect import engine_for
+
+        if not uri.startswith(("sqlite:", "postgresql")):
+            return None
+        try:
+            engine = engine_for(uri)
+        except Exception:  # any doubt: the library's own API
+            return None
+        writer = cls.for_engine(engine)
+        if writer is None:
+            engine.dispose()
+        return writer
