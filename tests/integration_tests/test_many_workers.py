@@ -85,6 +85,27 @@ def test_local_workers_finish_exactly_n_trials(
     check_sweep(spec, f"many-{backend}", n_trials)
 
 
+@pytest.mark.parametrize(
+    ("backend", "workers", "n_trials", "fused"),
+    [("postgresql", 3, 48, 8), ("sqlite", 2, 16, 4)],
+)
+def test_fused_workers_share_a_sweep(
+    new_spec: NewSpec, backend: str, workers: int, n_trials: int, fused: int, tmp_path: Path
+) -> None:
+    """Workers writing fused batches in bulk at once: numbers 0..N-1 with no gap or repeat,
+    exactly n_trials complete, every trial's run ended."""
+    spec = new_spec(artifacts=str(tmp_path / "artifacts"))
+    name = f"fused-many-{backend}"
+    path = tiny_sweep(tmp_path, name, n_trials)
+    command = ["run", str(path), "--workers", str(workers), "--fused", str(fused)]
+    assert main([*command, *store_args(spec)]) == 0
+    check_sweep(spec, name, n_trials)
+    with open_store(spec) as store:
+        study = optuna.load_study(study_name=name, storage=store.optuna_storage)
+        numbers = sorted(t.number for t in study.trials)
+        assert numbers == list(range(len(numbers)))
+
+
 def _worker(spec: StoreSpec, name: str, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "sweeps", "--debug", "worker", name, "--quiet", *store_args(spec)],
