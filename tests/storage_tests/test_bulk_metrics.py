@@ -62,6 +62,32 @@ def test_same_history_and_latest_values_as_log_batch(
         writer.close()
 
 
+def test_many_runs_at_once_match_log_batch(new_spec: Callable[..., StoreSpec]) -> None:
+    """A fused batch's worth: thousands of values over several runs in one call (on
+    PostgreSQL this goes through COPY), duplicates and special values included."""
+    spec = new_spec()
+    with open_store(spec) as store:
+        client = store.mlflow
+        experiment = client.create_experiment(f"many-{time.time_ns()}")
+        ours = [client.create_run(experiment).info.run_id for _ in range(3)]
+        theirs = [client.create_run(experiment).info.run_id for _ in range(3)]
+        writer = BulkMetricWriter.for_uri(spec.mlflow_uri)
+        assert writer is not None
+        now = int(time.time() * 1000)
+        points = [("lr", 0.001 * s, s, now + s) for s in range(700)] + _points(now)
+        writer.write_many({run_id: points for run_id in ours})
+        writer.write_many({ours[0]: points[:50]})  # again: nothing new
+        for run_id in theirs:
+            for start in range(0, len(points), 1000):
+                chunk = points[start : start + 1000]
+                client.log_batch(run_id, metrics=[Metric(k, v, t, s) for k, v, s, t in chunk])
+        for mine, reference in zip(ours, theirs, strict=True):
+            for key in ("lr", "loss"):
+                assert _history(client, mine, key) == _history(client, reference, key)
+            assert client.get_run(mine).data.metrics == client.get_run(reference).data.metrics
+        writer.close()
+
+
 def test_other_uris_and_unknown_schemas_use_mlflows_own_path(tmp_path: Path) -> None:
     assert BulkMetricWriter.for_uri("http://127.0.0.1:5000") is None
     database = f"{tmp_path}/other.db"
