@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from storage import open_store, resolve_store
+from storage.postgres import drop_databases
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("train_s", "sample_s", "ask_s", "tell_s", "sync_s", "bookkeeping_share")
@@ -74,19 +75,6 @@ def run(
     return wall, batches
 
 
-def drop(server: str, prefix: str) -> None:
-    """Remove a PostgreSQL run's two databases."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    url = make_url(server).set(drivername="postgresql+psycopg", database="postgres")
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        for suffix in ("optuna", "mlflow"):
-            connection.execute(text(f'drop database if exists "{prefix}_{suffix}" with (force)'))
-    engine.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=256)
@@ -112,7 +100,11 @@ def main() -> None:
                     store, prefix = args.store, f"ocs_bench_{uuid.uuid4().hex[:8]}"
                 else:
                     store, prefix = str(Path(folder) / f"{side}-{round_}"), ""
-                wall, batches = run(path, store, prefix, bulk=side == "bulk")
+                try:
+                    wall, batches = run(path, store, prefix, bulk=side == "bulk")
+                finally:
+                    if args.store:
+                        drop_databases(args.store, prefix)
                 walls[side].append(wall)
                 steady = batches[1:] or batches
                 mean = {key: statistics.mean(b[key] for b in steady) for key in KEYS}
@@ -121,8 +113,6 @@ def main() -> None:
                     f"{mean['ask_s'] - mean['sample_s']:8.2f} {mean['tell_s']:8.2f} "
                     f"{mean['sync_s']:9.2f} {mean['bookkeeping_share']:6.0%}"
                 )
-                if args.store:
-                    drop(args.store, prefix)
     ratio = min(walls["api"]) / min(walls["bulk"])
     print(f"sweep wall time, API / bulk: {ratio:.2f}x (per-batch columns: means after batch 1)")
 

@@ -59,3 +59,21 @@ def ensure_databases(spec: StoreSpec, attempts: int) -> list[str]:
     finally:
         engine.dispose()
     return created
+
+
+def drop_databases(server: str, prefix: str) -> None:
+    """Remove a store's two databases (``<prefix>_optuna``, ``<prefix>_mlflow``) from ``server``.
+
+    For throw-away stores (tests, benchmarks); connections still open to them are ended.
+    """
+    from sqlalchemy import create_engine
+
+    url = make_url(server).set(drivername="postgresql+psycopg", database="postgres")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            for suffix in ("optuna", "mlflow"):
+                name = f"{prefix}_{suffix}"
+                connection.execute(text(f'drop database if exists "{name}" with (force)'))
+    finally:
+        engine.dispose()

@@ -7,20 +7,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from storage import StoreSpec, resolve_store
+from storage.postgres import drop_databases
 from tests.requirements import postgres_url
-
-
-def drop_databases(server: str, prefix: str) -> None:
-    url = make_url(server).set(drivername="postgresql+psycopg", database="postgres")
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        for suffix in ("optuna", "mlflow"):
-            connection.execute(text(f'drop database if exists "{prefix}_{suffix}" with (force)'))
-    engine.dispose()
 
 
 def store_args(spec: StoreSpec) -> list[str]:
