@@ -2,21 +2,27 @@
 
 A batch is asked, trained and told as a unit, and the bookkeeping is batched with it:
 
-* **Asking**: one read of the study's trials into an in-memory *mirror* study, the sweep's own
+* **Asking**: one read of the study's trials into an in-memory *mirror* study; the sweep's own
   sampler (seeded by the sweep seed plus the number of trials so far, so a rerun asks the same
-  trials) samples K parameter sets there in milliseconds, and each becomes a RUNNING trial in
-  the store with one insert. Enqueued trials are taken first. On an RDB store, asking through
-  the stored study costs tens of milliseconds a trial (each ask reloads the history).
+  trials) samples K parameter sets there, in parallel chunks for big batches
+  (:mod:`sweeps.batch_sampling`). Enqueued trials are taken first. On an RDB store, asking
+  through the stored study costs tens of milliseconds a trial (each ask reloads the history).
+* **Starting**: the K trials go into the store in one transaction
+  (:class:`storage.bulk_trials.BulkTrialWriter`), their MLflow runs into MLflow's in one more
+  (:class:`storage.bulk_runs.BulkRunWriter`), so each trial carries its run id from the start;
+  one UPDATE a heartbeat interval keeps all K alive until they are told.
 * **Pruning** is decided in the mirror (the sweep's pruner over the same history), so an
   evaluation point does not cost K reloads of the study; the intermediate values are written to
-  the store when the batch ends.
-* **Telling** goes out once per batch. MLflow runs are created when the batch starts (so each
-  trial carries its run id from the start) and filled by the tracking writer process while the
-  next batch trains; a batch waits only for the previous batch's writes.
+  the store with the tell.
+* **Telling** is one transaction for the batch; the runs are ended by the tracking writer
+  process (``Tracking.end_runs``) while the next batch trains, and a batch waits only for the
+  previous batch's writes. Where a store's tables are not the ones the bulk writers know, the
+  same steps go through Optuna's and MLflow's APIs, trial by trial.
 
 Each batch's bookkeeping share (ask + run creation + tell + waiting for the writer, over the
 batch's wall time) is logged to the sweep's parent run as ``fused/bookkeeping_share``, with its
-parts (``fused/ask_s``, ``fused/train_s``, ``fused/tell_s``, ``fused/sync_s``).
+parts (``fused/ask_s``, ``fused/sample_s``, ``fused/train_s``, ``fused/tell_s``,
+``fused/sync_s``).
 """
 
 from __future__ import annotations
