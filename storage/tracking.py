@@ -289,7 +289,9 @@ class Tracking:
         tracking URI is a database (``storage.bulk_runs``); otherwise run by run.
         """
         if ends:
-            self._send(("end_many", BATCH_HANDLE, dict(ends)))
+            # A single run's errors are reported under its own handle.
+            handle = next(iter(ends)) if len(ends) == 1 else BATCH_HANDLE
+            self._send(("end_many", handle, dict(ends)))
 
     def sync(self, timeout_s: float = 300.0) -> SyncReport:
         """Block until every command sent so far is carried out."""

@@ -22,7 +22,7 @@ from torch.optim import Optimizer
 import schedulers
 from sweeps.sweep_tracking import STUDY_TAG, SWEEP_TAG
 from sweeps.training import TrainResult, TrainSettings, train
-from sweeps.trial_tracking import FAILURE_TAG, TrialTracker, close_trial_run
+from sweeps.trial_tracking import FAILURE_TAG, TrialTracker, trial_run_end
 from sweeps.user_training import EntrypointWorkload
 from sweeps.workloads.base import Workload
 
@@ -150,16 +150,10 @@ class Objective:
         if self.mlflow is None or run_id is None or tracker is None:
             return
         tracker.flush()
-        close_trial_run(
-            self.mlflow.tracking,
-            run_id,
-            self.settings.metric,
-            schedule,
-            (status, state, reason),
-            result,
-            started,
-            objective,
+        end = trial_run_end(
+            self.settings.metric, schedule, (status, state, reason), result, started, objective
         )
+        self.mlflow.tracking.end_runs({run_id: end})
 
 
 class _TrialHooks:

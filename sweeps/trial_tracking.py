@@ -89,30 +89,6 @@ class TrialTracker:
             self._points = []
 
 
-def close_trial_run(
-    tracking: Tracking,
-    handle: str,
-    metric: str,
-    schedule: Mapping[str, Any],
-    outcome: tuple[str, str, str | None],
-    result: TrainResult | None,
-    started: float,
-    objective: float | None = None,
-) -> None:
-    """Final metrics, outcome tags, artifacts, and the run's end, all through the writer.
-
-    ``outcome`` is (MLflow status, Optuna state name, failure reason or None): FINISHED /
-    COMPLETE, KILLED / PRUNED (tagged ``pruned``), FAILED / FAIL with the reason as a tag.
-    """
-    end = trial_run_end(metric, schedule, outcome, result, started, objective)
-    tracking.log_metrics(handle, end.points)
-    tracking.set_tags(handle, end.tags)
-    if end.call is not None:
-        target, kwargs = end.call
-        tracking.call(handle, target, **kwargs)
-    tracking.end_run(handle, end.status)
-
-
 def trial_run_end(
     metric: str,
     schedule: Mapping[str, Any],
@@ -122,8 +98,11 @@ def trial_run_end(
     objective: float | None = None,
     plot: bool = True,
 ) -> RunEnd:
-    """How a trial's run ends (see :func:`close_trial_run`), for ``Tracking.end_runs``.
+    """How a trial's run ends, for ``Tracking.end_runs``.
 
+    Final metrics, outcome tags, the artifacts call (scheduler JSON and PNG) and the status.
+    ``outcome`` is (MLflow status, Optuna state name, failure reason or None): FINISHED /
+    COMPLETE, KILLED / PRUNED (tagged ``pruned``), FAILED / FAIL with the reason as a tag.
     ``plot=False`` leaves out the lr/momentum PNG (the JSON scheduler block is always logged).
     """
     import schedulers
