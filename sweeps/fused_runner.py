@@ -366,6 +366,7 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
     hooks = _BatchHooks(context, members)
     beats = _Beats(context.study, members, context.interval, context.writers()[0])
     started = time.perf_counter()
+    done: set[int] = set()  # trial ids whose outcome is recorded
     try:
         _start_runs(context, members)
         times.ask_s += time.perf_counter() - started
@@ -377,16 +378,16 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
         told = [(m, _outcome(context, outcome, i, started)) for i, m in enumerate(members)]
         # Heartbeats go on until every member is told: telling hundreds of trials one by
         # one (Optuna's API path) can outlast the stale-trial grace period.
-        _finish(context, told)
+        _finish(context, told, done)
         beats.stop()
         times.tell_s = time.perf_counter() - tell_started
     except BaseException as error:
-        # Whatever stopped the batch (Ctrl+C, a store error, a bug), no trial stays RUNNING
-        # (trials already told are left as they are).
+        # Whatever stopped the batch (Ctrl+C, a store error, a bug), no trial stays RUNNING;
+        # trials already told keep their outcome and their runs.
         why = f"{type(error).__name__}: {error}"
         failed = Told(TrialState.FAIL, None, why, None, started)
         with contextlib.suppress(Exception):
-            _finish(context, [(m, failed) for m in members])
+            _finish(context, [(m, failed) for m in members if m.trial_id not in done], done)
         beats.stop()
         raise
     if context.tracking is not None:
@@ -471,48 +472,56 @@ def _outcome(context: FusedContext, outcome: FusedOutcome, index: int, started: 
 _STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
 
 
-def _finish(context: FusedContext, told: Sequence[tuple[Member, Told]]) -> None:
+def _finish(context: FusedContext, told: Sequence[tuple[Member, Told]], done: set[int]) -> None:
     """Tell Optuna every member's outcome and end their MLflow runs, one batch of writes each.
 
     The same mapping as the single-trial objective: a pruned trial's value is its last
     intermediate value (as ``study.tell`` does), a failed trial carries ``failure_reason``.
+    The trial ids recorded go into ``done`` as they are, and the runs of those (and only
+    those) are ended even if recording the rest fails, so a caller that then fails the batch
+    leaves recorded trials and their runs as they are.
     """
     writer, _ = context.writers()
     bulk: list[Finish] = []
     ends: dict[str, RunEnd] = {}
     plot = len(told) <= PLOT_LIMIT
-    for member, outcome in told:
-        attrs = dict(outcome.attrs)
-        if outcome.reason is not None:
-            attrs["failure_reason"] = outcome.reason
-        if writer is not None and member.api is None:
-            value = outcome.value
-            if outcome.state == TrialState.PRUNED and member.intermediate:
-                reported = dict(member.intermediate)  # a later report of a step wins
-                last = reported[max(reported)]
-                value = None if math.isnan(last) else last
-            bulk.append(
-                Finish(member.trial_id, outcome.state.name, value, member.intermediate, attrs)
-            )
-        else:
-            _tell_through_api(context, member, outcome, attrs)
+    try:
+        for member, outcome in told:
+            attrs = dict(outcome.attrs)
+            if outcome.reason is not None:
+                attrs["failure_reason"] = outcome.reason
+            if context.tracking is not None:
+                ends[member.handle] = trial_run_end(
+                    context.settings.metric,
+                    member.schedule,
+                    (_STATUS[outcome.state], outcome.state.name, outcome.reason),
+                    outcome.result,
+                    outcome.started,
+                    outcome.value,
+                    plot=False,
+                )
+            if writer is not None and member.api is None:
+                value = outcome.value
+                if outcome.state == TrialState.PRUNED and member.intermediate:
+                    reported = dict(member.intermediate)  # a later report of a step wins
+                    last = reported[max(reported)]
+                    value = None if math.isnan(last) else last
+                bulk.append(
+                    Finish(member.trial_id, outcome.state.name, value, member.intermediate, attrs)
+                )
+            else:
+                _tell_through_api(context, member, outcome, attrs)
+                done.add(member.trial_id)
+        if writer is not None and bulk:
+            writer.finish(bulk)
+            done.update(finish.trial_id for finish in bulk)
+    finally:
         if context.tracking is not None:
-            ends[member.handle] = trial_run_end(
-                context.settings.metric,
-                member.schedule,
-                (_STATUS[outcome.state], outcome.state.name, outcome.reason),
-                outcome.result,
-                outcome.started,
-                outcome.value,
-                plot=False,
-            )
-    if writer is not None and bulk:
-        writer.finish(bulk)
-    if context.tracking is not None:
-        context.tracking.end_runs(ends)
-        if plot:  # drawn when the writer has nothing else to do; no batch waits for them
-            for handle in ends:
-                context.tracking.call_when_idle(handle, PLOT_CALL)
+            ended = {m.handle: ends[m.handle] for m, _ in told if m.trial_id in done}
+            context.tracking.end_runs(ended)
+            if plot:  # drawn when the writer has nothing else to do; no batch waits for them
+                for handle in ended:
+                    context.tracking.call_when_idle(handle, PLOT_CALL)
 
 
 def _tell_through_api(

@@ -109,23 +109,39 @@ def test_sweep_runs_tracks_and_exports_a_working_deepspeed_config(
     )
 
 
-def _finished(spec: StoreSpec, name: str) -> int:
+def _finished(spec: StoreSpec, name: str, running: bool = False) -> int:
+    """How many trials are finished (COMPLETE or PRUNED), or with ``running``, RUNNING."""
     with open_store(spec) as store:
         try:
             study = optuna.load_study(study_name=name, storage=store.optuna_storage)
         except KeyError:
             return 0
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        if running:
+            states = (optuna.trial.TrialState.RUNNING,)
         return len(study.get_trials(deepcopy=False, states=states))
 
 
+@pytest.mark.parametrize("fused", [None, "3"], ids=["one-by-one", "fused"])
 def test_interrupted_run_resumes_to_exactly_n_trials(
-    new_spec: NewSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    new_spec: NewSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str], fused: str | None
 ) -> None:
+    """Stopped mid-sweep and resumed; fused, the stop lands in the second batch of three,
+    whose members are failed with the reason while the first batch keeps its outcomes."""
     spec = new_spec(artifacts=str(tmp_path / "artifacts"))
-    path = sweep_file(tmp_path, "resume", n_trials=6, epochs=6)
+    path = sweep_file(tmp_path, "resume", n_trials=6, epochs=6 if fused is None else 300)
+    if fused is not None:
+        # Batches that run their whole length: no pruner, no hopeless configs, lrs that
+        # cannot diverge (batch 1: three enqueued trials; batch 2: three sampled ones).
+        config = yaml.safe_load(path.read_text())
+        config["search"]["pruner"] = "none"
+        config["search"]["space"]["cycle_min_lr"] = {"low": 1e-3, "high": 1e-2, "log": True}
+        config["search"]["space"]["cycle_max_lr"] = {"low": 0.02, "high": 0.2, "log": True}
+        config["enqueue"] = config["enqueue"][:3]
+        path.write_text(yaml.safe_dump(config))
+    extra = [] if fused is None else ["--fused", fused]
     process = subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "run", str(path), *store_args(spec)],
+        [sys.executable, "-m", "sweeps", "run", str(path), *extra, *store_args(spec)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -135,11 +151,26 @@ def test_interrupted_run_resumes_to_exactly_n_trials(
     while _finished(spec, "resume") < 2 and time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         time.sleep(0.3)
+    # Fused: wait for the second batch to be training, so the stop lands inside a batch.
+    while fused is not None and _finished(spec, "resume", running=True) < 3:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "the second batch never started"
+        time.sleep(0.2)
     process.send_signal(signal.SIGTERM)  # docker stop, a scheduler: handled like Ctrl+C
     assert process.wait(timeout=120) == 130
     before = _finished(spec, "resume")
     assert 2 <= before < 6
-    assert status(spec, "resume", capsys)["status"] == "stopped"
+    stopped = status(spec, "resume", capsys)
+    assert stopped["status"] == "stopped"
+    if fused is not None:
+        assert before == 3  # the first batch, all of it
+        with open_store(spec) as store:
+            study = optuna.load_study(study_name="resume", storage=store.optuna_storage)
+            interrupted = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+        assert len(interrupted) == 3
+        assert all(
+            t.user_attrs["failure_reason"].startswith("KeyboardInterrupt") for t in interrupted
+        )
     assert main(["run", str(path), *store_args(spec)]) == 0
     report = status(spec, "resume", capsys)
     assert report["counts"]["complete"] + report["counts"]["pruned"] == 6
