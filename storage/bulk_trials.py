@@ -12,8 +12,9 @@ table and one commit per batch:
   count of the study's earlier trials), under the same row lock on the study that Optuna's own
   ``create_new_trial`` takes, so trials created by either path never share a number;
 * :meth:`BulkTrialWriter.beat` moves every member's heartbeat forward with one UPDATE;
-* :meth:`BulkTrialWriter.finish` sets state, value, intermediate values, user attributes and
-  completion time of the trials that are still RUNNING (a trial another worker already failed
+* :meth:`BulkTrialWriter.finish` sets state, value (for a pruned trial its last intermediate
+  value, as ``study.tell`` does), intermediate values, user attributes and completion time of
+  the trials that are still RUNNING (a trial another worker already failed
   as stale is left as it is, as ``study.tell`` would refuse it).
 
 It is used only for a SQLite or PostgreSQL study whose tables have exactly the columns it was
@@ -74,7 +75,11 @@ class Started:
 
 @dataclass(frozen=True)
 class Finish:
-    """A trial's outcome: ``state`` is COMPLETE, PRUNED or FAIL; value only when COMPLETE."""
+    """A trial's outcome: ``state`` is COMPLETE, PRUNED or FAIL; value only when COMPLETE.
+
+    A PRUNED trial gets its last intermediate value as its value (unless NaN), as
+    ``study.tell`` gives it.
+    """
 
     trial_id: int
     state: str
@@ -235,8 +240,14 @@ class BulkTrialWriter(TableWriter):
                     raise StoreError(
                         f"state: must be one of {', '.join(FINISHED_STATES)}, got {outcome.state}"
                     )
-                if outcome.value is not None:
-                    stored, kind = encode_value(outcome.value)
+                steps: dict[int, float] = dict(outcome.intermediate)  # a later report wins
+                value = outcome.value
+                if value is None and outcome.state == "PRUNED" and steps:
+                    # As study.tell does: a pruned trial's value is its last report, unless NaN.
+                    last = steps[max(steps)]
+                    value = None if math.isnan(last) else last
+                if value is not None:
+                    stored, kind = encode_value(value)
                     values.append(
                         {
                             "trial_id": outcome.trial_id,
@@ -245,7 +256,6 @@ class BulkTrialWriter(TableWriter):
                             "value_type": kind,
                         }
                     )
-                steps: dict[int, float] = dict(outcome.intermediate)  # a later report wins
                 for step, value in steps.items():
                     stored, kind = encode_intermediate(value)
                     intermediate.append(

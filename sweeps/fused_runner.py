@@ -501,13 +501,14 @@ def _finish(context: FusedContext, told: Sequence[tuple[Member, Told]], done: se
                     plot=False,
                 )
             if writer is not None and member.api is None:
-                value = outcome.value
-                if outcome.state == TrialState.PRUNED and member.intermediate:
-                    reported = dict(member.intermediate)  # a later report of a step wins
-                    last = reported[max(reported)]
-                    value = None if math.isnan(last) else last
                 bulk.append(
-                    Finish(member.trial_id, outcome.state.name, value, member.intermediate, attrs)
+                    Finish(
+                        member.trial_id,
+                        outcome.state.name,
+                        outcome.value,
+                        member.intermediate,
+                        attrs,
+                    )
                 )
             else:
                 _tell_through_api(context, member, outcome, attrs)

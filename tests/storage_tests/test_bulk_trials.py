@@ -60,13 +60,15 @@ OUTCOMES: list[tuple[TrialState, float | None, list[tuple[int, float]], dict[str
     (TrialState.PRUNED, None, [(10, 0.9), (20, math.nan)], {}),
     (TrialState.FAIL, None, [], {"failure_reason": "diverged: loss is inf"}),
     (TrialState.COMPLETE, math.inf, [(5, -math.inf)], {"samples_to_target": None}),
+    (TrialState.PRUNED, None, [(10, 0.9), (20, 0.7)], {}),  # its value: the last report
 ]
 
 
 def test_bulk_trials_read_back_like_api_trials(new_spec: Callable[..., StoreSpec]) -> None:
     with open_store(new_spec()) as store:
         api, bulk = _study(store, "api"), _study(store, "bulk")
-        # The API path: what study.ask/tell leave behind for the same params and outcomes.
+        # The API path: what Optuna's storage and study.tell leave behind for the same params
+        # and outcomes.
         for i, (state, value, steps, attrs) in enumerate(OUTCOMES):
             template = optuna.trial.create_trial(
                 state=TrialState.RUNNING,
@@ -79,15 +81,14 @@ def test_bulk_trials_read_back_like_api_trials(new_spec: Callable[..., StoreSpec
                 api._storage.set_trial_intermediate_value(trial_id, step, reported)
             for key, attr in attrs.items():
                 api._storage.set_trial_user_attr(trial_id, key, attr)
-            api._storage.set_trial_state_values(
-                trial_id, state, None if value is None else [value]
-            )
+            api.tell(i, value, state=state)  # trial number i
         writer = _writer(bulk)
-        new = [NewTrial(_params(i), DISTRIBUTIONS, {"worker": "w1"}) for i in range(4)]
+        count = len(OUTCOMES)
+        new = [NewTrial(_params(i), DISTRIBUTIONS, {"worker": "w1"}) for i in range(count)]
         started = writer.start(bulk._study_id, new)
-        assert [s.number for s in started] == [0, 1, 2, 3]
+        assert [s.number for s in started] == list(range(count))
         running = bulk.get_trials(states=(TrialState.RUNNING,))
-        assert [t.number for t in running] == [0, 1, 2, 3]  # the cache sees new trials
+        assert [t.number for t in running] == list(range(count))  # the cache sees new trials
         recorded = writer.finish(
             [
                 Finish(s.trial_id, state.name, value, steps, attrs)
@@ -104,6 +105,7 @@ def test_bulk_trials_read_back_like_api_trials(new_spec: Callable[..., StoreSpec
         fresh = optuna.load_study(study_name="bulk", storage=store.spec.optuna_url)
         assert [_comparable(t) for t in fresh.get_trials()] == [_comparable(t) for t in theirs]
         assert bulk.best_trial.number == 0
+        assert ours[4].state == TrialState.PRUNED and ours[4].value == 0.7
 
 
 def test_numbers_continue_after_api_trials_and_finished_trials_are_left_alone(
