@@ -135,7 +135,11 @@ class BulkRunWriter(TableWriter):
                 raise StoreError(f"status: must be one of {', '.join(END_STATUSES)}, got {status}")
         t = self.tables
         now = int(time.time() * 1000)
-        tags = [row for run_id, (_, found) in ended.items() for row in _pairs(run_id, found, 8000)]
+        tags = [
+            row
+            for run_id, (_, found) in ended.items()
+            for row in _pairs(run_id, found, MAX_TAG_VALUE)
+        ]
         with self.engine.begin() as connection:
             if tags:
                 upsert = self._insert(t["tags"])

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from storage.bulk_metrics import BulkMetricWriter
-from storage.bulk_runs import BulkRunWriter
+from storage.bulk_runs import MAX_PARAM_VALUE, BulkRunWriter
 from storage.errors import StoreUnavailable
 from storage.redact import scrub
 
@@ -38,7 +38,7 @@ from storage.redact import scrub
 Point = tuple[str, float, int, int]
 MAX_METRICS_PER_CALL = 1000
 MAX_PARAMS_PER_CALL = 100
-MAX_PARAM_LENGTH = 6000
+MAX_PARAM_LENGTH = MAX_PARAM_VALUE  # MLflow's limit on one param value
 RETRIES = 6
 #: Set to 0 to send metric values through ``MlflowClient.log_batch`` only (storage/bulk_metrics).
 BULK_ENV = "ONECYCLE_MLFLOW_BULK"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from storage.redact import scrub
+from storage.tracking import MAX_PARAM_LENGTH, MAX_PARAMS_PER_CALL
 
 if TYPE_CHECKING:
     import optuna
@@ -72,9 +73,9 @@ def start_parent_run(
         run_name=f"sweep {sweep}",
         tags={SWEEP_TAG: sweep, STUDY_TAG: study, ROLE_TAG: "sweep"},
     )
-    params = [Param(k, v[:6000]) for k, v in flatten(config).items()]
-    for start in range(0, len(params), 100):
-        client.log_batch(run.info.run_id, params=params[start : start + 100])
+    params = [Param(k, v[:MAX_PARAM_LENGTH]) for k, v in flatten(config).items()]
+    for start in range(0, len(params), MAX_PARAMS_PER_CALL):
+        client.log_batch(run.info.run_id, params=params[start : start + MAX_PARAMS_PER_CALL])
     return str(run.info.run_id)
 
 
