@@ -69,7 +69,7 @@ def run_command(
             return
         from sweeps.local_workers import run_local_workers
 
-        code = run_local_workers(
+        failures = run_local_workers(
             store,
             record.name,
             record.study_name,
@@ -81,8 +81,15 @@ def run_command(
         )
         outcome = _outcome_of(store, record.name, config.search.n_trials)
         show_outcome(console, record.name, config.metric, outcome, store)
-        if code:
-            raise SweepsError(f"{workers} workers ran; one exited with code {code}")
+        for failure in failures:
+            console.print(
+                failure.line(), style="red", markup=False, highlight=False, soft_wrap=True
+            )
+        if failures:
+            raise SweepsError(
+                f"{len(failures)} of {workers} workers failed (see above); the sweep's finished "
+                f"trials are kept, and `onecycle run` again resumes it"
+            )
 
 
 def _gpu_list(gpus: str | None) -> list[str]:

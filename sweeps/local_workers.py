@@ -4,7 +4,8 @@ Each worker is ``onecycle worker NAME`` in its own process (so a crash is contai
 has its own tracking writer), pinned to a GPU from ``--gpus`` (round robin; several workers may
 share one) or, on a CPU, given its share of the cores. The parent polls the study and draws the
 sweep's progress with the trial each worker is running; Ctrl+C or SIGTERM is passed on, and
-each worker closes its current trial cleanly.
+each worker closes its current trial cleanly. What a worker writes to stderr is shown as it
+comes, and a worker that fails is reported in one line with the last thing it said.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from storage import Store
 from sweeps.sweep_runner import THREADS_ENV, counts
@@ -67,6 +71,49 @@ def _view(study: optuna.Study, n_trials: int, workers: list[subprocess.Popen[byt
     return table
 
 
+@dataclass
+class WorkerFailure:
+    """A worker that exited with an error: which one, how, and the last line it wrote."""
+
+    index: int
+    pid: int
+    code: int
+    reason: str
+
+    def line(self) -> str:
+        """One line naming the worker and its reason."""
+        how = f"killed by signal {-self.code}" if self.code < 0 else f"exit code {self.code}"
+        return f"worker {self.index} (pid {self.pid}) failed ({how}): {self.reason}"
+
+
+class _Stderr:
+    """Passes a worker's stderr on to the console, keeping its last line for a failure report."""
+
+    PREFIX = "onecycle: error: "
+
+    def __init__(self, process: subprocess.Popen[bytes], index: int, console: Console) -> None:
+        self.last = ""
+        self._process, self._index, self._console = process, index, console
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        if self._process.stderr is None:
+            return
+        for raw in self._process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if line.strip():
+                self.last = line.strip().removeprefix(self.PREFIX)
+                self._console.print(
+                    Text(f"[worker {self._index}] {line}", style="dim"), soft_wrap=True
+                )
+
+    def reason(self) -> str:
+        """The worker's last line, once it has all been read."""
+        self._thread.join(timeout=10)
+        return self.last or "it wrote nothing to stderr"
+
+
 def run_local_workers(
     store: Store,
     name: str,
@@ -76,13 +123,14 @@ def run_local_workers(
     count: int,
     gpus: Sequence[str],
     console: Console,
-) -> int:
-    """Start ``count`` workers, show their progress, wait; return the worst exit code."""
+) -> list[WorkerFailure]:
+    """Start ``count`` workers, show their progress, wait; return the ones that failed."""
     study = optuna.load_study(study_name=study_name, storage=store.optuna_storage)
     workers = [
-        subprocess.Popen(command, env=worker_env(i, count, gpus))
+        subprocess.Popen(command, env=worker_env(i, count, gpus), stderr=subprocess.PIPE)
         for i, command in enumerate(worker_commands(name, store_args, count))
     ]
+    errors = [_Stderr(process, i, console) for i, process in enumerate(workers)]
     try:
         with Live(_view(study, n_trials, workers), console=console, refresh_per_second=2) as live:
             while any(process.poll() is None for process in workers):
@@ -95,5 +143,8 @@ def run_local_workers(
         for process in workers:
             process.wait(timeout=300)
         raise
-    codes = [process.returncode for process in workers]
-    return max(codes, key=abs) if any(codes) else 0
+    return [
+        WorkerFailure(index, process.pid, process.returncode, errors[index].reason())
+        for index, process in enumerate(workers)
+        if process.returncode
+    ]

@@ -427,7 +427,7 @@ def run_sweep(
         if status != "running":
             store.sweeps.update(record.name, status=status)
         if status == "finished":
-            _close_parent(store, record, study)
+            close_parent(store, record, study)
     return riding_out_outages("count the trials", lambda: _outcome(study, n_trials))
 
 
@@ -717,8 +717,9 @@ def _tell(
     """Tell the outcome, unless another worker already failed the trial as stale."""
 
     def tell() -> None:
+        # skip_if_finished: Optuna 5 refuses to tell a finished trial with a ValueError.
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            study.tell(trial, value, state=state)
+            study.tell(trial, value, state=state, skip_if_finished=True)
 
     riding_out_outages(f"record the outcome of trial {trial.number}", tell)
 
@@ -754,14 +755,44 @@ def best_block(study: optuna.Study) -> dict[str, Any] | None:
     }
 
 
-def _close_parent(store: Store, record: SweepRecord, study: optuna.Study) -> None:
+SUMMARY_TAG = "onecycle.summary"
+
+
+def _summarised(client: Any, parent: str, finished: int) -> bool:
+    """Whether the parent run already holds the summary of ``finished`` trials (or more)."""
+    run = client.get_run(parent)
+    try:
+        written = int(json.loads(run.data.tags.get(SUMMARY_TAG, "{}")).get("finished", -1))
+    except (TypeError, ValueError):
+        return False
+    return run.info.status == "FINISHED" and written >= finished
+
+
+def close_parent(store: Store, record: SweepRecord, study: optuna.Study) -> None:
+    """Write the sweep's summary to its parent run once, whichever worker finishes last.
+
+    Every worker of a finished sweep gets here, often at the same moment: under the store's
+    lock the first one writes and the others find the summary of the same trials in place.
+    Where the store has no lock to offer (an MLflow server over HTTP beside another store), a
+    write that loses the race is forgiven once the winner's summary is found.
+    """
     client = store.mlflow
     parent = record.mlflow_parent_run_id
     if not parent:
         return
-    log_sweep_summary(client, parent, study, best_block(study))
-    outcome = _outcome(study, 0)
-    if outcome.best_value is not None:
-        client.log_metric(parent, "best_value", outcome.best_value)
-    client.set_tag(parent, "onecycle.summary", json.dumps({"finished": outcome.finished}))
-    client.set_terminated(parent, "FINISHED")
+    with store_lock(store.spec, store.spec.optuna_url, f"summary-{study.study_name}"):
+        outcome = _outcome(study, 0)
+        if _summarised(client, parent, outcome.finished):
+            return
+        try:
+            log_sweep_summary(client, parent, study, best_block(study))
+            if outcome.best_value is not None:
+                client.log_metric(parent, "best_value", outcome.best_value)
+            client.set_tag(parent, SUMMARY_TAG, json.dumps({"finished": outcome.finished}))
+            client.set_terminated(parent, "FINISHED")
+        except Exception:
+            for _ in range(10):  # the winner may still be writing
+                if _summarised(client, parent, outcome.finished):
+                    return
+                time.sleep(0.5)
+            raise
