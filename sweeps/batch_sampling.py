@@ -4,14 +4,15 @@ Once the store writes are batched (``storage.bulk_trials``), the sampler itself 
 fused batch waits for: Optuna's TPE costs about 10 ms an ask in memory at a few hundred trials
 of history, so 512 asks are five seconds, next to well under a second of GPU training for
 small models. The asks of one batch are split into chunks of :data:`CHUNK`; each chunk is
-asked in a process of its own from the same history, with its own seed, as if by one of
-several workers sharing the study (TPE's constant liar spreads a chunk's trials apart, as it
-does for a worker's running trials). The chunking depends only on K, never on how many
-processes there are, so a seeded sweep asks the same trials on any machine.
+asked in a process of its own from the same history, as if by one of several workers sharing
+the study (TPE's constant liar spreads a chunk's trials apart, as it does for a worker's running
+trials). Each ask is seeded by the number its trial gets in the sweep (:mod:`sweeps.samplers`),
+and the chunking depends only on K, never on how many processes there are, so a seeded sweep
+asks the same trials on any machine.
 
 A batch of one chunk is asked in the calling process exactly as before. Only samplers whose
-asks are independent draws given the history are chunked (TPE and random); grid, QMC and
-CMA-ES keep one sequence for the whole batch.
+asks are independent of each other given the history are chunked (TPE, random, and QMC, whose
+trial ``n`` is the sequence's point ``n``); grid and CMA-ES keep one sequence for the batch.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 #: Asks per chunk: a batch of up to this many is asked in one sequence.
 CHUNK = 32
 #: Samplers whose chunks may be asked apart.
-CHUNKABLE = ("tpe", "random")
+CHUNKABLE = ("tpe", "random", "qmc")
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,6 @@ def chunk_sizes(count: int) -> list[int]:
     if count % CHUNK:
         sizes.append(count % CHUNK)
     return sizes
-
-
-def chunk_seed(base: int | None, index: int) -> int | None:
-    """Chunk ``index``'s sampler seed; chunk 0 keeps the batch's own seed."""
-    return None if base is None else base + index
 
 
 def _slim(history: Sequence[FrozenTrial]) -> bytes:
@@ -87,12 +83,18 @@ def sample_chunk(
     space: SearchSpace,
     history: bytes,
     direction: optuna.study.StudyDirection,
-    seed: int | None,
+    first_number: int,
     count: int,
 ) -> list[Sampled]:
-    """Ask ``count`` trials of a fresh in-memory study holding ``history`` (in a pool process)."""
-    study = optuna.create_study(direction=direction, sampler=make_sampler(config, space, seed))
-    study.add_trials(pickle.loads(history))
+    """Ask ``count`` trials of a fresh in-memory study holding ``history`` (in a pool process).
+
+    ``first_number`` is the sweep's number for the chunk's first trial: the in-memory study
+    numbers its trials after the (slimmed) history, and the sampler's seeds follow the sweep's.
+    """
+    trials = pickle.loads(history)
+    sampler = make_sampler(config, space, offset=first_number - len(trials))
+    study = optuna.create_study(direction=direction, sampler=sampler)
+    study.add_trials(trials)
     asked = []
     for _ in range(count):
         trial = study.ask()
@@ -122,11 +124,12 @@ class BatchSampling:
         self,
         history: Sequence[FrozenTrial],
         direction: optuna.study.StudyDirection,
-        seed: int | None,
+        first_number: int,
         count: int,
     ) -> list[Sampled]:
-        """Ask ``count`` trials from ``history``, chunk by chunk, in chunk order."""
+        """Ask ``count`` trials numbered from ``first_number`` on, chunk by chunk, in order."""
         sizes = chunk_sizes(count)
+        starts = [first_number + sum(sizes[:index]) for index in range(len(sizes))]
         payload = _slim(history)
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
@@ -141,10 +144,10 @@ class BatchSampling:
                 self.space,
                 payload,
                 direction,
-                chunk_seed(seed, index),
+                start,
                 size,
             )
-            for index, size in enumerate(sizes)
+            for start, size in zip(starts, sizes, strict=True)
         ]
         return [asked for future in futures for asked in future.result()]
 

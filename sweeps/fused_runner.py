@@ -2,9 +2,10 @@
 
 A batch is asked, trained and told as a unit, and the bookkeeping is batched with it:
 
-* **Asking**: one read of the study's trials into an in-memory *mirror* study; the sweep's own
-  sampler (seeded by the sweep seed plus the number of trials so far, so a rerun asks the same
-  trials) samples K parameter sets there, in parallel chunks for big batches
+* **Asking**: one read of the study's trials into an in-memory *mirror* study, which numbers
+  new trials as the store will; the sweep's own sampler (each ask seeded by the sweep seed and
+  the trial's number, :mod:`sweeps.samplers`) samples K parameter sets there, in parallel
+  chunks for big batches
   (:mod:`sweeps.batch_sampling`). Enqueued trials are taken first. On an RDB store, asking
   through the stored study costs tens of milliseconds a trial (each ask reloads the history).
 * **Starting**: the K trials go into the store in one transaction
@@ -59,7 +60,8 @@ if TYPE_CHECKING:
     from sweeps.search_space import SearchSpace
     from sweeps.workloads.base import Workload
 
-SamplerFactory = Callable[[int | None], optuna.samplers.BaseSampler]
+#: The sweep's sampler for a study whose trial numbers are the sweep's plus the argument.
+SamplerFactory = Callable[[int], optuna.samplers.BaseSampler]
 PrunerFactory = Callable[[], optuna.pruners.BasePruner]
 
 
@@ -175,10 +177,11 @@ def _ask(context: FusedContext, take: int) -> list[Member]:
     trials = study.get_trials(deepcopy=False)
     history = [t for t in trials if t.state != TrialState.WAITING]
     waiting = len(trials) - len(history)
-    base = context.config.search.seed
+    # The mirror holds every trial but the waiting ones, and takes those first (each keeps its
+    # number): whenever it samples, its next number is the store's next number.
     mirror = optuna.create_study(
         direction=study.direction,
-        sampler=context.make_sampler(None if base is None else base + len(trials)),
+        sampler=context.make_sampler(0),
         pruner=context.make_pruner(),
     )
     mirror.add_trials(history)
@@ -203,8 +206,8 @@ def _ask(context: FusedContext, take: int) -> list[Member]:
         sampling = time.perf_counter()
         count = take - len(members)
         if context.sampling is not None and context.sampling.chunked(count):
-            seed = None if base is None else base + len(trials)
-            for found in context.sampling.sample(history, study.direction, seed, count):
+            first = len(trials)
+            for found in context.sampling.sample(history, study.direction, first, count):
                 template = optuna.trial.create_trial(
                     state=TrialState.RUNNING,
                     params=found.params,

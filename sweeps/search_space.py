@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +121,7 @@ class SearchSpace:
         self.enqueued = [self.optuna_params(entry, i) for i, entry in enumerate(config.enqueue)]
         if config.search.sampler == "grid":
             self.grid = self._grid()
+            self._check_grid_size()
 
     # -- sampling -------------------------------------------------------------------------
     def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
@@ -180,7 +182,42 @@ class SearchSpace:
                 params[key] = self._value(draw, key, entry)
         return {key: _plain(value, key) for key, value in params.items()}
 
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        """Every searched parameter's Optuna distribution, at its widest.
+
+        What a sequence sampler lays its points over (:mod:`sweeps.sobol_sampler`). A range cut
+        by the other end of its pair is widest with the pair's minimum at its smallest and its
+        maximum at its largest, so that is the probe.
+        """
+        import optuna
+
+        lows = {low for low, _ in PAIRS}
+        probe: dict[str, Any] = {}
+        for name, values in self._corner_names():
+            numbers = [v for v in values if isinstance(v, (int, float)) and v is not True]
+            if not numbers or len(numbers) < len(values):
+                probe[name] = values[0]
+            else:
+                probe[name] = min(numbers) if name in lows else max(numbers)
+        trial = optuna.trial.FixedTrial(probe)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.suggest(trial)
+        return dict(trial.distributions)
+
     # -- checks ---------------------------------------------------------------------------
+    def _check_grid_size(self) -> None:
+        """Each grid point is trained once: a sweep asking for more trials is refused."""
+        points = math.prod(len(values) for values in self.grid.values())
+        enqueued = len(self.config.enqueue)
+        n_trials = self.config.search.n_trials
+        if n_trials > points + enqueued:
+            extra = f" plus {enqueued} enqueued" if enqueued else ""
+            raise ValueError(
+                f"search.n_trials: the grid has {points} points{extra}, so at most "
+                f"{points + enqueued} trials are distinct; got {n_trials}"
+            )
+
     def _check_pairs(self) -> None:
         for low_key, high_key in PAIRS:
             low, high = self._entry(low_key), self._entry(high_key)

@@ -469,7 +469,7 @@ def _fused_context(
         space=space,
         settings=objective.settings,
         make_workload=objective.make_workload,
-        make_sampler=lambda seed: make_sampler(config, space, seed),
+        make_sampler=lambda offset: make_sampler(config, space, offset),
         make_pruner=lambda: make_pruner(config),
         tracking=target.tracking,
         experiment_id=target.experiment_id,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
@@ -48,17 +49,22 @@ def test_chunks_depend_on_the_batch_size_only() -> None:
     assert chunk_sizes(2 * CHUNK + 5) == [CHUNK, CHUNK, 5]
 
 
+def _serial(config: SweepConfig, space: SearchSpace, history: list[FrozenTrial], count: int):
+    serial = optuna.create_study(direction="maximize", sampler=make_sampler(config, space))
+    serial.add_trials(history)
+    alone = []
+    for _ in range(count):
+        trial = serial.ask()
+        space.suggest(trial)
+        alone.append(trial)
+    return alone
+
+
 def test_the_first_chunk_is_the_serial_ask_and_process_count_changes_nothing() -> None:
     config = _config()
     space = SearchSpace(config)
     history = _history(config, space, 40)
-    serial = optuna.create_study(direction="maximize", sampler=make_sampler(config, space, 7))
-    serial.add_trials(history)
-    alone = []
-    for _ in range(CHUNK):
-        trial = serial.ask()
-        space.suggest(trial)
-        alone.append(trial)
+    alone = _serial(config, space, history, CHUNK)
     count = 2 * CHUNK + 3
     results = []
     for processes in (1, 2):
@@ -66,7 +72,7 @@ def test_the_first_chunk_is_the_serial_ask_and_process_count_changes_nothing() -
         try:
             assert sampling.chunked(count)
             results.append(
-                sampling.sample(history, optuna.study.StudyDirection.MAXIMIZE, 7, count)
+                sampling.sample(history, optuna.study.StudyDirection.MAXIMIZE, len(history), count)
             )
         finally:
             sampling.close()
@@ -74,8 +80,25 @@ def test_the_first_chunk_is_the_serial_ask_and_process_count_changes_nothing() -
     found = results[0]
     assert len(found) == count
     assert _key(found[:CHUNK]) == _key(alone)
-    assert len(set(_key(found))) == count  # chunks are seeded apart
+    assert len(set(_key(found))) == count  # every ask seeded by its own trial number
     assert found[0].schedule == space.suggest(optuna.trial.FixedTrial(found[0].params))
+
+
+@pytest.mark.parametrize("sampler", ["random", "qmc"])
+def test_chunks_of_samplers_blind_to_the_batch_ask_exactly_the_serial_trials(sampler: str) -> None:
+    """Random draws and QMC points depend on the trial's number only, so chunking changes none."""
+    config = _config(sampler)
+    space = SearchSpace(config)
+    history = _history(config, space, 10)
+    count = CHUNK + 5
+    sampling = BatchSampling(config, space, processes=2)
+    try:
+        assert sampling.chunked(count)
+        found = sampling.sample(history, optuna.study.StudyDirection.MAXIMIZE, len(history), count)
+    finally:
+        sampling.close()
+    assert _key(found) == _key(_serial(config, space, history, count))
+    assert len(set(_key(found))) == count
 
 
 def test_sample_chunk_ignores_user_attrs_and_failed_trials() -> None:
@@ -95,8 +118,19 @@ def test_sample_chunk_ignores_user_attrs_and_failed_trials() -> None:
     assert _key(with_noise) == _key(plain)
 
 
-def test_sequence_samplers_are_not_chunked() -> None:
-    config = _config("qmc")  # a QMC sequence must not restart in every chunk
+@pytest.mark.parametrize("sampler", ["grid", "cmaes"])
+def test_samplers_with_one_sequence_a_batch_are_not_chunked(sampler: str) -> None:
+    data: dict[str, Any] = {
+        "name": "seq",
+        "workload": {"builtin": "digits"},
+        "search": {
+            "n_trials": 2,
+            "sampler": sampler,
+            "space": {"cycle_max_lr": {"choices": [0.01, 0.1]}},
+        },
+        "scheduler": {"cycle_min_lr": 0.001, "cycle_first_step_size": 10},
+    }
+    config = parse_config(data)
     assert not BatchSampling(config, SearchSpace(config)).chunked(4 * CHUNK)
 
 

@@ -28,6 +28,15 @@ def _sweep(tmp_path: Path, n_trials: int = 8, **execution: Any) -> Path:
     config["search"]["space"]["cycle_first_step_size"] = {"low": 10, "high": 30}
     config["scheduler"]["decay_step_size"] = 5
     config["enqueue"][0]["cycle_first_step_size"] = 20
+    good = config["enqueue"][0]
+    # Every outcome, whatever the sampler draws: three good configs (the pruner's start-up),
+    # one that diverges, and a hopeless one the median pruner stops once three have completed.
+    config["enqueue"] += [
+        dict(good, cycle_min_lr=5e-3, cycle_max_lr=0.05),
+        dict(good, cycle_min_lr=1e-2, cycle_max_lr=0.2),
+        dict(good, cycle_min_lr=1e-2, cycle_max_lr=30.0),
+        dict(good, cycle_min_lr=1e-4, cycle_max_lr=1e-3),
+    ]
     if execution:
         config["execution"] = execution
     path = tmp_path / "fused.yaml"

@@ -41,11 +41,13 @@ def spaces(draw: st.DrawFn) -> dict[str, Any]:
     return space
 
 
-def build(space: dict[str, Any], sampler: str = "random", **extra: Any) -> SearchSpace:
+def build(
+    space: dict[str, Any], sampler: str = "random", n_trials: int = 20, **extra: Any
+) -> SearchSpace:
     data = {
         "name": "t",
         "workload": {"builtin": "digits"},
-        "search": {"sampler": sampler, "space": space},
+        "search": {"sampler": sampler, "space": space, "n_trials": n_trials},
         **extra,
     }
     return SearchSpace(parse_config(data))
@@ -113,6 +115,7 @@ def test_grid_sampler_enumerates_choices_and_stepped_ranges() -> None:
             "cycle_first_step_size": {"low": 20, "high": 40, "step": 10},
         },
         sampler="grid",
+        n_trials=6,
         scheduler={"cycle_min_lr": 0.001},
     )
     assert search.grid == {"cycle_max_lr": [0.01, 0.1], "cycle_first_step_size": [20, 30, 40]}
@@ -122,3 +125,25 @@ def test_grid_sampler_enumerates_choices_and_stepped_ranges() -> None:
             sampler="grid",
             scheduler={"cycle_min_lr": 0.001},
         )
+
+
+def test_a_grid_sweep_asking_for_more_trials_than_points_is_refused() -> None:
+    space = {"cycle_max_lr": {"choices": [0.01, 0.1]}}
+    with pytest.raises(
+        UsageError, match=r"search\.n_trials: the grid has 2 points, so at most 2 trials .* got 3"
+    ):
+        build(space, sampler="grid", n_trials=3, scheduler={"cycle_min_lr": 0.001})
+    extra = {"scheduler": {"cycle_min_lr": 0.001}, "enqueue": [{"cycle_max_lr": 0.01}]}
+    assert build(space, sampler="grid", n_trials=3, **extra).grid  # enqueued trials add to it
+
+
+def test_widest_distributions_cover_every_trial_of_a_cut_pair() -> None:
+    search = build(
+        {
+            "cycle_min_lr": {"low": 1e-4, "high": 1.0, "log": True},
+            "cycle_max_lr": {"choices": [0.01, 0.1]},
+        }
+    )
+    found = search.distributions()
+    assert found["cycle_min_lr"] == optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)
+    assert found["cycle_max_lr"] == optuna.distributions.CategoricalDistribution([0.01, 0.1])
