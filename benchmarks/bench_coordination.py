@@ -28,7 +28,7 @@ import optuna
 
 from storage import open_store, resolve_store
 from sweeps.config import parse_config
-from sweeps.sweep_runner import Progress, SweepOutcome, create_or_resume, run_sweep
+from sweeps.runner._loop import Progress, SweepOutcome, create_or_resume, run_sweep
 
 HERE = Path(__file__).resolve().parent
 

@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from sweeps.fused_training import train_fused
-from sweeps.training import TrainSettings, train
+from sweeps.trials._task import TrainSettings, train
+from sweeps.trials.fused._training import train_fused
 from sweeps.workloads import build_workload
 
 

@@ -20,10 +20,10 @@ import optuna
 import torch
 
 from sweeps.config import load_config
-from sweeps.objective import Objective, TrialDiverged
-from sweeps.search_space import SearchSpace
-from sweeps.sweep_runner import make_pruner, settings_of, workload_factory
-from sweeps.training import train
+from sweeps.runner._loop import make_pruner, settings_of, workload_factory
+from sweeps.space._search_space import SearchSpace
+from sweeps.trials._objective import Objective, TrialDiverged
+from sweeps.trials._task import train
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits.yaml"
 

@@ -22,14 +22,14 @@ from optuna.trial import FrozenTrial, TrialState
 from storage import StoreSpec, open_store
 from sweeps.cli import main
 from sweeps.config import load_config
-from sweeps.samplers import make_sampler
-from sweeps.search_space import SearchSpace
-from sweeps.sweep_runner import (
+from sweeps.runner._loop import (
     Progress,
     SweepOutcome,
     create_or_resume,
     run_sweep,
 )
+from sweeps.space._samplers import make_sampler
+from sweeps.space._search_space import SearchSpace
 from tests.conftest import store_args
 
 NewSpec = Callable[..., StoreSpec]

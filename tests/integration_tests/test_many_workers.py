@@ -19,8 +19,8 @@ import yaml
 from storage import Store, StoreSpec, open_store
 from sweeps.cli import main
 from sweeps.config import load_config
-from sweeps.local_workers import worker_env
-from sweeps.sweep_runner import STALE_REASON, create_or_resume
+from sweeps.runner._local_workers import worker_env
+from sweeps.runner._loop import STALE_REASON, create_or_resume
 from tests.conftest import store_args
 
 NewSpec = Callable[..., StoreSpec]

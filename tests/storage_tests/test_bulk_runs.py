@@ -109,7 +109,7 @@ def test_end_runs_writes_held_metrics_finals_tags_and_status(
                     {"onecycle.trial_state": state},
                     [("objective", float(i), 4, 2000)],
                     (
-                        "sweeps.run_artifacts:trial_artifacts",
+                        "sweeps.tracking._artifacts:trial_artifacts",
                         {"scheduler_block": {"type": "OneCycle"}, "plot": i == 0},
                     ),
                 )

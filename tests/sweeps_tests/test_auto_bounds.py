@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from storage import open_store, resolve_store
-from sweeps.auto_bounds import resolve_auto
 from sweeps.cli import main
 from sweeps.config import Range, parse_config
 from sweeps.errors import UsageError
+from sweeps.space._auto_bounds import resolve_auto
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

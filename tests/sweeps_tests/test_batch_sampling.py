@@ -11,10 +11,10 @@ import pytest
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.batch_sampling import CHUNK, BatchSampling, chunk_sizes, sample_chunk
 from sweeps.config import SweepConfig, parse_config
-from sweeps.samplers import make_sampler
-from sweeps.search_space import SearchSpace
+from sweeps.space._parallel import CHUNK, BatchSampling, chunk_sizes, sample_chunk
+from sweeps.space._samplers import make_sampler
+from sweeps.space._search_space import SearchSpace
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from storage import open_store, resolve_store
-from sweeps.batch_scaling import CURVE_TAG
 from sweeps.cli import main
 from sweeps.errors import UsageError
-from sweeps.study_config import parse_study
+from sweeps.studies.batch_scaling._config import parse_study
+from sweeps.studies.batch_scaling._study import CURVE_TAG
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

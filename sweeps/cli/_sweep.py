@@ -1,0 +1,191 @@
+"""``onecycle run`` and ``onecycle worker``: start, resume or join a sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from storage import Store
+from sweeps.cli._store_options import open_from_options, store_options
+from sweeps.config import load_config
+from sweeps.errors import SweepsError, UsageError
+from sweeps.runner._loop import SweepOutcome, create_or_resume, run_sweep
+
+_PATH = click.Path(path_type=Path, dir_okay=False)
+
+
+@click.command("run")
+@click.argument("sweep_file", type=_PATH)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Local worker processes sharing the sweep.",
+)
+@click.option("--gpus", help="GPUs for the workers, e.g. 0,1 (round robin; may repeat).")
+@click.option(
+    "--fused",
+    "fused",
+    callback=lambda ctx, param, value: parse_fused(value),
+    help="Train K trials at once as one stacked model, or 'auto' [default: the file's "
+    "execution.fused_trials].",
+)
+@store_options
+def run_command(
+    sweep_file: Path, workers: int, gpus: str | None, fused: int | str | None, **options: Any
+) -> None:
+    """Create the sweep in SWEEP_FILE in the store, or resume it, and run it to n_trials."""
+    config = load_config(sweep_file)  # refused here, before the store is touched
+    if fused not in (None, 1) and config.workload.builtin is None:
+        raise UsageError(
+            f"--fused: fused trials stack a builtin workload's model; {sweep_file} runs "
+            f"entrypoint {config.workload.entrypoint!r}, got --fused {fused}"
+        )
+    gpu_list = _gpu_list(gpus)
+    console = Console()
+    with open_from_options(options) as store:
+        if workers > 1 and store.spec.kind == "directory":
+            console.print(
+                "note: several workers on a SQLite store share one database file; "
+                "for more than a few, use a PostgreSQL store"
+            )
+        record, created = create_or_resume(
+            store,
+            config,
+            on_range_test=lambda c: console.print(
+                f"running the LR range test for the `auto` bounds ({c.range_test.steps} updates "
+                "at most)"
+            ),
+        )
+        verb = "created" if created else "resuming"
+        console.print(f"{verb} sweep [bold]{record.name}[/bold] in {store.spec.describe()}")
+        if workers == 1 and not gpu_list:
+            _run_and_report(store, record.name, config.metric, console, fused)
+            return
+        from sweeps.runner._local_workers import run_local_workers
+
+        failures = run_local_workers(
+            store,
+            record.name,
+            record.study_name,
+            config.search.n_trials,
+            _store_args(options) + ([] if fused is None else ["--fused", str(fused)]),
+            workers,
+            gpu_list,
+            console,
+        )
+        outcome = _outcome_of(store, record.name, config.search.n_trials)
+        show_outcome(console, record.name, config.metric, outcome, store)
+        for failure in failures:
+            console.print(
+                failure.line(), style="red", markup=False, highlight=False, soft_wrap=True
+            )
+        if failures:
+            raise SweepsError(
+                f"{len(failures)} of {workers} workers failed (see above); the sweep's finished "
+                f"trials are kept, and `onecycle run` again resumes it"
+            )
+
+
+def _gpu_list(gpus: str | None) -> list[str]:
+    if not gpus:
+        return []
+    items = [item.strip() for item in gpus.split(",") if item.strip()]
+    if not items or not all(item.isdigit() for item in items):
+        raise UsageError(f"--gpus must be comma-separated GPU indices like 0,1, got {gpus!r}")
+    return items
+
+
+def _store_args(options: dict[str, Any]) -> list[str]:
+    flags = []
+    for key in ("store", "optuna_storage", "mlflow_uri", "artifacts", "db_prefix"):
+        if options.get(key):
+            flags += [f"--{key.replace('_', '-')}", str(options[key])]
+    return flags
+
+
+def _outcome_of(store: Store, name: str, n_trials: int) -> SweepOutcome:
+    import optuna
+
+    from sweeps.runner._loop import _outcome
+
+    record = store.sweeps.get(name)
+    study = optuna.load_study(study_name=record.study_name, storage=store.optuna_storage)
+    return _outcome(study, n_trials)
+
+
+@click.command("worker")
+@click.argument("name")
+@click.option("--quiet", is_flag=True, help="No progress display (used by run --workers).")
+@click.option(
+    "--fused",
+    "fused",
+    callback=lambda ctx, param, value: parse_fused(value),
+    help="Train K trials at once as one stacked model, or 'auto'.",
+)
+@store_options
+def worker_command(name: str, quiet: bool, fused: int | str | None, **options: Any) -> None:
+    """Join the running sweep NAME from another process or machine (reads it from the store)."""
+    console = Console()
+    with open_from_options(options) as store:
+        record = store.sweeps.get(name)
+        metric = str(record.config.get("objective", {}).get("metric") or "objective")
+        if quiet:
+            run_sweep(store, record, fused=fused)
+            return
+        console.print(f"joining sweep [bold]{name}[/bold] in {store.spec.describe()}")
+        _run_and_report(store, name, metric, console, fused)
+
+
+def parse_fused(value: str | None) -> int | str | None:
+    """``--fused``: a whole number of trials >= 1, or ``auto``."""
+    if value is None or value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise click.BadParameter(f"must be a whole number >= 1 or 'auto', got {value!r}")
+    return number
+
+
+def _run_and_report(
+    store: Store, name: str, metric: str, console: Console, fused: int | str | None = None
+) -> None:
+    from sweeps.cli._progress import LiveProgress
+
+    record = store.sweeps.get(name)
+    with LiveProgress(console, name, metric) as progress:
+        outcome = run_sweep(store, record, progress, fused=fused)
+    show_outcome(console, name, metric, outcome, store)
+
+
+def show_outcome(
+    console: Console, name: str, metric: str, outcome: SweepOutcome, store: Store
+) -> None:
+    """The end of a sweep: counts, best value and params, and where to look next."""
+    console.print(
+        f"sweep {name}: {outcome.finished} finished ({outcome.complete} complete, "
+        f"{outcome.pruned} pruned), {outcome.failed} failed"
+    )
+    if outcome.best_value is None or outcome.best_params is None:
+        console.print("no trial completed yet")
+        return
+    console.print(f"best {metric}: [bold]{outcome.best_value:.4f}[/bold]")
+    table = Table(title="best OneCycle params", title_justify="left")
+    table.add_column("param")
+    table.add_column("value", justify="right")
+    for key, value in sorted(outcome.best_params.items()):
+        table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    store_flag = (
+        f" --store {store.spec.describe()}" if store.spec.describe() != "./.onecycle" else ""
+    )
+    console.print(f"DeepSpeed config: onecycle best {name} --format deepspeed{store_flag}")
+    console.print(f"MLflow UI:        onecycle ui{store_flag}   (then open http://127.0.0.1:5000)")

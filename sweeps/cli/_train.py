@@ -1,0 +1,177 @@
+"""``onecycle train`` (one run with given params) and ``onecycle ui`` (the MLflow UI)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+import schedulers
+from sweeps.cli._store_options import open_from_options, spec_from_options, store_options
+from sweeps.config import load_config
+from sweeps.config._files import load_mapping
+from sweeps.errors import UsageError
+
+_PATH = click.Path(path_type=Path, dir_okay=False)
+
+
+def read_params(path: Path) -> dict[str, Any]:
+    """OneCycle params from a DeepSpeed config, a scheduler block, or a plain params mapping."""
+    data = load_mapping(path)
+    block = data.get("scheduler", data) if "type" not in data else data
+    if isinstance(block, dict) and "type" in block:
+        try:
+            kind, params = schedulers.normalize_block(block)
+        except (ValueError, TypeError) as error:
+            raise UsageError(f"{path}: {error}") from None
+        if kind != "OneCycle":
+            raise UsageError(f"{path}: scheduler type must be OneCycle, got {kind!r}")
+        return params
+    try:
+        return schedulers.normalize_block({"type": "OneCycle", "params": block})[1]
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"{path}: {error}") from None
+
+
+@click.command("train")
+@click.argument("sweep_file", type=_PATH)
+@click.option(
+    "--params",
+    "params_file",
+    type=_PATH,
+    required=True,
+    help="OneCycle params: a DeepSpeed config, a scheduler block, or a params file.",
+)
+@click.option("--no-track", is_flag=True, help="Do not log the run to MLflow.")
+@store_options
+def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options: Any) -> None:
+    """Train SWEEP_FILE's workload once with the given params (e.g. `onecycle best` output)."""
+    import optuna
+
+    from storage.tracking import ProcessTracking
+    from sweeps.runner._loop import resolve_device, run_params, settings_of, workload_factory
+    from sweeps.tracking._sweep import ensure_experiment, start_parent_run
+    from sweeps.trials._objective import MlflowTarget, Objective
+
+    config = load_config(sweep_file)
+    params = read_params(params_file)
+    try:
+        schedulers.OneCycleSchedule(**params)
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"{params_file}: {error}") from None
+    device = resolve_device(config.workload.device)
+    console = Console()
+    study = optuna.create_study(direction=config.objective.direction)
+    objective = Objective(
+        suggest=lambda trial: dict(params),
+        make_workload=workload_factory(config, device),
+        settings=settings_of(config),
+        run_params=run_params(config, device),
+    )
+    store = None if no_track else open_from_options(options)
+    try:
+        if store is not None:
+            experiment = ensure_experiment(store.mlflow, config.name, store.spec.artifact_location)
+            parent = start_parent_run(
+                store.mlflow, experiment, config.name, "train", {"params_file": str(params_file)}
+            )
+            objective.mlflow = MlflowTarget(
+                store.mlflow,
+                ProcessTracking(store.spec.mlflow_uri),
+                experiment,
+                parent,
+                config.name,
+            )
+        trial = study.ask()
+        value = objective(trial)
+        study.tell(trial, value)
+        console.print(
+            f"{config.metric}: [bold]{value:.4f}[/bold] after {trial.user_attrs['steps']} "
+            f"updates ({trial.user_attrs['wall_time_s']:.1f} s)"
+        )
+        if objective.mlflow is not None and store is not None:
+            objective.mlflow.tracking.close().raise_errors()
+            store.mlflow.set_terminated(objective.mlflow.parent_run_id, "FINISHED")
+            console.print(
+                f"tracked as MLflow run {trial.user_attrs['mlflow_run_id']} "
+                f"in experiment {config.name}"
+            )
+    finally:
+        if objective.mlflow is not None:
+            objective.mlflow.tracking.close()
+        if store is not None:
+            store.close()
+
+
+@click.command("ui")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind (127.0.0.1 keeps it on this machine).",
+)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@store_options
+def ui_command(host: str, port: int, **options: Any) -> None:
+    """Open the MLflow UI on the store's tracking data."""
+    spec = spec_from_options(options)
+    if spec.mlflow_uri.startswith(("http://", "https://")):
+        click.echo(f"this store tracks to an MLflow server: open {spec.mlflow_uri}")
+        return
+    open_from_options(options).close()  # create the store and its schema if needed
+    executable = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
+    command = [
+        executable,
+        "ui",
+        "--backend-store-uri",
+        spec.mlflow_uri,
+        "--default-artifact-root",
+        spec.artifact_location,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    click.echo(f"MLflow UI for {spec.describe()} at http://{host}:{port} (Ctrl+C to stop)")
+    raise SystemExit(serve_until_stopped(command))
+
+
+def serve_until_stopped(command: list[str]) -> int:
+    """Run a server in a process group of its own, stopped as a whole with this process.
+
+    Ctrl+C or SIGTERM to this process stops the group; the server's exit code is returned.
+    ``mlflow ui`` starts uvicorn, which starts workers: stopping only the direct child left the
+    server running and bound to its port.
+    """
+    process = subprocess.Popen(command, start_new_session=True)
+
+    def stop(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            return process.wait()
+        finally:
+            if process.poll() is None:
+                stop(signal.SIGTERM, None)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            # A server that exited on its own may leave workers in its group: stop them too.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

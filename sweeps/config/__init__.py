@@ -1,0 +1,3 @@
+"""The sweep-file schema: pydantic models of what a sweep file may say."""
+
+from sweeps.config._schema import *  # noqa: F403

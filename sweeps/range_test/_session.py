@@ -1,0 +1,118 @@
+"""One range test of a sweep file's workload, end to end: train, read, record.
+
+Shared by ``onecycle range-test`` and by a sweep with ``auto`` bounds, which runs it once
+before its first trial and records it as a child run of the sweep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from sweeps.config import RangeTestResult, SweepConfig
+from sweeps.range_test._report import RANGE_TEST_ROLE, log_range_test
+from sweeps.range_test._rule import RangeSuggestion, suggest
+from sweeps.range_test._run import RangeTestSettings, RangeTestTrace, StepCallback, run_range_test
+from sweeps.space._auto_bounds import momentum_for_test
+from sweeps.tracking._sweep import ROLE_TAG, SWEEP_TAG
+from sweeps.workloads import build_workload
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+PARENT_TAG = "mlflow.parentRunId"
+
+
+@dataclass
+class RangeTestOutcome:
+    """A finished range test: how it ran, what it saw, what it suggests, where it is logged."""
+
+    settings: RangeTestSettings
+    trace: RangeTestTrace
+    suggestion: RangeSuggestion
+    run_id: str | None = None
+
+    def result(self) -> RangeTestResult:
+        """The part a sweep keeps to set its ``auto`` bounds."""
+        return RangeTestResult(
+            cycle_min_lr=self.suggestion.cycle_min_lr,
+            cycle_max_lr=self.suggestion.cycle_max_lr,
+            lr_diverged=self.suggestion.lr_diverged,
+            run_id=self.run_id,
+        )
+
+
+def settings_for(config: SweepConfig, **overrides: Any) -> RangeTestSettings:
+    """The sweep file's ``range_test`` section, with CLI flags (not None) on top."""
+    section = config.range_test
+    values: dict[str, Any] = {
+        "min_lr": section.min_lr,
+        "max_lr": section.max_lr,
+        "steps": section.steps,
+        "mode": section.mode,
+        "staircase": section.staircase,
+        "momentum": momentum_for_test(config),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return RangeTestSettings(**values)
+
+
+def run_for_config(
+    config: SweepConfig,
+    device: torch.device,
+    settings: RangeTestSettings,
+    on_step: StepCallback | None = None,
+) -> RangeTestOutcome:
+    """Train the sweep's built-in workload under the growing lr and read the curve."""
+    workload = config.workload
+    if workload.builtin is None:
+        raise ValueError(
+            "workload.entrypoint: the range test trains a builtin workload; an entrypoint's "
+            "own loop cannot be driven by it"
+        )
+    built = build_workload(
+        workload.builtin, workload.batch_size, workload.seed, device, **workload.options
+    )
+    trace = run_range_test(
+        built,
+        settings,
+        optimizer=workload.optimizer,
+        weight_decay=workload.weight_decay,
+        seed=workload.seed,
+        on_step=on_step,
+    )
+    suggestion = suggest(
+        trace.lrs,
+        trace.losses,
+        settings.divergence_factor,
+        stopped_at_divergence=trace.stopped_early,
+    )
+    return RangeTestOutcome(settings, trace, suggestion)
+
+
+def record(
+    client: MlflowClient,
+    experiment_id: str,
+    config: SweepConfig,
+    outcome: RangeTestOutcome,
+    device: torch.device,
+    parent_run_id: str | None = None,
+) -> str:
+    """Log ``outcome`` as an MLflow run in the sweep's experiment; return its id."""
+    tags = {SWEEP_TAG: config.name, ROLE_TAG: RANGE_TEST_ROLE}
+    if parent_run_id:
+        tags[PARENT_TAG] = parent_run_id
+    params = {
+        "workload": config.workload.builtin,
+        "batch_size": config.workload.batch_size,
+        "optimizer": config.workload.optimizer,
+        "weight_decay": config.workload.weight_decay,
+        "seed": config.workload.seed,
+        "device": str(device),
+    }
+    outcome.run_id = log_range_test(
+        client, experiment_id, outcome.settings, outcome.trace, outcome.suggestion, params, tags
+    )
+    return outcome.run_id

@@ -1,0 +1,1 @@
+"""The sweep loop: create or resume, coordinate workers, run trials, record outcomes."""

@@ -1,0 +1,546 @@
+"""Run a sweep K trials at a time as one stacked model (``execution.fused_trials``).
+
+A batch is asked, trained and told as a unit, and the bookkeeping is batched with it:
+
+* **Asking**: one read of the study's trials into an in-memory *mirror* study, which numbers
+  new trials as the store will; the sweep's own sampler (each ask seeded by the sweep seed and
+  the trial's number, :mod:`sweeps.space._samplers`) samples K parameter sets there, in parallel
+  chunks for big batches
+  (:mod:`sweeps.space._parallel`). Enqueued trials are taken first. On an RDB store, asking
+  through the stored study costs tens of milliseconds a trial (each ask reloads the history).
+* **Starting**: the K trials go into the store in one transaction
+  (:class:`storage.bulk_trials.BulkTrialWriter`), their MLflow runs into MLflow's in one more
+  (:class:`storage.bulk_runs.BulkRunWriter`), so each trial carries its run id from the start;
+  one UPDATE a heartbeat interval keeps all K alive until they are told.
+* **Pruning** is decided in the mirror (the sweep's pruner over the same history), so an
+  evaluation point does not cost K reloads of the study; the intermediate values are written to
+  the store with the tell.
+* **Telling** is one transaction for the batch; the runs are ended by the tracking writer
+  process (``Tracking.end_runs``) while the next batch trains, and a batch waits only for the
+  previous batch's writes. Where a store's tables are not the ones the bulk writers know, the
+  same steps go through Optuna's and MLflow's APIs, trial by trial.
+
+Each batch's bookkeeping share (ask + run creation + tell + waiting for the writer, over the
+batch's wall time) is logged to the sweep's parent run as ``fused/bookkeeping_share``, with its
+parts (``fused/ask_s``, ``fused/sample_s``, ``fused/train_s``, ``fused/tell_s``,
+``fused/sync_s``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+from torch import Tensor
+
+import schedulers
+from storage.bulk_runs import BulkRunWriter, NewRun
+from storage.bulk_trials import BulkTrialWriter, Finish, NewTrial
+from storage.tracking import BULK_ENV, RunEnd
+from sweeps.space._parallel import BatchSampling
+from sweeps.tracking._sweep import STUDY_TAG, SWEEP_TAG
+from sweeps.trials._task import TrainResult, TrainSettings
+from sweeps.trials._tracker import trial_run_end
+from sweeps.trials.fused._training import FusedOutcome, train_fused
+
+if TYPE_CHECKING:
+    from storage import Store
+    from storage.tracking import Point, Tracking
+    from sweeps.config import SweepConfig
+    from sweeps.space._search_space import SearchSpace
+    from sweeps.workloads.base import Workload
+
+#: The sweep's sampler for a study whose trial numbers are the sweep's plus the argument.
+SamplerFactory = Callable[[int], optuna.samplers.BaseSampler]
+PrunerFactory = Callable[[], optuna.pruners.BasePruner]
+
+
+#: Fused batches larger than this skip each trial's lr/momentum PNG (about 60 ms a trial in
+#: the writer); the runs' ``lr`` and ``momentum`` metrics chart the same curves in MLflow.
+PLOT_LIMIT = 32
+PLOT_CALL = "sweeps.tracking._artifacts:trial_plot"
+#: ``0`` sends the batch's Optuna writes through Optuna's API, one trial at a time.
+OPTUNA_BULK_ENV = "ONECYCLE_OPTUNA_BULK"
+
+
+@dataclass
+class Member:
+    """One trial of a batch: its stored trial, its mirror (for pruning), its schedule.
+
+    ``api`` is Optuna's own handle on the stored trial where the trial goes through Optuna's
+    API (an enqueued trial, or a store the bulk writer does not know); None when the batch's
+    writes go through :class:`storage.bulk_trials.BulkTrialWriter`.
+    """
+
+    trial_id: int
+    number: int
+    shadow: optuna.Trial
+    schedule: dict[str, Any]
+    handle: str = ""
+    api: optuna.Trial | None = None
+    intermediate: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass
+class BatchTimes:
+    """Where a batch's wall time went."""
+
+    trials: int
+    ask_s: float = 0.0
+    #: The part of ``ask_s`` the sampler took (K asks in the in-memory mirror study).
+    sample_s: float = 0.0
+    train_s: float = 0.0
+    tell_s: float = 0.0
+    sync_s: float = 0.0
+
+    @property
+    def wall_s(self) -> float:
+        """The whole batch."""
+        return self.ask_s + self.train_s + self.tell_s + self.sync_s
+
+    @property
+    def bookkeeping_share(self) -> float:
+        """Ask, tell and waiting for the tracking writer, as a share of the batch."""
+        return (self.ask_s + self.tell_s + self.sync_s) / max(self.wall_s, 1e-9)
+
+
+@dataclass
+class FusedContext:
+    """What a fused batch needs from the sweep runner (built once per worker)."""
+
+    store: Store
+    study: optuna.Study
+    config: SweepConfig
+    space: SearchSpace
+    settings: TrainSettings
+    make_workload: Callable[[], Workload]
+    make_sampler: SamplerFactory
+    make_pruner: PrunerFactory
+    tracking: Tracking | None
+    experiment_id: str
+    parent_run_id: str
+    run_params: Mapping[str, Any]
+    worker: str
+    interval: int
+    fused: int
+    progress_start: Callable[[list[int], int], None] = lambda numbers, total: None
+    progress_step: Callable[[int, int], None] = lambda number, done: None
+    #: Asks a big batch in parallel chunks (``sweeps.space._parallel``).
+    sampling: BatchSampling | None = None
+    batches: list[BatchTimes] = field(default_factory=list)
+    #: The tracking writer's marker after the previous batch's writes (waited for one batch on).
+    last_mark: str | None = None
+    #: Seconds the sampler took in the last :func:`next_batch`.
+    last_sample_s: float = 0.0
+    _writers: tuple[BulkTrialWriter | None, BulkRunWriter | None] | None = None
+
+    def writers(self) -> tuple[BulkTrialWriter | None, BulkRunWriter | None]:
+        """The bulk writers for this store's Optuna and MLflow databases (None: the APIs)."""
+        if self._writers is None:
+            from sweeps.runner._loop import rdb_storage
+
+            trials, runs = None, None
+            storage = rdb_storage(self.study)
+            if storage is not None and os.environ.get(OPTUNA_BULK_ENV, "1") != "0":
+                trials = BulkTrialWriter.for_engine(storage.engine)
+            if self.tracking is not None and os.environ.get(BULK_ENV, "1") != "0":
+                runs = BulkRunWriter.for_uri(self.store.spec.mlflow_uri)
+            self._writers = (trials, runs)
+        return self._writers
+
+
+def next_batch(context: FusedContext, n_trials: int) -> list[Member] | None:
+    """Start up to ``fused`` trials under the store's lock; None when the sweep is done."""
+    from sweeps.runner._loop import start_under_lock
+
+    return start_under_lock(
+        context.store,
+        context.study,
+        n_trials,
+        context.interval,
+        lambda room: _ask(context, min(context.fused, room)),
+    )
+
+
+def _ask(context: FusedContext, take: int) -> list[Member]:
+    study = context.study
+    trials = study.get_trials(deepcopy=False)
+    history = [t for t in trials if t.state != TrialState.WAITING]
+    waiting = len(trials) - len(history)
+    # The mirror holds every trial but the waiting ones, and takes those first (each keeps its
+    # number): whenever it samples, its next number is the store's next number.
+    mirror = optuna.create_study(
+        direction=study.direction,
+        sampler=context.make_sampler(0),
+        pruner=context.make_pruner(),
+    )
+    mirror.add_trials(history)
+    members: list[Member] = []
+    storage = study._storage
+    writer, _ = context.writers()
+    with warnings.catch_warnings():  # heartbeats are ours (_Beats), as in the single path
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        for _ in range(min(take, waiting)):
+            trial = study.ask()  # an enqueued trial: its params are fixed
+            schedule = context.space.suggest(trial)
+            template = optuna.trial.create_trial(
+                state=TrialState.RUNNING, params=trial.params, distributions=trial.distributions
+            )
+            shadow_id = mirror._storage.create_new_trial(mirror._study_id, template)
+            shadow = optuna.Trial(mirror, shadow_id)
+            trial.set_user_attr("deepspeed_params", schedule)
+            trial.set_user_attr("worker", context.worker)
+            storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+            members.append(Member(trial._trial_id, trial.number, shadow, schedule, api=trial))
+        sampled = []
+        sampling = time.perf_counter()
+        count = take - len(members)
+        if context.sampling is not None and context.sampling.chunked(count):
+            first = len(trials)
+            for found in context.sampling.sample(history, study.direction, first, count):
+                template = optuna.trial.create_trial(
+                    state=TrialState.RUNNING,
+                    params=found.params,
+                    distributions=found.distributions,
+                )
+                shadow_id = mirror._storage.create_new_trial(mirror._study_id, template)
+                sampled.append((optuna.Trial(mirror, shadow_id), found.schedule))
+        else:
+            for _ in range(count):
+                shadow = mirror.ask()
+                sampled.append((shadow, context.space.suggest(shadow)))
+        context.last_sample_s = time.perf_counter() - sampling
+        attrs = [{"deepspeed_params": plan, "worker": context.worker} for _, plan in sampled]
+        if writer is not None:
+            new = [
+                NewTrial(shadow.params, shadow.distributions, attr)
+                for (shadow, _), attr in zip(sampled, attrs, strict=True)
+            ]
+            for (shadow, schedule), started in zip(
+                sampled, writer.start(study._study_id, new), strict=True
+            ):
+                members.append(Member(started.trial_id, started.number, shadow, schedule))
+        else:
+            for (shadow, schedule), attr in zip(sampled, attrs, strict=True):
+                template = optuna.trial.create_trial(
+                    state=TrialState.RUNNING,
+                    params=shadow.params,
+                    distributions=shadow.distributions,
+                    user_attrs=attr,
+                )
+                trial_id = storage.create_new_trial(study._study_id, template_trial=template)
+                trial = optuna.Trial(study, trial_id)
+                storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+                members.append(Member(trial_id, trial.number, shadow, schedule, api=trial))
+    for member in members:
+        member.handle = f"trial-{member.number}-{member.trial_id}"
+    return members
+
+
+class _Beats:
+    """One thread recording every batch member's heartbeat."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        members: Sequence[Member],
+        interval: int,
+        writer: BulkTrialWriter | None,
+    ) -> None:
+        self._stop = threading.Event()
+        storage, ids = study._storage, [m.trial_id for m in members]
+
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                with contextlib.suppress(Exception):  # retried next interval
+                    if writer is not None:
+                        writer.beat(ids)  # one UPDATE for the whole batch
+                        continue
+                    for trial_id in ids:
+                        storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+
+        self._thread = threading.Thread(target=beat, name="onecycle-heartbeats", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class _BatchHooks:
+    """Per-trial tracking of a fused batch, and pruning decided in the mirror study."""
+
+    def __init__(self, context: FusedContext, members: Sequence[Member]) -> None:
+        self.context, self.members = context, list(members)
+        self.metric = context.settings.metric
+        self._lr: list[Tensor] = []
+        self._mom: list[Tensor] = []
+        self._loss: list[Tensor] = []
+        self._rows: list[tuple[int, list[int], list[bool], int]] = []
+
+    def on_steps(
+        self,
+        step: int,
+        members: Sequence[int],
+        alive: Sequence[bool],
+        lr: Tensor,
+        momentum: Tensor | None,
+        losses: Tensor,
+    ) -> None:
+        if self.context.tracking is not None:
+            self._lr.append(lr)
+            self._loss.append(losses)
+            if momentum is not None:
+                self._mom.append(momentum)
+            self._rows.append((step, list(members), list(alive), int(time.time() * 1000)))
+        if step % 10 == 0:
+            self.context.progress_step(self.members[0].number, step + 1)
+
+    def on_eval(
+        self, step: int, samples: int, metrics: Mapping[int, dict[str, float]]
+    ) -> set[int]:
+        self.flush(extra={k: (step, v) for k, v in metrics.items()})
+        stop: set[int] = set()
+        for index, values in metrics.items():
+            value = values.get(self.metric)
+            if value is None or not math.isfinite(value):
+                continue
+            member = self.members[index]
+            member.intermediate.append((step, value))
+            member.shadow.report(value, step)
+            if member.shadow.should_prune():
+                stop.add(index)
+        return stop
+
+    def flush(self, extra: Mapping[int, tuple[int, dict[str, float]]] | None = None) -> None:
+        """Ship buffered per-step values (one device sync), plus evaluation metrics."""
+        tracking = self.context.tracking
+        if tracking is None:
+            return
+        points: dict[int, list[Point]] = {}
+        if self._rows:
+            # Rows shrink when the stack is compacted: concatenate, one sync for all of it.
+            lrs = torch.cat(self._lr).tolist()
+            losses = torch.cat(self._loss).float().tolist()
+            moms = torch.cat(self._mom).tolist() if self._mom else None
+            offset = 0
+            for step, members, alive, now in self._rows:
+                for row, index in enumerate(members):
+                    at = offset + row
+                    if not alive[row]:
+                        continue
+                    out = points.setdefault(index, [])
+                    out.append(("lr", lrs[at], step, now))
+                    if moms is not None:
+                        out.append(("momentum", moms[at], step, now))
+                    out.append(("train_loss", losses[at], step, now))
+                offset += len(members)
+        now = int(time.time() * 1000)
+        for index, (step, values) in (extra or {}).items():
+            last = max(step - 1, 0)
+            points.setdefault(index, []).extend(
+                (key, float(value), last, now) for key, value in values.items()
+            )
+        for index, found in points.items():
+            tracking.log_metrics(self.members[index].handle, found)
+        self._lr, self._mom, self._loss, self._rows = [], [], [], []
+
+
+def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -> None:
+    """Train ``members`` as one stack, then record every trial's outcome.
+
+    The batch's MLflow writes are left to the writer while the next batch trains; before
+    queueing its own, a batch waits for the previous batch's (``sync_s``), which keeps the
+    writer at most one batch behind.
+    """
+    workload = context.make_workload()
+    total = workload.steps_per_epoch * context.settings.epochs
+    context.progress_start([m.number for m in members], total)
+    hooks = _BatchHooks(context, members)
+    beats = _Beats(context.study, members, context.interval, context.writers()[0])
+    started = time.perf_counter()
+    done: set[int] = set()  # trial ids whose outcome is recorded
+    try:
+        _start_runs(context, members)
+        times.ask_s += time.perf_counter() - started
+        started = time.perf_counter()
+        outcome = train_fused(workload, [m.schedule for m in members], context.settings, hooks)
+        times.train_s = time.perf_counter() - started
+        tell_started = time.perf_counter()
+        hooks.flush()
+        told = [(m, _outcome(context, outcome, i, started)) for i, m in enumerate(members)]
+        # Heartbeats go on until every member is told: telling hundreds of trials one by
+        # one (Optuna's API path) can outlast the stale-trial grace period.
+        _finish(context, told, done)
+        beats.stop()
+        times.tell_s = time.perf_counter() - tell_started
+    except BaseException as error:
+        # Whatever stopped the batch (Ctrl+C, a store error, a bug), no trial stays RUNNING;
+        # trials already told keep their outcome and their runs.
+        why = f"{type(error).__name__}: {error}"
+        failed = Told(TrialState.FAIL, None, why, None, started)
+        with contextlib.suppress(Exception):
+            _finish(context, [(m, failed) for m in members if m.trial_id not in done], done)
+        beats.stop()
+        raise
+    if context.tracking is not None:
+        mark = context.tracking.mark()
+        if context.last_mark is not None:
+            waited = time.perf_counter()
+            context.tracking.wait_for(context.last_mark).raise_errors()
+            times.sync_s = time.perf_counter() - waited
+        context.last_mark = mark
+
+
+def _start_runs(context: FusedContext, members: Sequence[Member]) -> None:
+    """Create the batch's MLflow runs now (ids on the trials at once); the writer fills them."""
+    tracking = context.tracking
+    if tracking is None:
+        return
+    trials, runs = context.writers()
+    new = []
+    for member in members:
+        number = member.number
+        tags = {
+            "mlflow.parentRunId": context.parent_run_id,
+            SWEEP_TAG: context.config.name,
+            STUDY_TAG: context.study.study_name,
+            "onecycle.trial_number": str(number),
+            "onecycle.fused_batch": str(len(members)),
+        }
+        params = {**schedulers.with_defaults("OneCycle", member.schedule), **context.run_params}
+        new.append(NewRun(f"trial-{number:04d}", tags, params))
+    if runs is not None:
+        run_ids = runs.create(context.experiment_id, new)
+    else:
+        client = context.store.mlflow
+        run_ids = []
+        for run in new:
+            created = client.create_run(
+                context.experiment_id, run_name=run.name, tags=dict(run.tags)
+            )
+            run_ids.append(str(created.info.run_id))
+    by_trial = {}
+    for member, run_id, run in zip(members, run_ids, new, strict=True):
+        tracking.adopt_run(member.handle, run_id)
+        if runs is None:  # the bulk writer stored the params with the run
+            tracking.log_params(member.handle, run.params)
+        if member.api is not None or trials is None:
+            context.study._storage.set_trial_user_attr(member.trial_id, "mlflow_run_id", run_id)
+        else:
+            by_trial[member.trial_id] = {"mlflow_run_id": run_id}
+    if trials is not None and by_trial:
+        trials.set_user_attrs(by_trial)
+
+
+@dataclass(frozen=True)
+class Told:
+    """A member's outcome, as the batch tells it."""
+
+    state: TrialState
+    value: float | None
+    reason: str | None
+    result: TrainResult | None
+    started: float
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _outcome(context: FusedContext, outcome: FusedOutcome, index: int, started: float) -> Told:
+    result = outcome.results[index]
+    if index in outcome.stopped:
+        return Told(TrialState.PRUNED, None, None, result, started)
+    value = result.final.get(context.settings.metric, math.nan)
+    reason = result.diverged
+    if reason is None and not math.isfinite(value):
+        reason = "objective value is NaN"
+    if reason is not None:
+        return Told(TrialState.FAIL, None, f"diverged: {reason}", result, started)
+    attrs = {
+        key: getattr(result, key)
+        for key in ("steps", "samples", "wall_time_s", "best", "samples_to_target")
+    }
+    return Told(TrialState.COMPLETE, float(value), None, result, started, attrs)
+
+
+_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
+
+
+def _finish(context: FusedContext, told: Sequence[tuple[Member, Told]], done: set[int]) -> None:
+    """Tell Optuna every member's outcome and end their MLflow runs, one batch of writes each.
+
+    The same mapping as the single-trial objective: a pruned trial's value is its last
+    intermediate value (as ``study.tell`` does), a failed trial carries ``failure_reason``.
+    The trial ids recorded go into ``done`` as they are, and the runs of those (and only
+    those) are ended even if recording the rest fails, so a caller that then fails the batch
+    leaves recorded trials and their runs as they are.
+    """
+    writer, _ = context.writers()
+    bulk: list[Finish] = []
+    ends: dict[str, RunEnd] = {}
+    plot = len(told) <= PLOT_LIMIT
+    try:
+        for member, outcome in told:
+            attrs = dict(outcome.attrs)
+            if outcome.reason is not None:
+                attrs["failure_reason"] = outcome.reason
+            if context.tracking is not None:
+                ends[member.handle] = trial_run_end(
+                    context.settings.metric,
+                    member.schedule,
+                    (_STATUS[outcome.state], outcome.state.name, outcome.reason),
+                    outcome.result,
+                    outcome.started,
+                    outcome.value,
+                    plot=False,
+                )
+            if writer is not None and member.api is None:
+                bulk.append(
+                    Finish(
+                        member.trial_id,
+                        outcome.state.name,
+                        outcome.value,
+                        member.intermediate,
+                        attrs,
+                    )
+                )
+            else:
+                _tell_through_api(context, member, outcome, attrs)
+                done.add(member.trial_id)
+        if writer is not None and bulk:
+            writer.finish(bulk)
+            done.update(finish.trial_id for finish in bulk)
+    finally:
+        if context.tracking is not None:
+            ended = {m.handle: ends[m.handle] for m, _ in told if m.trial_id in done}
+            context.tracking.end_runs(ended)
+            if plot:  # drawn when the writer has nothing else to do; no batch waits for them
+                for handle in ended:
+                    context.tracking.call_when_idle(handle, PLOT_CALL)
+
+
+def _tell_through_api(
+    context: FusedContext, member: Member, outcome: Told, attrs: Mapping[str, Any]
+) -> None:
+    storage = context.study._storage
+    # A trial another worker already failed as stale is left as it is, as the bulk path does.
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+        for step, value in member.intermediate:
+            storage.set_trial_intermediate_value(member.trial_id, step, value)
+        for key, attr in attrs.items():
+            storage.set_trial_user_attr(member.trial_id, key, attr)
+        context.study.tell(
+            member.api or member.number,
+            outcome.value,
+            state=outcome.state,
+            skip_if_finished=True,
+        )

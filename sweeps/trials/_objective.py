@@ -1,0 +1,187 @@
+"""The Optuna objective: one trial = one tracked training run with a sampled OneCycle schedule.
+
+A callable class with its dependencies injected (how to sample, how to build the workload,
+how to train, where to track), so tests and the CLI wire it the same way. Outcomes map one to
+one onto MLflow: COMPLETE -> FINISHED, PRUNED -> KILLED (tag ``pruned``), FAIL -> FAILED with
+the reason as a tag, for user code that raised and for a diverged loss alike. Whatever way a
+trial ends, its buffered values are handed to the writer and its run is ended.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from torch import Tensor
+from torch.optim import Optimizer
+
+import schedulers
+from sweeps.tracking._sweep import STUDY_TAG, SWEEP_TAG
+from sweeps.trials._function import EntrypointWorkload
+from sweeps.trials._task import TrainResult, TrainSettings, train
+from sweeps.trials._tracker import FAILURE_TAG, TrialTracker, trial_run_end
+from sweeps.workloads.base import Workload
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from storage.tracking import Tracking
+
+
+class TrialDiverged(Exception):
+    """The loss diverged; the trial is recorded as failed with this reason, the sweep goes on."""
+
+
+@dataclass
+class MlflowTarget:
+    """Where a sweep's trials are tracked."""
+
+    client: MlflowClient
+    tracking: Tracking
+    experiment_id: str
+    parent_run_id: str
+    sweep: str
+
+
+@dataclass
+class Objective:
+    """``study.optimize(Objective(...), catch=(TrialDiverged,))``."""
+
+    suggest: Callable[[optuna.Trial], dict[str, Any]]
+    make_workload: Callable[[], Workload]
+    settings: TrainSettings
+    run_params: Mapping[str, Any] = field(default_factory=dict)
+    mlflow: MlflowTarget | None = None
+    progress: Callable[[int, int], None] | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        """Sample, train, track; return the final value of the objective metric."""
+        schedule = self.suggest(trial)
+        trial.set_user_attr("deepspeed_params", schedule)
+        workload = self.make_workload()
+        run_id = self._start_run(trial, schedule)
+        tracker = TrialTracker(self.mlflow.tracking, run_id) if self.mlflow and run_id else None
+        hooks = _TrialHooks(trial, tracker, self.settings.metric, workload.batch_size)
+        hooks.progress = self.progress
+        started = time.perf_counter()
+        try:
+            if isinstance(workload, EntrypointWorkload):
+                result = workload.run(schedule, self.settings, hooks)
+            else:
+                result = train(workload, schedule, self.settings, hooks)
+        except optuna.TrialPruned:
+            self._finish(run_id, tracker, schedule, "KILLED", "PRUNED", None, started, hooks.last)
+            raise
+        except BaseException as error:
+            why = f"{type(error).__name__}: {error}"
+            trial.set_user_attr("failure_reason", why)
+            self._finish(run_id, tracker, schedule, "FAILED", "FAIL", why, started, hooks.last)
+            raise
+        value = result.final.get(self.settings.metric, math.nan)
+        reason: str | None = result.diverged
+        if reason is None and not math.isfinite(value):
+            reason = "objective value is NaN"
+        if reason is not None:
+            trial.set_user_attr("failure_reason", f"diverged: {reason}")
+            self._finish(
+                run_id, tracker, schedule, "FAILED", "FAIL", f"diverged: {reason}", started, result
+            )
+            raise TrialDiverged(
+                f"trial {trial.number} diverged at step {result.diverged_step}: {reason}"
+            )
+        for key in ("steps", "samples", "wall_time_s", "best", "samples_to_target"):
+            trial.set_user_attr(key, getattr(result, key))
+        self._finish(
+            run_id,
+            tracker,
+            schedule,
+            "FINISHED",
+            "COMPLETE",
+            None,
+            started,
+            result,
+            objective=value,
+        )
+        return float(value)
+
+    def _start_run(self, trial: optuna.Trial, schedule: dict[str, Any]) -> str | None:
+        if self.mlflow is None:
+            return None
+        target = self.mlflow
+        study = trial.study.study_name
+        run = target.client.create_run(
+            target.experiment_id,
+            run_name=f"trial-{trial.number:04d}",
+            tags={
+                "mlflow.parentRunId": target.parent_run_id,
+                SWEEP_TAG: target.sweep,
+                STUDY_TAG: study,
+                "onecycle.trial_number": str(trial.number),
+            },
+        )
+        run_id = str(run.info.run_id)
+        try:
+            target.tracking.adopt_run(run_id, run_id)
+            trial.set_user_attr("mlflow_run_id", run_id)
+            full = schedulers.with_defaults("OneCycle", schedule)
+            target.tracking.log_params(run_id, {**full, **self.run_params})
+        except BaseException as error:  # e.g. Ctrl+C right here: do not leave the run RUNNING
+            target.client.set_tag(run_id, FAILURE_TAG, f"{type(error).__name__}: {error}")
+            target.client.set_terminated(run_id, "FAILED")
+            raise
+        return run_id
+
+    def _finish(
+        self,
+        run_id: str | None,
+        tracker: TrialTracker | None,
+        schedule: dict[str, Any],
+        status: str,
+        state: str,
+        reason: str | None,
+        started: float,
+        result: TrainResult | None,
+        objective: float | None = None,
+    ) -> None:
+        if self.mlflow is None or run_id is None or tracker is None:
+            return
+        tracker.flush()
+        end = trial_run_end(
+            self.settings.metric, schedule, (status, state, reason), result, started, objective
+        )
+        self.mlflow.tracking.end_runs({run_id: end})
+
+
+class _TrialHooks:
+    """Tracking plus Optuna reporting/pruning at evaluation points."""
+
+    def __init__(
+        self, trial: optuna.Trial, tracker: TrialTracker | None, metric: str, batch_size: int
+    ) -> None:
+        self.trial = trial
+        self.tracker = tracker
+        self.metric = metric
+        self.batch_size = batch_size
+        self.last = TrainResult()  # progress so far, for runs that end early
+        self.progress: Callable[[int, int], None] | None = None
+
+    def on_step(self, step: int, optimizer: Optimizer, loss: Tensor | None) -> None:
+        if self.tracker is not None:
+            self.tracker.on_step(step, optimizer, loss)
+        self.last.steps = step + 1
+        self.last.samples = (step + 1) * self.batch_size
+        if self.progress is not None and step % 10 == 0:
+            self.progress(self.trial.number, step + 1)
+
+    def on_eval(self, step: int, samples: int, metrics: Mapping[str, float]) -> None:
+        if self.tracker is not None:
+            self.tracker.on_eval(step, samples, metrics)
+        value = metrics.get(self.metric)
+        if value is not None and math.isfinite(value):
+            self.trial.report(value, step)
+            if self.trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {step} with {self.metric}={value:.4g}")
