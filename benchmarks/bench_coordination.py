@@ -27,8 +27,7 @@ from pathlib import Path
 import optuna
 
 from storage import open_store, resolve_store
-from sweeps.config import parse_config
-from sweeps.runner._loop import Progress, SweepOutcome, create_or_resume, run_sweep
+from sweeps.runner import Progress, SweepOutcome, create_or_resume, parse_config, run_sweep
 
 HERE = Path(__file__).resolve().parent
 

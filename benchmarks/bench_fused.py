@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from sweeps.trials._task import TrainSettings, train
-from sweeps.trials.fused._training import train_fused
+from sweeps.trials import TrainSettings, train
+from sweeps.trials.fused import train_fused
 from sweeps.workloads import build_workload
 
 

@@ -19,11 +19,9 @@ from pathlib import Path
 import optuna
 import torch
 
-from sweeps.config import load_config
-from sweeps.runner._loop import make_pruner, settings_of, workload_factory
-from sweeps.space._search_space import SearchSpace
-from sweeps.trials._objective import Objective, TrialDiverged
-from sweeps.trials._task import train
+from sweeps.runner import load_config, settings_of, workload_factory
+from sweeps.space import SearchSpace, make_pruner
+from sweeps.trials import Objective, TrialDiverged, train
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits.yaml"
 

@@ -30,9 +30,8 @@ from mlflow import MlflowClient
 
 from storage import open_store, resolve_store
 from storage.tracking import InlineTracking, ProcessTracking, Tracking
-from sweeps.tracking._sweep import ensure_experiment, start_parent_run
-from sweeps.trials._objective import MlflowTarget, Objective
-from sweeps.trials._task import TrainSettings
+from sweeps.tracking import ensure_experiment, start_parent_run
+from sweeps.trials import MlflowTarget, Objective, TrainSettings
 from sweeps.workloads import build_workload
 
 SCHEDULE = dict(
@@ -86,7 +85,7 @@ def naive_per_value(client: MlflowClient, experiment: str, epochs: int) -> tuple
         def on_eval(self, step: int, samples: int, metrics: object) -> None:
             pass
 
-    from sweeps.trials._task import train
+    from sweeps.trials import train
 
     workload = build_workload("digits", 64, 0, torch.device("cpu"), hidden=HIDDEN)
     _ = workload.split

@@ -16,17 +16,10 @@ Example:
 
 from __future__ import annotations
 
-from schedulers.adapter import ScheduledLR
-from schedulers.config import ALIASES, from_config, normalize_block, with_defaults
-from schedulers.deepspeed_api import (
-    SCHEDULER_TYPES,
-    DeepSpeedScheduler,
-    LRRangeTest,
-    OneCycle,
-    WarmupCosineLR,
-    WarmupDecayLR,
-    WarmupLR,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from schedulers.config import ALIASES, normalize_block, with_defaults
 from schedulers.schedules import (
     MOMENTUM_CEILING,
     ExponentialRangeTestSchedule,
@@ -37,6 +30,45 @@ from schedulers.schedules import (
     WarmupDecayLRSchedule,
     WarmupLRSchedule,
 )
+
+if TYPE_CHECKING:
+    from schedulers.adapter import ScheduledLR
+    from schedulers.config import from_config
+    from schedulers.deepspeed_api import (
+        SCHEDULER_TYPES,
+        DeepSpeedScheduler,
+        LRRangeTest,
+        OneCycle,
+        WarmupCosineLR,
+        WarmupDecayLR,
+        WarmupLR,
+    )
+
+#: The torch-backed names, imported on first use: the schedules and the config helpers above
+#: need no torch, so reading a config or exporting a block does not load it.
+_LAZY = {
+    "ScheduledLR": "schedulers.adapter",
+    "from_config": "schedulers.config",
+    **{
+        name: "schedulers.deepspeed_api"
+        for name in (
+            "SCHEDULER_TYPES",
+            "DeepSpeedScheduler",
+            "LRRangeTest",
+            "OneCycle",
+            "WarmupCosineLR",
+            "WarmupDecayLR",
+            "WarmupLR",
+        )
+    },
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'schedulers' has no attribute {name!r}")
+
 
 __all__ = [
     "ALIASES",

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schedulers import _validation as check
-from schedulers.deepspeed_api import SCHEDULER_TYPES, DeepSpeedScheduler
+from schedulers.schedules import LRRangeTestSchedule, OneCycleSchedule
+
+if TYPE_CHECKING:
+    from schedulers.deepspeed_api import DeepSpeedScheduler
 
 #: Other spellings accepted in a block's params, per type: alias -> DeepSpeed key.
 ALIASES: dict[str, dict[str, str]] = {
@@ -21,13 +24,30 @@ ALIASES: dict[str, dict[str, str]] = {
 }
 
 
+#: Closed-form schedules whose keywords are their DeepSpeed scheduler's, defaults included
+#: (tested), so their names and defaults are known without importing torch.
+_PLAIN = {"OneCycle": OneCycleSchedule, "LRRangeTest": LRRangeTestSchedule}
+_TYPES = ("LRRangeTest", "OneCycle", "WarmupLR", "WarmupDecayLR", "WarmupCosineLR")
+
+
+def _signature(scheduler_type: str) -> list[inspect.Parameter]:
+    """The keywords of a DeepSpeed scheduler's constructor, ``optimizer`` left out."""
+    if scheduler_type in _PLAIN:
+        state = inspect.Parameter(
+            "last_batch_iteration", inspect.Parameter.KEYWORD_ONLY, default=-1
+        )
+        return [*inspect.signature(_PLAIN[scheduler_type]).parameters.values(), state]
+    from schedulers.deepspeed_api import SCHEDULER_TYPES
+
+    found = inspect.signature(SCHEDULER_TYPES[scheduler_type].__init__).parameters.values()
+    return [p for p in found if p.name not in ("self", "optimizer")]
+
+
 def parameter_names(scheduler_type: str) -> tuple[list[str], list[str]]:
     """All keyword names of a scheduler type and the required ones among them."""
-    signature = inspect.signature(SCHEDULER_TYPES[scheduler_type].__init__)
     names, needed = [], []
-    for name, parameter in signature.parameters.items():
-        if name in ("self", "optimizer"):
-            continue
+    for parameter in _signature(scheduler_type):
+        name = parameter.name
         names.append(name)
         if parameter.default is inspect.Parameter.empty:
             needed.append(name)
@@ -43,10 +63,10 @@ def with_defaults(scheduler_type: str, params: Mapping[str, Any]) -> dict[str, A
         >>> with_defaults("OneCycle", {"cycle_min_lr": 0.1, "cycle_max_lr": 1.0})["cycle_max_mom"]
         0.9
     """
-    signature = inspect.signature(SCHEDULER_TYPES[scheduler_type].__init__)
     full: dict[str, Any] = {}
-    for name, parameter in signature.parameters.items():
-        if name in ("self", "optimizer", "last_batch_iteration"):
+    for parameter in _signature(scheduler_type):
+        name = parameter.name
+        if name == "last_batch_iteration":
             continue
         if name in params:
             full[name] = params[name]
@@ -74,8 +94,8 @@ def normalize_block(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     check.known_keys("the scheduler block", block.keys(), ["type", "params"])
     check.required("the scheduler block", block, ["type"])
     kind = block["type"]
-    if kind not in SCHEDULER_TYPES:
-        check.known_keys("`scheduler.type`", [str(kind)], list(SCHEDULER_TYPES))
+    if kind not in _TYPES:
+        check.known_keys("`scheduler.type`", [str(kind)], list(_TYPES))
     raw = block.get("params") or {}
     if not isinstance(raw, Mapping):
         raise TypeError(f"`scheduler.params` must be a mapping, got {type(raw).__name__}")
@@ -106,5 +126,7 @@ def from_config(optimizer: object, config: Mapping[str, Any]) -> DeepSpeedSchedu
         >>> from_config(opt, block).to_config()["params"]["cycle_min_lr"]
         0.001
     """
+    from schedulers.deepspeed_api import SCHEDULER_TYPES
+
     kind, params = normalize_block(config)
     return SCHEDULER_TYPES[kind](optimizer, **params)

@@ -18,3 +18,7 @@ class UsageError(SweepsError):
     """Bad input (a flag, a file, a config value); the CLI prints the message and exits 2."""
 
     exit_code = 2
+
+
+class TooManyFailures(SweepsError):
+    """A sweep stopped because its failure rate passed ``search.max_failure_rate``."""

@@ -17,7 +17,7 @@ import schedulers
 from storage import Store
 from sweeps.cli._store_options import open_from_options, store_options
 from sweeps.errors import UsageError
-from sweeps.runner._loop import best_block, counts
+from sweeps.runner import best_block, counts
 
 
 def _study(store: Store, name: str) -> optuna.Study:
@@ -135,7 +135,7 @@ def list_command(**options: Any) -> None:
 @store_options
 def summary_command(name: str, **options: Any) -> None:
     """Write sweep NAME's summary to its MLflow parent run now (history, importances, best)."""
-    from sweeps.tracking._sweep import log_sweep_summary
+    from sweeps.tracking import log_sweep_summary
 
     with open_from_options(options) as store:
         record = store.sweeps.get(name)

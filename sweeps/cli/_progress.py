@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBar
 
-from sweeps.runner._loop import Progress, SweepOutcome
+from sweeps.runner import Progress, SweepOutcome
 
 
 class LiveProgress(Progress):

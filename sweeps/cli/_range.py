@@ -14,7 +14,6 @@ from rich.progress import Progress as RichBar
 from rich.table import Table
 
 from sweeps.cli._store_options import open_from_options, store_options
-from sweeps.config import load_config
 from sweeps.errors import UsageError
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
@@ -58,15 +57,16 @@ def range_test_command(
     The lr grows every update from --min-lr to --max-lr; the test stops once the loss has
     clearly diverged. The suggestion rule is in docs/range_test.md.
     """
-    from sweeps.range_test._report import plot_range_test
-    from sweeps.range_test._session import record, run_for_config, settings_for
-    from sweeps.runner._loop import resolve_device
-    from sweeps.tracking._sweep import ensure_experiment
+    from sweeps.range_test import plot_range_test, record, run_for_config, settings_for
+    from sweeps.runner import resolve_device
+    from sweeps.tracking import ensure_experiment
 
     flags = {k: options.pop(k) for k in ("min_lr", "max_lr", "steps", "mode", "staircase")}
     flags["momentum"] = options.pop("momentum")
     if plot is not None and not plot.parent.exists():
         raise UsageError(f"--plot: directory {plot.parent} does not exist, got {plot}")
+    from sweeps.runner import load_config
+
     config = load_config(sweep_file)
     if config.workload.builtin is None:
         raise UsageError(

@@ -31,9 +31,7 @@ def study_group() -> None:
 @store_options
 def batch_scaling_command(study_file: Path, report: Path | None, **options: Any) -> None:
     """Baseline at batch b, then Fixed, LinearScale and 1Cycle at scale x b (see FILE)."""
-    from sweeps.studies.batch_scaling._config import load_study
-    from sweeps.studies.batch_scaling._report import table_rows, write_report
-    from sweeps.studies.batch_scaling._study import run_study
+    from sweeps.studies.batch_scaling import load_study, run_study, table_rows, write_report
 
     config = load_study(study_file)
     page = report or Path(f"{config.name}-report") / "batch_scaling.md"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -11,9 +11,10 @@ from rich.table import Table
 
 from storage import Store
 from sweeps.cli._store_options import open_from_options, store_options
-from sweeps.config import load_config
 from sweeps.errors import SweepsError, UsageError
-from sweeps.runner._loop import SweepOutcome, create_or_resume, run_sweep
+
+if TYPE_CHECKING:
+    from sweeps.runner import SweepOutcome
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
 
@@ -40,6 +41,8 @@ def run_command(
     sweep_file: Path, workers: int, gpus: str | None, fused: int | str | None, **options: Any
 ) -> None:
     """Create the sweep in SWEEP_FILE in the store, or resume it, and run it to n_trials."""
+    from sweeps.runner import create_or_resume, load_config
+
     config = load_config(sweep_file)  # refused here, before the store is touched
     if fused not in (None, 1) and config.workload.builtin is None:
         raise UsageError(
@@ -67,7 +70,7 @@ def run_command(
         if workers == 1 and not gpu_list:
             _run_and_report(store, record.name, config.metric, console, fused)
             return
-        from sweeps.runner._local_workers import run_local_workers
+        from sweeps.runner import run_local_workers
 
         failures = run_local_workers(
             store,
@@ -112,11 +115,11 @@ def _store_args(options: dict[str, Any]) -> list[str]:
 def _outcome_of(store: Store, name: str, n_trials: int) -> SweepOutcome:
     import optuna
 
-    from sweeps.runner._loop import _outcome
+    from sweeps.runner import outcome_of
 
     record = store.sweeps.get(name)
     study = optuna.load_study(study_name=record.study_name, storage=store.optuna_storage)
-    return _outcome(study, n_trials)
+    return outcome_of(study, n_trials)
 
 
 @click.command("worker")
@@ -136,6 +139,8 @@ def worker_command(name: str, quiet: bool, fused: int | str | None, **options: A
         record = store.sweeps.get(name)
         metric = str(record.config.get("objective", {}).get("metric") or "objective")
         if quiet:
+            from sweeps.runner import run_sweep
+
             run_sweep(store, record, fused=fused)
             return
         console.print(f"joining sweep [bold]{name}[/bold] in {store.spec.describe()}")
@@ -162,6 +167,8 @@ def _run_and_report(
 
     record = store.sweeps.get(name)
     with LiveProgress(console, name, metric) as progress:
+        from sweeps.runner import run_sweep
+
         outcome = run_sweep(store, record, progress, fused=fused)
     show_outcome(console, name, metric, outcome, store)
 

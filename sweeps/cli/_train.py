@@ -16,7 +16,6 @@ from rich.console import Console
 
 import schedulers
 from sweeps.cli._store_options import open_from_options, spec_from_options, store_options
-from sweeps.config import load_config
 from sweeps.config._files import load_mapping
 from sweeps.errors import UsageError
 
@@ -57,9 +56,15 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
     import optuna
 
     from storage.tracking import ProcessTracking
-    from sweeps.runner._loop import resolve_device, run_params, settings_of, workload_factory
-    from sweeps.tracking._sweep import ensure_experiment, start_parent_run
-    from sweeps.trials._objective import MlflowTarget, Objective
+    from sweeps.runner import (
+        load_config,
+        resolve_device,
+        run_params,
+        settings_of,
+        workload_factory,
+    )
+    from sweeps.tracking import ensure_experiment, start_parent_run
+    from sweeps.trials import MlflowTarget, Objective
 
     config = load_config(sweep_file)
     params = read_params(params_file)

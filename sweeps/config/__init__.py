@@ -1,3 +1,49 @@
-"""The sweep-file schema: pydantic models of what a sweep file may say."""
+"""The sweep-file schema: pydantic models of what a sweep file may say (a leaf of sweeps/).
 
-from sweeps.config._schema import *  # noqa: F403
+Only what the schema can check is checked here; the loader (:func:`sweeps.runner.load_config`)
+adds what the search space and the entrypoint must check.
+"""
+
+from __future__ import annotations
+
+from sweeps.config._files import load_mapping
+from sweeps.config._schema import (
+    AUTO_KEYS,
+    BUILTIN_METRICS,
+    SCHEDULE_KEYS,
+    AutoRange,
+    Choices,
+    Execution,
+    Objective,
+    Range,
+    RangeTest,
+    RangeTestResult,
+    Search,
+    SpaceEntry,
+    Strict,
+    SweepConfig,
+    Workload,
+    format_error,
+    parse_config,
+)
+
+__all__ = [
+    "AUTO_KEYS",
+    "BUILTIN_METRICS",
+    "SCHEDULE_KEYS",
+    "AutoRange",
+    "Choices",
+    "Execution",
+    "Objective",
+    "Range",
+    "RangeTest",
+    "RangeTestResult",
+    "Search",
+    "SpaceEntry",
+    "Strict",
+    "SweepConfig",
+    "Workload",
+    "format_error",
+    "load_mapping",
+    "parse_config",
+]

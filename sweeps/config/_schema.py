@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -25,7 +24,6 @@ from pydantic import (
 )
 
 from schedulers.config import parameter_names
-from sweeps.config._files import load_mapping
 from sweeps.errors import UsageError
 
 ONE_CYCLE_KEYS, _ = parameter_names("OneCycle")
@@ -302,10 +300,13 @@ def _known_fields(location: tuple[Any, ...], root: type[BaseModel]) -> list[str]
     return list(model.model_fields)
 
 
-def parse_config(
-    data: dict[str, Any], source: str = "sweep", base: Path | None = None
-) -> SweepConfig:
-    """Validate a loaded mapping; raise :class:`UsageError` with the key's path on any problem."""
+def parse_config(data: dict[str, Any], source: str = "sweep") -> SweepConfig:
+    """Validate a loaded mapping against the schema; :class:`UsageError` with the key's path.
+
+    What the schema alone can tell: types, ranges, key names, a key both searched and fixed,
+    features a workload kind cannot have. Whether the space makes valid schedules and the
+    entrypoint imports is the loader's to check (:func:`sweeps.runner.load_config`).
+    """
     try:
         config = SweepConfig.model_validate(data)
     except ValidationError as error:
@@ -318,8 +319,6 @@ def parse_config(
             raise ValueError(
                 f"scheduler.{overlap[0]}: also in search.space; a key is either searched or fixed"
             )
-        from sweeps.space._search_space import SearchSpace
-
         if config.execution.fused_trials != 1 and config.workload.builtin is None:
             raise ValueError(
                 "execution.fused_trials: fused trials stack a builtin workload's model; an "
@@ -330,17 +329,6 @@ def parse_config(
                 f"search.space.{config.auto_keys[0]}: `auto` needs a builtin workload (the range "
                 "test trains it); give a range for an entrypoint workload"
             )
-        if not config.needs_range_test:
-            SearchSpace(config)  # checks every sampled config would be a valid schedule
-        if config.workload.entrypoint:
-            from sweeps.trials._function import import_entrypoint
-
-            import_entrypoint(config.workload.entrypoint, [base] if base else [])
     except ValueError as error:
         raise UsageError(f"{source}: {error}") from None
     return config
-
-
-def load_config(path: Path) -> SweepConfig:
-    """Read and validate a sweep file."""
-    return parse_config(load_mapping(path), str(path), path.resolve().parent)

@@ -21,7 +21,7 @@ from torch.optim import Optimizer
 import schedulers
 from schedulers.adapter import ScheduledLR
 from sweeps.range_test._rule import DIVERGENCE_FACTOR, DivergenceWatch
-from sweeps.trials._task import OptimizerName, make_optimizer
+from sweeps.trials import OptimizerName, make_optimizer
 from sweeps.workloads.base import Workload
 
 Mode = Literal["exponential", "linear"]

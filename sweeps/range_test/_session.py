@@ -15,8 +15,8 @@ from sweeps.config import RangeTestResult, SweepConfig
 from sweeps.range_test._report import RANGE_TEST_ROLE, log_range_test
 from sweeps.range_test._rule import RangeSuggestion, suggest
 from sweeps.range_test._run import RangeTestSettings, RangeTestTrace, StepCallback, run_range_test
-from sweeps.space._auto_bounds import momentum_for_test
-from sweeps.tracking._sweep import ROLE_TAG, SWEEP_TAG
+from sweeps.space import momentum_for_test
+from sweeps.tracking import ROLE_TAG, SWEEP_TAG
 from sweeps.workloads import build_workload
 
 if TYPE_CHECKING:

@@ -1,1 +1,82 @@
-"""The sweep loop: create or resume, coordinate workers, run trials, record outcomes."""
+"""The sweep loop: create or resume a sweep, coordinate its workers, run and record trials.
+
+A sweep file is read here too (:func:`load_config`): the schema, then the space and the
+entrypoint.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sweeps.runner._coordination import (
+        LOST_REASON,
+        STALE_REASON,
+        counts,
+        fail_trials_without_heartbeat,
+        optuna_now,
+        rdb_storage,
+    )
+    from sweeps.runner._lifecycle import create_or_resume
+    from sweeps.runner._local_workers import run_local_workers, worker_env
+    from sweeps.runner._loop import run_sweep
+    from sweeps.runner._outcome import Progress, SweepOutcome, best_block, close_parent, outcome_of
+    from sweeps.runner._settings import resolve_device, run_params, settings_of, workload_factory
+    from sweeps.runner._sweep_file import load_config, parse_config
+
+#: Loaded on first use: most of the runner needs torch, and read-only commands need none.
+_HOMES = {
+    "LOST_REASON": "sweeps.runner._coordination",
+    "Progress": "sweeps.runner._outcome",
+    "STALE_REASON": "sweeps.runner._coordination",
+    "SweepOutcome": "sweeps.runner._outcome",
+    "best_block": "sweeps.runner._outcome",
+    "close_parent": "sweeps.runner._outcome",
+    "counts": "sweeps.runner._coordination",
+    "create_or_resume": "sweeps.runner._lifecycle",
+    "fail_trials_without_heartbeat": "sweeps.runner._coordination",
+    "load_config": "sweeps.runner._sweep_file",
+    "optuna_now": "sweeps.runner._coordination",
+    "outcome_of": "sweeps.runner._outcome",
+    "parse_config": "sweeps.runner._sweep_file",
+    "rdb_storage": "sweeps.runner._coordination",
+    "resolve_device": "sweeps.runner._settings",
+    "run_local_workers": "sweeps.runner._local_workers",
+    "run_params": "sweeps.runner._settings",
+    "run_sweep": "sweeps.runner._loop",
+    "settings_of": "sweeps.runner._settings",
+    "worker_env": "sweeps.runner._local_workers",
+    "workload_factory": "sweeps.runner._settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'sweeps.runner' has no attribute {name!r}")
+
+
+__all__ = [
+    "LOST_REASON",
+    "STALE_REASON",
+    "Progress",
+    "SweepOutcome",
+    "best_block",
+    "close_parent",
+    "counts",
+    "create_or_resume",
+    "fail_trials_without_heartbeat",
+    "load_config",
+    "optuna_now",
+    "outcome_of",
+    "parse_config",
+    "rdb_storage",
+    "resolve_device",
+    "run_local_workers",
+    "run_params",
+    "run_sweep",
+    "settings_of",
+    "worker_env",
+    "workload_factory",
+]

@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import threading
 import time
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,207 +42,22 @@ from optuna.trial import TrialState
 from torch import Tensor
 
 import schedulers
-from storage.bulk_runs import BulkRunWriter, NewRun
-from storage.bulk_trials import BulkTrialWriter, Finish, NewTrial
-from storage.tracking import BULK_ENV, RunEnd
-from sweeps.space._parallel import BatchSampling
-from sweeps.tracking._sweep import STUDY_TAG, SWEEP_TAG
-from sweeps.trials._task import TrainResult, TrainSettings
-from sweeps.trials._tracker import trial_run_end
-from sweeps.trials.fused._training import FusedOutcome, train_fused
+from storage.bulk_runs import NewRun
+from storage.bulk_trials import BulkTrialWriter, Finish
+from storage.tracking import RunEnd
+from sweeps.runner._fused_batch import BatchTimes, FusedContext, Member
+from sweeps.tracking import STUDY_TAG, SWEEP_TAG
+from sweeps.trials import TrainResult, trial_run_end
+from sweeps.trials.fused import FusedOutcome, train_fused
 
 if TYPE_CHECKING:
-    from storage import Store
-    from storage.tracking import Point, Tracking
-    from sweeps.config import SweepConfig
-    from sweeps.space._search_space import SearchSpace
-    from sweeps.workloads.base import Workload
-
-#: The sweep's sampler for a study whose trial numbers are the sweep's plus the argument.
-SamplerFactory = Callable[[int], optuna.samplers.BaseSampler]
-PrunerFactory = Callable[[], optuna.pruners.BasePruner]
+    from storage.tracking import Point
 
 
 #: Fused batches larger than this skip each trial's lr/momentum PNG (about 60 ms a trial in
 #: the writer); the runs' ``lr`` and ``momentum`` metrics chart the same curves in MLflow.
 PLOT_LIMIT = 32
 PLOT_CALL = "sweeps.tracking._artifacts:trial_plot"
-#: ``0`` sends the batch's Optuna writes through Optuna's API, one trial at a time.
-OPTUNA_BULK_ENV = "ONECYCLE_OPTUNA_BULK"
-
-
-@dataclass
-class Member:
-    """One trial of a batch: its stored trial, its mirror (for pruning), its schedule.
-
-    ``api`` is Optuna's own handle on the stored trial where the trial goes through Optuna's
-    API (an enqueued trial, or a store the bulk writer does not know); None when the batch's
-    writes go through :class:`storage.bulk_trials.BulkTrialWriter`.
-    """
-
-    trial_id: int
-    number: int
-    shadow: optuna.Trial
-    schedule: dict[str, Any]
-    handle: str = ""
-    api: optuna.Trial | None = None
-    intermediate: list[tuple[int, float]] = field(default_factory=list)
-
-
-@dataclass
-class BatchTimes:
-    """Where a batch's wall time went."""
-
-    trials: int
-    ask_s: float = 0.0
-    #: The part of ``ask_s`` the sampler took (K asks in the in-memory mirror study).
-    sample_s: float = 0.0
-    train_s: float = 0.0
-    tell_s: float = 0.0
-    sync_s: float = 0.0
-
-    @property
-    def wall_s(self) -> float:
-        """The whole batch."""
-        return self.ask_s + self.train_s + self.tell_s + self.sync_s
-
-    @property
-    def bookkeeping_share(self) -> float:
-        """Ask, tell and waiting for the tracking writer, as a share of the batch."""
-        return (self.ask_s + self.tell_s + self.sync_s) / max(self.wall_s, 1e-9)
-
-
-@dataclass
-class FusedContext:
-    """What a fused batch needs from the sweep runner (built once per worker)."""
-
-    store: Store
-    study: optuna.Study
-    config: SweepConfig
-    space: SearchSpace
-    settings: TrainSettings
-    make_workload: Callable[[], Workload]
-    make_sampler: SamplerFactory
-    make_pruner: PrunerFactory
-    tracking: Tracking | None
-    experiment_id: str
-    parent_run_id: str
-    run_params: Mapping[str, Any]
-    worker: str
-    interval: int
-    fused: int
-    progress_start: Callable[[list[int], int], None] = lambda numbers, total: None
-    progress_step: Callable[[int, int], None] = lambda number, done: None
-    #: Asks a big batch in parallel chunks (``sweeps.space._parallel``).
-    sampling: BatchSampling | None = None
-    batches: list[BatchTimes] = field(default_factory=list)
-    #: The tracking writer's marker after the previous batch's writes (waited for one batch on).
-    last_mark: str | None = None
-    #: Seconds the sampler took in the last :func:`next_batch`.
-    last_sample_s: float = 0.0
-    _writers: tuple[BulkTrialWriter | None, BulkRunWriter | None] | None = None
-
-    def writers(self) -> tuple[BulkTrialWriter | None, BulkRunWriter | None]:
-        """The bulk writers for this store's Optuna and MLflow databases (None: the APIs)."""
-        if self._writers is None:
-            from sweeps.runner._loop import rdb_storage
-
-            trials, runs = None, None
-            storage = rdb_storage(self.study)
-            if storage is not None and os.environ.get(OPTUNA_BULK_ENV, "1") != "0":
-                trials = BulkTrialWriter.for_engine(storage.engine)
-            if self.tracking is not None and os.environ.get(BULK_ENV, "1") != "0":
-                runs = BulkRunWriter.for_uri(self.store.spec.mlflow_uri)
-            self._writers = (trials, runs)
-        return self._writers
-
-
-def next_batch(context: FusedContext, n_trials: int) -> list[Member] | None:
-    """Start up to ``fused`` trials under the store's lock; None when the sweep is done."""
-    from sweeps.runner._loop import start_under_lock
-
-    return start_under_lock(
-        context.store,
-        context.study,
-        n_trials,
-        context.interval,
-        lambda room: _ask(context, min(context.fused, room)),
-    )
-
-
-def _ask(context: FusedContext, take: int) -> list[Member]:
-    study = context.study
-    trials = study.get_trials(deepcopy=False)
-    history = [t for t in trials if t.state != TrialState.WAITING]
-    waiting = len(trials) - len(history)
-    # The mirror holds every trial but the waiting ones, and takes those first (each keeps its
-    # number): whenever it samples, its next number is the store's next number.
-    mirror = optuna.create_study(
-        direction=study.direction,
-        sampler=context.make_sampler(0),
-        pruner=context.make_pruner(),
-    )
-    mirror.add_trials(history)
-    members: list[Member] = []
-    storage = study._storage
-    writer, _ = context.writers()
-    with warnings.catch_warnings():  # heartbeats are ours (_Beats), as in the single path
-        warnings.filterwarnings("ignore", message="Heartbeat of storage")
-        for _ in range(min(take, waiting)):
-            trial = study.ask()  # an enqueued trial: its params are fixed
-            schedule = context.space.suggest(trial)
-            template = optuna.trial.create_trial(
-                state=TrialState.RUNNING, params=trial.params, distributions=trial.distributions
-            )
-            shadow_id = mirror._storage.create_new_trial(mirror._study_id, template)
-            shadow = optuna.Trial(mirror, shadow_id)
-            trial.set_user_attr("deepspeed_params", schedule)
-            trial.set_user_attr("worker", context.worker)
-            storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
-            members.append(Member(trial._trial_id, trial.number, shadow, schedule, api=trial))
-        sampled = []
-        sampling = time.perf_counter()
-        count = take - len(members)
-        if context.sampling is not None and context.sampling.chunked(count):
-            first = len(trials)
-            for found in context.sampling.sample(history, study.direction, first, count):
-                template = optuna.trial.create_trial(
-                    state=TrialState.RUNNING,
-                    params=found.params,
-                    distributions=found.distributions,
-                )
-                shadow_id = mirror._storage.create_new_trial(mirror._study_id, template)
-                sampled.append((optuna.Trial(mirror, shadow_id), found.schedule))
-        else:
-            for _ in range(count):
-                shadow = mirror.ask()
-                sampled.append((shadow, context.space.suggest(shadow)))
-        context.last_sample_s = time.perf_counter() - sampling
-        attrs = [{"deepspeed_params": plan, "worker": context.worker} for _, plan in sampled]
-        if writer is not None:
-            new = [
-                NewTrial(shadow.params, shadow.distributions, attr)
-                for (shadow, _), attr in zip(sampled, attrs, strict=True)
-            ]
-            for (shadow, schedule), started in zip(
-                sampled, writer.start(study._study_id, new), strict=True
-            ):
-                members.append(Member(started.trial_id, started.number, shadow, schedule))
-        else:
-            for (shadow, schedule), attr in zip(sampled, attrs, strict=True):
-                template = optuna.trial.create_trial(
-                    state=TrialState.RUNNING,
-                    params=shadow.params,
-                    distributions=shadow.distributions,
-                    user_attrs=attr,
-                )
-                trial_id = storage.create_new_trial(study._study_id, template_trial=template)
-                trial = optuna.Trial(study, trial_id)
-                storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
-                members.append(Member(trial_id, trial.number, shadow, schedule, api=trial))
-    for member in members:
-        member.handle = f"trial-{member.number}-{member.trial_id}"
-    return members
 
 
 class _Beats:
@@ -472,9 +285,6 @@ def _outcome(context: FusedContext, outcome: FusedOutcome, index: int, started: 
     return Told(TrialState.COMPLETE, float(value), None, result, started, attrs)
 
 
-_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
-
-
 def _finish(context: FusedContext, told: Sequence[tuple[Member, Told]], done: set[int]) -> None:
     """Tell Optuna every member's outcome and end their MLflow runs, one batch of writes each.
 
@@ -497,7 +307,7 @@ def _finish(context: FusedContext, told: Sequence[tuple[Member, Told]], done: se
                 ends[member.handle] = trial_run_end(
                     context.settings.metric,
                     member.schedule,
-                    (_STATUS[outcome.state], outcome.state.name, outcome.reason),
+                    (outcome.state.name, outcome.reason),
                     outcome.result,
                     outcome.started,
                     outcome.value,

@@ -27,7 +27,8 @@ from rich.table import Table
 from rich.text import Text
 
 from storage import Store
-from sweeps.runner._loop import THREADS_ENV, counts
+from sweeps.runner._coordination import counts
+from sweeps.runner._settings import THREADS_ENV
 
 
 def worker_commands(name: str, store_args: Sequence[str], count: int) -> list[list[str]]:

@@ -27,11 +27,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from schedulers.schedules import OneCycleSchedule
+from sweeps.config import SCHEDULE_KEYS, Choices, Range, SweepConfig
+from sweeps.space._auto_bounds import resolve_auto
 
 if TYPE_CHECKING:
     import optuna
-
-    from sweeps.config import Range, SweepConfig
 
 INTEGER_KEYS = frozenset(
     {
@@ -96,9 +96,6 @@ class SearchSpace:
     """A validated search space; :meth:`suggest` gives a trial's DeepSpeed OneCycle params."""
 
     def __init__(self, config: SweepConfig) -> None:
-        from sweeps.config import Choices, Range
-        from sweeps.space._auto_bounds import resolve_auto
-
         config = resolve_auto(config)
         self.config = config
         self._range, self._choices = Range, Choices
@@ -298,8 +295,6 @@ class SearchSpace:
     def optuna_params(self, deepspeed: dict[str, Any], index: int = 0) -> dict[str, Any]:
         """Translate a known DeepSpeed config into the Optuna parameters that reproduce it."""
         where = f"enqueue[{index}]"
-        from sweeps.config import SCHEDULE_KEYS
-
         out: dict[str, Any] = {}
         for key, value in deepspeed.items():
             if key not in SCHEDULE_KEYS:
@@ -388,3 +383,12 @@ def _plain(value: Any, key: str) -> Any:
     if key in INTEGER_KEYS and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def check_space(config: SweepConfig) -> None:
+    """Refuse (``ValueError``) a space where some sampled configuration is no valid schedule.
+
+    A space with ``auto`` bounds is checked once the range test has set them.
+    """
+    if not config.needs_range_test:
+        SearchSpace(config)

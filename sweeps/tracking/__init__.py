@@ -1,1 +1,30 @@
-"""What a sweep and its trials write to MLflow: names, tags, the summary, artifacts."""
+"""What a sweep and its trials write to MLflow: experiment, parent run, summary, artifacts."""
+
+from __future__ import annotations
+
+from sweeps.tracking._sweep import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    ROLE_TAG,
+    STUDY_TAG,
+    SWEEP_TAG,
+    ensure_experiment,
+    log_sweep_summary,
+    start_parent_run,
+)
+from sweeps.tracking._tags import FAILURE_TAG, PRUNED_TAG, RUN_STATUS, STATE_TAG
+
+__all__ = [
+    "EXPERIMENT_KIND",
+    "EXPERIMENT_KIND_TAG",
+    "FAILURE_TAG",
+    "PRUNED_TAG",
+    "ROLE_TAG",
+    "RUN_STATUS",
+    "STATE_TAG",
+    "STUDY_TAG",
+    "SWEEP_TAG",
+    "ensure_experiment",
+    "log_sweep_summary",
+    "start_parent_run",
+]

@@ -1,1 +1,25 @@
-"""How one trial trains: the built-in loop, a user's function, fused trials, shared rules."""
+"""How one trial trains: the built-in loop over a workload, a user's function, the shared rules.
+
+The loops know neither Optuna nor MLflow; they call hooks (``docs/architecture.md``).
+"""
+
+from __future__ import annotations
+
+from sweeps.trials._function import entrypoint_workload, import_entrypoint
+from sweeps.trials._objective import MlflowTarget, Objective, TrialDiverged
+from sweeps.trials._task import OptimizerName, TrainResult, TrainSettings, make_optimizer, train
+from sweeps.trials._tracker import trial_run_end
+
+__all__ = [
+    "MlflowTarget",
+    "Objective",
+    "OptimizerName",
+    "TrainResult",
+    "TrainSettings",
+    "TrialDiverged",
+    "entrypoint_workload",
+    "import_entrypoint",
+    "make_optimizer",
+    "train",
+    "trial_run_end",
+]

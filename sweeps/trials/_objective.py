@@ -20,10 +20,10 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 import schedulers
-from sweeps.tracking._sweep import STUDY_TAG, SWEEP_TAG
+from sweeps.tracking import FAILURE_TAG, STUDY_TAG, SWEEP_TAG
 from sweeps.trials._function import EntrypointWorkload
 from sweeps.trials._task import TrainResult, TrainSettings, train
-from sweeps.trials._tracker import FAILURE_TAG, TrialTracker, trial_run_end
+from sweeps.trials._tracker import TrialTracker, trial_run_end
 from sweeps.workloads.base import Workload
 
 if TYPE_CHECKING:
@@ -74,12 +74,12 @@ class Objective:
             else:
                 result = train(workload, schedule, self.settings, hooks)
         except optuna.TrialPruned:
-            self._finish(run_id, tracker, schedule, "KILLED", "PRUNED", None, started, hooks.last)
+            self._finish(run_id, tracker, schedule, "PRUNED", None, started, hooks.last)
             raise
         except BaseException as error:
             why = f"{type(error).__name__}: {error}"
             trial.set_user_attr("failure_reason", why)
-            self._finish(run_id, tracker, schedule, "FAILED", "FAIL", why, started, hooks.last)
+            self._finish(run_id, tracker, schedule, "FAIL", why, started, hooks.last)
             raise
         value = result.final.get(self.settings.metric, math.nan)
         reason: str | None = result.diverged
@@ -87,9 +87,7 @@ class Objective:
             reason = "objective value is NaN"
         if reason is not None:
             trial.set_user_attr("failure_reason", f"diverged: {reason}")
-            self._finish(
-                run_id, tracker, schedule, "FAILED", "FAIL", f"diverged: {reason}", started, result
-            )
+            self._finish(run_id, tracker, schedule, "FAIL", f"diverged: {reason}", started, result)
             raise TrialDiverged(
                 f"trial {trial.number} diverged at step {result.diverged_step}: {reason}"
             )
@@ -99,7 +97,6 @@ class Objective:
             run_id,
             tracker,
             schedule,
-            "FINISHED",
             "COMPLETE",
             None,
             started,
@@ -140,7 +137,6 @@ class Objective:
         run_id: str | None,
         tracker: TrialTracker | None,
         schedule: dict[str, Any],
-        status: str,
         state: str,
         reason: str | None,
         started: float,
@@ -151,7 +147,7 @@ class Objective:
             return
         tracker.flush()
         end = trial_run_end(
-            self.settings.metric, schedule, (status, state, reason), result, started, objective
+            self.settings.metric, schedule, (state, reason), result, started, objective
         )
         self.mlflow.tracking.end_runs({run_id: end})
 

@@ -19,12 +19,10 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from storage.tracking import Point, RunEnd, Tracking
+from sweeps.tracking import FAILURE_TAG, PRUNED_TAG, RUN_STATUS, STATE_TAG
 from sweeps.trials._task import TrainResult
 
 ARTIFACTS_CALL = "sweeps.tracking._artifacts:trial_artifacts"
-FAILURE_TAG = "onecycle.failure_reason"
-PRUNED_TAG = "pruned"
-STATE_TAG = "onecycle.trial_state"
 
 
 def momentum_of(group: Mapping[str, Any]) -> float | None:
@@ -92,7 +90,7 @@ class TrialTracker:
 def trial_run_end(
     metric: str,
     schedule: Mapping[str, Any],
-    outcome: tuple[str, str, str | None],
+    outcome: tuple[str, str | None],
     result: TrainResult | None,
     started: float,
     objective: float | None = None,
@@ -101,13 +99,15 @@ def trial_run_end(
     """How a trial's run ends, for ``Tracking.end_runs``.
 
     Final metrics, outcome tags, the artifacts call (scheduler JSON and PNG) and the status.
-    ``outcome`` is (MLflow status, Optuna state name, failure reason or None): FINISHED /
-    COMPLETE, KILLED / PRUNED (tagged ``pruned``), FAILED / FAIL with the reason as a tag.
+    ``outcome`` is (Optuna state name, failure reason or None); the run's status follows from
+    the state (:data:`sweeps.tracking.RUN_STATUS`): COMPLETE ends FINISHED, PRUNED ends KILLED
+    (tagged ``pruned``), FAIL ends FAILED with the reason as a tag.
     ``plot=False`` leaves out the lr/momentum PNG (the JSON scheduler block is always logged).
     """
     import schedulers
 
-    status, state, reason = outcome
+    state, reason = outcome
+    status = RUN_STATUS[state]
     step = max((result.steps - 1) if result else 0, 0)
     now = int(time.time() * 1000)
     finals: dict[str, float] = {"wall_time_s": time.perf_counter() - started}

@@ -21,15 +21,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from storage import StoreSpec, open_store
 from sweeps.cli import main
-from sweeps.config import load_config
-from sweeps.runner._loop import (
+from sweeps.runner import (
     Progress,
     SweepOutcome,
     create_or_resume,
+    load_config,
     run_sweep,
 )
-from sweeps.space._samplers import make_sampler
-from sweeps.space._search_space import SearchSpace
+from sweeps.space import SearchSpace, make_sampler
 from tests.conftest import store_args
 
 NewSpec = Callable[..., StoreSpec]

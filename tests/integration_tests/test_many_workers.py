@@ -18,9 +18,7 @@ import yaml
 
 from storage import Store, StoreSpec, open_store
 from sweeps.cli import main
-from sweeps.config import load_config
-from sweeps.runner._local_workers import worker_env
-from sweeps.runner._loop import STALE_REASON, create_or_resume
+from sweeps.runner import STALE_REASON, create_or_resume, load_config, worker_env
 from tests.conftest import store_args
 
 NewSpec = Callable[..., StoreSpec]

@@ -13,8 +13,7 @@ import pytest
 
 from storage import StoreSpec, open_store
 from sweeps.cli import main
-from sweeps.config import load_config
-from sweeps.runner._loop import close_parent, create_or_resume, run_sweep
+from sweeps.runner import close_parent, create_or_resume, load_config, run_sweep
 from tests.conftest import store_args
 from tests.integration_tests.test_many_workers import tiny_sweep
 

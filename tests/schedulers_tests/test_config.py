@@ -105,3 +105,20 @@ def test_every_type_round_trips(kind: str) -> None:
     block = schedulers.from_config(opt(), {"type": kind, "params": needed}).to_config()
     assert block["type"] == kind
     assert schedulers.from_config(opt(), block).to_config() == block
+
+
+def test_the_torch_free_keyword_lists_are_the_adapters_own() -> None:
+    """OneCycle's and LRRangeTest's names and defaults come from the closed-form schedules
+    (no torch import); they must be exactly what the DeepSpeed-API constructors take."""
+    import inspect
+
+    from schedulers.config import _signature
+    from schedulers.deepspeed_api import SCHEDULER_TYPES
+
+    for kind in ("OneCycle", "LRRangeTest"):
+        adapter = [
+            (p.name, p.default)
+            for p in inspect.signature(SCHEDULER_TYPES[kind].__init__).parameters.values()
+            if p.name not in ("self", "optimizer")
+        ]
+        assert [(p.name, p.default) for p in _signature(kind)] == adapter

@@ -12,13 +12,8 @@ import pytest
 from mlflow import MlflowClient
 
 from storage import open_store, resolve_store
-from storage.tracking import (
-    ORPHAN_REASON,
-    UNENDED_REASON,
-    InlineTracking,
-    ProcessTracking,
-    Tracking,
-)
+from storage.tracking import InlineTracking, ProcessTracking, Tracking
+from storage.tracking_writer import ORPHAN_REASON, UNENDED_REASON
 from tests.conftest import drop_databases
 from tests.mlflow_server import mlflow_server
 from tests.requirements import postgres_url

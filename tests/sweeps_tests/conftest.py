@@ -13,9 +13,8 @@ import torch
 
 from storage import Store, open_store, resolve_store
 from storage.tracking import ProcessTracking
-from sweeps.tracking._sweep import ensure_experiment, start_parent_run
-from sweeps.trials._objective import MlflowTarget, Objective
-from sweeps.trials._task import TrainSettings
+from sweeps.tracking import ensure_experiment, start_parent_run
+from sweeps.trials import MlflowTarget, Objective, TrainSettings
 from sweeps.workloads import build_workload
 
 SCHEDULE = dict(

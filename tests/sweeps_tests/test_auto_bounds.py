@@ -10,9 +10,10 @@ import yaml
 
 from storage import open_store, resolve_store
 from sweeps.cli import main
-from sweeps.config import Range, parse_config
+from sweeps.config import Range
 from sweeps.errors import UsageError
-from sweeps.space._auto_bounds import resolve_auto
+from sweeps.runner import parse_config
+from sweeps.space import resolve_auto
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

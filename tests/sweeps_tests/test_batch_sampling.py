@@ -11,10 +11,9 @@ import pytest
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.config import SweepConfig, parse_config
-from sweeps.space._parallel import CHUNK, BatchSampling, chunk_sizes, sample_chunk
-from sweeps.space._samplers import make_sampler
-from sweeps.space._search_space import SearchSpace
+from sweeps.config import SweepConfig
+from sweeps.runner import parse_config
+from sweeps.space import CHUNK, BatchSampling, SearchSpace, chunk_sizes, make_sampler, sample_chunk
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -11,8 +11,7 @@ import yaml
 from storage import open_store, resolve_store
 from sweeps.cli import main
 from sweeps.errors import UsageError
-from sweeps.studies.batch_scaling._config import parse_study
-from sweeps.studies.batch_scaling._study import CURVE_TAG
+from sweeps.studies.batch_scaling import CURVE_TAG, parse_study
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -15,8 +15,7 @@ import yaml
 
 from storage import open_store, resolve_store
 from sweeps.cli import main
-from sweeps.config import load_config
-from sweeps.runner._loop import create_or_resume
+from sweeps.runner import create_or_resume, load_config
 from tests.mlflow_server import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from sweeps.trials._task import TrainSettings, train
-from sweeps.trials.fused._training import train_fused
+from sweeps.trials import TrainSettings, train
+from sweeps.trials.fused import train_fused
 from sweeps.workloads import build_workload
 
 SCHEDULES: list[dict[str, Any]] = [
@@ -149,7 +149,7 @@ class _Residual(torch.nn.Module):
 
 
 def test_a_model_that_is_not_a_plain_mlp_takes_the_vmap_path_and_still_matches() -> None:
-    from sweeps.trials.fused._model import StackedModel
+    from sweeps.trials.fused import StackedModel
     from sweeps.workloads.sklearn_data import Digits
 
     class ResidualDigits(Digits):

@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from storage import StoreSpec, open_store
-from sweeps.runner._loop import (
+from sweeps.runner import (
     LOST_REASON,
     counts,
     fail_trials_without_heartbeat,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sweeps.range_test._rule import DivergenceWatch, smooth, suggest
+from sweeps.range_test import DivergenceWatch, smooth, suggest
 
 
 def _lrs(n: int, low: float = 1e-4, high: float = 10.0) -> list[float]:

@@ -11,8 +11,7 @@ from mlflow import MlflowClient
 
 from storage import open_store, resolve_store
 from sweeps.cli import main
-from sweeps.range_test._rule import suggest
-from sweeps.range_test._run import RangeTestSettings, run_range_test
+from sweeps.range_test import RangeTestSettings, run_range_test, suggest
 from tests.sweeps_tests.least_squares import LeastSquares
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schedulers.schedules import OneCycleSchedule
-from sweeps.config import parse_config
 from sweeps.errors import UsageError
-from sweeps.space._search_space import SearchSpace, fraction_name
+from sweeps.runner import parse_config
+from sweeps.space import SearchSpace, fraction_name
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

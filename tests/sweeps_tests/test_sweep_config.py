@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sweeps.cli import main
-from sweeps.config import load_config
+from sweeps.runner import load_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 GOOD = (EXAMPLES / "digits.yaml").read_text()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import optuna
 
-from sweeps.tracking._sweep import log_sweep_summary
+from sweeps.tracking import log_sweep_summary
 from tests.sweeps_tests.conftest import SCHEDULE, TrackedSweep
 
 

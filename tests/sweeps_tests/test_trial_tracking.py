@@ -9,8 +9,8 @@ import pytest
 from mlflow.entities import RunStatus
 
 from schedulers.schedules import OneCycleSchedule
-from sweeps.tracking._sweep import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
-from sweeps.trials._objective import TrialDiverged
+from sweeps.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+from sweeps.trials import TrialDiverged
 from tests.sweeps_tests.conftest import SCHEDULE, TrackedSweep
 
 Make = Callable[..., TrackedSweep]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from sweeps.trials._task import TrainSettings, train
+from sweeps.trials import TrainSettings, train
 from sweeps.workloads import BUILTIN, build_workload
 from sweeps.workloads.metrics import binary_auc
 

@@ -21,10 +21,10 @@ from sweeps.config import (
     SweepConfig,
     Workload,
     format_error,
-    parse_config,
 )
 from sweeps.config._files import load_mapping
 from sweeps.errors import UsageError
+from sweeps.runner import parse_config
 
 
 class LrSearch(Strict):

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from storage import Store
 from storage.tracking import ProcessTracking
-from sweeps.runner._loop import (
+from sweeps.runner import (
     create_or_resume,
     resolve_device,
     run_params,
@@ -37,9 +37,8 @@ from sweeps.runner._loop import (
     workload_factory,
 )
 from sweeps.studies.batch_scaling._config import BatchScalingConfig
-from sweeps.tracking._sweep import ROLE_TAG, SWEEP_TAG, ensure_experiment, start_parent_run
-from sweeps.trials._objective import MlflowTarget, Objective, TrialDiverged
-from sweeps.trials._task import TrainSettings
+from sweeps.tracking import ROLE_TAG, SWEEP_TAG, ensure_experiment, start_parent_run
+from sweeps.trials import MlflowTarget, Objective, TrainSettings, TrialDiverged
 
 CURVE_TAG = "onecycle.study_curve"
 Say = Callable[[str], None]

@@ -1,1 +1,17 @@
-"""Fused trials: K trials of one Task stacked into one model and trained at once."""
+"""Fused trials: K trials of one workload stacked into one model and trained at once.
+
+See ``docs/fused.md`` for the design and ``benchmarks/bench_fused.py`` for the figures.
+"""
+
+from __future__ import annotations
+
+from sweeps.trials.fused._model import StackedModel
+from sweeps.trials.fused._sizing import auto_fused_trials
+from sweeps.trials.fused._training import FusedOutcome, train_fused
+
+__all__ = [
+    "FusedOutcome",
+    "StackedModel",
+    "auto_fused_trials",
+    "train_fused",
+]

@@ -1,0 +1,346 @@
+"""What the tracking writer does with each command: MLflow writes, retried, nothing lost.
+
+The commands come from :class:`storage.tracking.Tracking`; :func:`_serve` is the writer process's
+loop (metric values held briefly and written per run in one batch), and :class:`_Executor`
+applies one command, retrying transient errors and recording the rest against its handle.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import importlib
+import multiprocessing
+import os
+import queue
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from storage.bulk_metrics import BulkMetricWriter
+from storage.bulk_runs import MAX_PARAM_VALUE, BulkRunWriter
+from storage.errors import StoreUnavailable
+from storage.redact import scrub
+
+#: One metric value: (key, value, step, timestamp in ms).
+Point = tuple[str, float, int, int]
+
+
+MAX_METRICS_PER_CALL = 1000
+
+
+MAX_PARAMS_PER_CALL = 100
+
+
+MAX_PARAM_LENGTH = MAX_PARAM_VALUE  # MLflow's limit on one param value
+
+
+RETRIES = 6
+
+
+#: Set to 0 to send metric values through ``MlflowClient.log_batch`` only (storage/bulk_metrics).
+BULK_ENV = "ONECYCLE_MLFLOW_BULK"
+
+
+#: Errors of a many-run command are reported under this handle.
+BATCH_HANDLE = "batch"
+
+
+#: Seconds the writer may hold metric values before writing them anyway.
+HOLD_S = 2.0
+
+
+#: The writer's ``nice`` increment: training keeps the CPU when both want it.
+WRITER_NICENESS = 10
+
+
+_TRANSIENT = ("locked", "could not connect", "connection", "terminating", "server closed")
+
+
+ORPHAN_REASON = "the process that owned this run ended without closing it"
+
+
+UNENDED_REASON = "the tracking writer was closed before this run was ended (interrupted)"
+
+
+class RunEnd(NamedTuple):
+    """How one run ends (see :meth:`Tracking.end_runs`).
+
+    ``call`` is an optional ``(target, kwargs)`` run like :meth:`Tracking.call` before the end.
+    """
+
+    status: str
+    tags: Mapping[str, str]
+    points: list[Point]
+    call: tuple[str, dict[str, Any]] | None = None
+
+
+@dataclass
+class SyncReport:
+    """What :meth:`sync` learned: the MLflow run id of each handle and errors per handle."""
+
+    run_ids: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def raise_errors(self) -> None:
+        """Raise :class:`StoreUnavailable` summarising every recorded error."""
+        if self.errors:
+            parts = [f"{handle}: {'; '.join(msgs)}" for handle, msgs in self.errors.items()]
+            raise StoreUnavailable("MLflow writes failed: " + " | ".join(parts))
+
+
+class _Executor:
+    """Carries out commands against one ``MlflowClient``; shared by both implementations."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        from mlflow import MlflowClient
+
+        if tracking_uri.startswith("sqlite"):
+            from storage.sqlite_dir import fast_wal_commits
+
+            fast_wal_commits()  # the writer is its own process: its engines need the hook too
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.run_ids: dict[str, str] = {}
+        self.open: set[str] = set()
+        self.errors: dict[str, list[str]] = {}
+        self._bulk: BulkMetricWriter | None = None
+        self._bulk_checked = os.environ.get(BULK_ENV, "1") == "0"  # disabled: never look
+        self._runs: BulkRunWriter | None = None
+        self._runs_checked = self._bulk_checked
+
+    def bulk(self) -> BulkMetricWriter | None:
+        """The direct-to-table metric writer, found on first use (MLflow's tables exist then)."""
+        if not self._bulk_checked:
+            self._bulk_checked = True
+            self._bulk = BulkMetricWriter.for_uri(self.uri)
+        return self._bulk
+
+    def execute(self, command: tuple[Any, ...]) -> None:
+        kind, handle = command[0], command[1]
+        try:
+            self._retrying(lambda: self._dispatch(kind, handle, command[2:]))
+        except Exception as error:  # recorded and reported at the next sync
+            text = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            self.errors.setdefault(handle, []).append(f"{kind}: {scrub(text, self.uri)}")
+
+    def _retrying(self, action: Callable[[], None]) -> None:
+        for attempt in range(RETRIES):
+            try:
+                action()
+                return
+            except Exception as error:
+                text = str(error).lower()
+                transient = any(marker in text for marker in _TRANSIENT)
+                if not transient or attempt == RETRIES - 1:
+                    raise
+                time.sleep(0.25 * 2**attempt)  # up to about 8 s in all: a database restart
+
+    def _dispatch(self, kind: str, handle: str, args: tuple[Any, ...]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        if kind == "adopt":
+            self.run_ids[handle] = args[0]
+            self.open.add(handle)
+            return
+        if kind == "start":
+            experiment_id, run_name, tags = args
+            if handle in self.run_ids:
+                return
+            run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
+            self.run_ids[handle] = run.info.run_id
+            self.open.add(handle)
+            return
+        if kind == "end_many":
+            self._end_many(args[0])
+            return
+        if kind == "metrics_many":
+            self._metrics_many(args[0])
+            return
+        run_id = self.run_ids.get(handle)
+        if run_id is None:
+            raise RuntimeError(f"no run was started for handle {handle!r}")
+        if kind == "metrics":
+            points: list[Point] = args[0]
+            bulk = self.bulk()
+            if bulk is not None:
+                bulk.write(run_id, points)
+                return
+            for start in range(0, len(points), MAX_METRICS_PER_CALL):
+                chunk = points[start : start + MAX_METRICS_PER_CALL]
+                metrics = [Metric(key=k, value=v, timestamp=t, step=s) for k, v, s, t in chunk]
+                self.client.log_batch(run_id, metrics=metrics, synchronous=True)
+        elif kind == "params":
+            pairs = [(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in args[0].items()]
+            for start in range(0, len(pairs), MAX_PARAMS_PER_CALL):
+                block = pairs[start : start + MAX_PARAMS_PER_CALL]
+                self.client.log_batch(run_id, params=[Param(k, v) for k, v in block])
+        elif kind == "tags":
+            tags = [RunTag(k, str(v)) for k, v in args[0].items()]
+            self.client.log_batch(run_id, tags=tags)
+        elif kind in ("call", "idle_call"):
+            target, kwargs = args
+            module, _, name = target.partition(":")
+            function = getattr(importlib.import_module(module), name)
+            function(self.client, run_id, **kwargs)
+        elif kind == "end":
+            self.client.set_terminated(run_id, status=args[0])
+            self.open.discard(handle)
+        else:
+            raise ValueError(f"unknown tracking command {kind!r}")
+
+    def bulk_runs(self) -> BulkRunWriter | None:
+        """The direct-to-table run writer (None over HTTP, another schema, or when disabled)."""
+        if not self._runs_checked:
+            self._runs_checked = True
+            self._runs = BulkRunWriter.for_uri(self.uri)
+        return self._runs
+
+    def _ids(self, handles: Iterable[str]) -> dict[str, str]:
+        ids = {}
+        for handle in handles:
+            run_id = self.run_ids.get(handle)
+            if run_id is None:
+                raise RuntimeError(f"no run was started for handle {handle!r}")
+            ids[handle] = run_id
+        return ids
+
+    def _metrics_many(self, points: Mapping[str, list[Point]]) -> None:
+        ids = self._ids(points)
+        bulk = self.bulk()
+        if bulk is not None:
+            bulk.write_many({ids[h]: found for h, found in points.items() if found})
+            return
+        for handle, found in points.items():
+            self._dispatch("metrics", handle, (found,))
+
+    def _end_many(self, ends: Mapping[str, RunEnd]) -> None:
+        ids = self._ids(ends)
+        self._metrics_many({h: end.points for h, end in ends.items() if end.points})
+        runs = self.bulk_runs()
+        # Artifact calls get the run's artifact URI when it is known (one query for the
+        # batch), so they need not read each run back to find where its files go.
+        uris = runs.artifact_uris(list(ids.values())) if runs is not None else {}
+        for handle, end in ends.items():
+            if end.call is not None:
+                target, kwargs = end.call
+                found = {**kwargs, "artifact_uri": uris.get(ids[handle])}
+                self._dispatch("call", handle, (target, found))
+        if runs is not None:
+            runs.end({ids[h]: (end.status, end.tags) for h, end in ends.items()})
+        else:
+            for handle, end in ends.items():
+                self._dispatch("tags", handle, (end.tags,))
+                self._dispatch("end", handle, (end.status,))
+        self.open.difference_update(ends)
+
+    def report(self) -> SyncReport:
+        errors = {h: list(m) for h, m in self.errors.items()}
+        self.errors.clear()
+        return SyncReport(run_ids=dict(self.run_ids), errors=errors)
+
+    def fail_open_runs(self, reason: str) -> None:
+        for handle in list(self.open):
+            self.execute(("tags", handle, {"onecycle.failure_reason": reason}))
+            self.execute(("end", handle, "FAILED"))
+
+
+def _serve(
+    tracking_uri: str,
+    commands: multiprocessing.Queue[tuple[Any, ...]],
+    replies: multiprocessing.Queue[tuple[str, SyncReport]],
+    parent: int,
+) -> None:
+    """The writer process: carry out commands in order, metric values in big batches.
+
+    Metric values are held until a run has ``MAX_METRICS_PER_CALL`` of them, they are
+    ``HOLD_S`` old, or another command for that run (or a sync) needs them written first: fewer,
+    larger ``log_batch`` calls cost less CPU and fewer commits, and the training process, which
+    shares the machine, slows down less. The writer runs at a lower CPU priority for the same
+    reason. Deferred calls (:meth:`Tracking.call_when_idle`) run when no command is waiting,
+    and all of them before a sync or close is answered; a mark does not wait for them.
+    """
+    import logging
+
+    with contextlib.suppress(OSError):
+        os.nice(WRITER_NICENESS)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    executor = _Executor(tracking_uri)
+    held: dict[str, list[Point]] = {}
+    held_since: dict[str, float] = {}
+
+    def write(*handles: str) -> None:
+        """Write what is held for ``handles``: one transaction for all of them."""
+        found = {}
+        for handle in handles:
+            points = held.pop(handle, None)
+            held_since.pop(handle, None)
+            if points:
+                found[handle] = points
+        if len(found) == 1:
+            ((handle, points),) = found.items()
+            executor.execute(("metrics", handle, points))
+        elif found:
+            executor.execute(("metrics_many", BATCH_HANDLE, found))
+
+    idle: collections.deque[tuple[Any, ...]] = collections.deque()
+
+    def run_idle() -> None:
+        command = idle.popleft()
+        write(command[1])  # what the deferred call reads back must be written first
+        executor.execute(command)
+
+    def catch_up() -> None:
+        write(*held)
+        while idle:
+            run_idle()
+
+    while True:
+        try:
+            # With deferred work waiting, look for commands without lingering.
+            command = commands.get(timeout=0.01 if idle else 0.25)
+        except queue.Empty:
+            command = None
+        now = time.monotonic()
+        write(*[h for h, since in held_since.items() if now - since > HOLD_S])
+        if command is None:
+            if os.getppid() != parent:  # the owner died: write what it sent, close its runs
+                write(*held)
+                executor.fail_open_runs(ORPHAN_REASON)
+                return
+            if idle:  # nothing else to do: one piece of deferred work
+                run_idle()
+            continue
+        kind, handle = command[0], command[1]
+        if kind == "metrics":
+            held.setdefault(handle, []).extend(command[2])
+            held_since.setdefault(handle, now)
+            if len(held[handle]) >= MAX_METRICS_PER_CALL:
+                write(handle)
+        elif kind == "end_many":
+            ends = {
+                h: end._replace(points=[*held.pop(h, []), *end.points])
+                for h, end in command[2].items()
+            }
+            for h in ends:
+                held_since.pop(h, None)
+            executor.execute((kind, handle, ends))
+        elif kind == "idle_call":
+            idle.append(command)
+        elif kind == "mark":  # everything but deferred work
+            write(*held)
+            replies.put((handle, executor.report()))
+        elif kind in ("sync", "close"):
+            catch_up()
+            if kind == "close":
+                # Whatever interrupted the owner between starting a run and ending it (a signal
+                # can land between any two lines), no run outlives its writer as RUNNING.
+                executor.fail_open_runs(UNENDED_REASON)
+            replies.put((handle, executor.report()))
+            if kind == "close":
+                return
+        else:
+            write(handle)
+            executor.execute(command)

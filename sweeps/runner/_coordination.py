@@ -1,0 +1,247 @@
+"""Workers sharing a sweep: the store lock around starting trials, heartbeats, stale trials.
+
+Starting a trial is "count, then create" under a store-wide lock, so concurrent workers never
+start more than ``n_trials``. A running trial sends heartbeats from its own thread; a trial whose
+worker stopped sending them is failed (and retried once), and one that never sent any is failed
+after the same grace. Outages of the database are ridden out for a while. See
+``docs/coordination.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import TypeVar
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from storage import Store
+from storage.errors import StoreUnavailable
+from storage.schema_lock import store_lock
+from sweeps.errors import UsageError
+from sweeps.tracking import FAILURE_TAG
+
+log = logging.getLogger(__name__)
+
+
+T = TypeVar("T")
+
+
+HEARTBEAT_ENV = "ONECYCLE_HEARTBEAT_S"
+
+
+STALE_REASON = "worker stopped sending heartbeats (killed or lost); the trial was retried"
+
+
+LOST_REASON = "started but never sent a heartbeat (its worker lost the database or died)"
+
+
+def rdb_storage(study: optuna.Study) -> optuna.storages.RDBStorage | None:
+    """The study's RDB storage, looking through the cache Optuna wraps it in; else None."""
+    storage = getattr(study._storage, "_backend", study._storage)
+    return storage if isinstance(storage, optuna.storages.RDBStorage) else None
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials per state, lower-case names.
+
+    On an RDB storage this is one ``GROUP BY`` on Optuna's ``trials`` table: loading every
+    trial (what ``get_n_trials`` does) made each new trial cost more as the study grew.
+    """
+    found = {state.name.lower(): 0 for state in TrialState}
+    storage = rdb_storage(study)
+    if storage is not None:
+        study_id = storage.get_study_id_from_name(study.study_name)
+        with storage.engine.connect() as connection:
+            rows = connection.execute(
+                text("select state, count(*) from trials where study_id = :id group by state"),
+                {"id": study_id},
+            ).all()
+        for state, number in rows:
+            name = state.name if isinstance(state, TrialState) else str(state)
+            found[name.lower()] = int(number)
+        return found
+    for trial in study.get_trials(deepcopy=False):
+        found[trial.state.name.lower()] += 1
+    return found
+
+
+def heartbeat_interval() -> int:
+    """Seconds between a running trial's heartbeats (``ONECYCLE_HEARTBEAT_S``, default 10)."""
+    raw = os.environ.get(HEARTBEAT_ENV, "10")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(
+            f"{HEARTBEAT_ENV} must be a whole number of seconds, got {raw!r}"
+        ) from None
+    if value < 1:
+        raise UsageError(f"{HEARTBEAT_ENV} must be >= 1, got {value}")
+    return value
+
+
+def stale_trial_handler(store: Store) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """Retry a trial whose worker died, once, and close its MLflow run as FAILED."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
+
+    def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+        retry(study, trial)
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if not run_id:
+            return
+        client = store.mlflow
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, FAILURE_TAG, STALE_REASON)
+            client.set_terminated(run_id, "FAILED")
+
+    return on_stale
+
+
+def riding_out_outages(what: str, action: Callable[[], T], patience_s: float = 60.0) -> T:
+    """Run ``action``, retrying while the database is unreachable (a restart, a failover).
+
+    Gives up after ``patience_s`` seconds with :class:`storage.StoreUnavailable`.
+    """
+    deadline = time.monotonic() + patience_s
+    pause = 0.5
+    while True:
+        try:
+            return action()
+        except (OperationalError, InterfaceError, optuna.exceptions.StorageInternalError) as error:
+            if time.monotonic() + pause > deadline:
+                raise StoreUnavailable(
+                    f"cannot {what}: the database stayed unreachable for {patience_s:.0f} s "
+                    f"({type(error).__name__})"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+def optuna_now() -> datetime:
+    """Now, as Optuna's RDB storage writes trial times.
+
+    Naive UTC where Optuna's ``TrialModel`` keeps ``_datetime_start_utc`` (Optuna 5), naive
+    local time before; comparing one with the other is off by the UTC offset.
+    """
+    from optuna.storages._rdb import models
+
+    if hasattr(models.TrialModel, "_datetime_start_utc"):
+        return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now()
+
+
+def fail_trials_without_heartbeat(study: optuna.Study, grace_s: int) -> list[int]:
+    """Fail RUNNING trials that never recorded a heartbeat and started over ``grace_s`` ago.
+
+    A trial is created (``ask``) and then gets its first heartbeat; a database outage or a
+    killed worker between the two leaves a RUNNING trial that Optuna's stale check never sees
+    (it only looks at trials with a heartbeat), and that would hold a place in the sweep for
+    ever. Such a trial never trained, so it is failed, not retried. Returns their numbers.
+    """
+    storage = rdb_storage(study)
+    if storage is None:
+        return []
+    study_id = storage.get_study_id_from_name(study.study_name)
+    cutoff = optuna_now() - timedelta(seconds=grace_s)
+    query = text(
+        "select t.trial_id, t.number from trials t "
+        "left join trial_heartbeats h on h.trial_id = t.trial_id "
+        "where t.study_id = :id and t.state = 'RUNNING' and h.trial_id is null "
+        "and t.datetime_start < :cutoff"
+    )
+    with storage.engine.connect() as connection:
+        rows = connection.execute(query, {"id": study_id, "cutoff": cutoff}).all()
+    failed = []
+    for trial_id, number in rows:
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            storage.set_trial_user_attr(trial_id, "failure_reason", LOST_REASON)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            failed.append(int(number))
+    if failed:
+        log.warning("failed trials %s: started but never sent a heartbeat", failed)
+    return failed
+
+
+def start_under_lock(
+    store: Store,
+    study: optuna.Study,
+    n_trials: int,
+    interval: int,
+    start: Callable[[int], T],
+) -> T | None:
+    """``start(room)`` once there is room for more trials; None when the sweep is done.
+
+    Counting and starting happen under the store's lock, so concurrent workers see each
+    other's new trials; ``room`` is how many more may start now (``n_trials`` minus finished
+    and running ones). A worker waits while the running trials would fill the sweep.
+    """
+    while True:
+        with store_lock(store.spec, store.spec.optuna_url, f"sweep-{study.study_name}"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            fail_trials_without_heartbeat(study, math.ceil(1.5 * interval))
+            found = counts(study)
+            finished = found["complete"] + found["pruned"]
+            if finished >= n_trials:
+                return None
+            room = n_trials - finished - found["running"]
+            if room > 0:
+                return start(room)
+        time.sleep(min(1.0, interval / 2))
+
+
+class _Heartbeat:
+    """Record a trial's heartbeat every ``interval`` seconds while it runs."""
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial, interval: int) -> None:
+        self._stop = threading.Event()
+        storage, trial_id = study._storage, trial._trial_id
+
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                with contextlib.suppress(Exception):  # a missed beat is retried next interval
+                    storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+
+        self._thread = threading.Thread(target=beat, name="onecycle-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class _StaleWatcher:
+    """Fail trials of dead workers promptly, even while this worker is busy with a long trial."""
+
+    def __init__(self, study: optuna.Study, interval: int) -> None:
+        self._stop = threading.Event()
+
+        def watch() -> None:
+            while not self._stop.wait(max(0.5, interval / 2)):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        optuna.storages.fail_stale_trials(study)
+                except Exception as error:  # retried at the next check
+                    log.warning("checking for stale trials failed: %s", error)
+
+        self._thread = threading.Thread(target=watch, name="onecycle-stale-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

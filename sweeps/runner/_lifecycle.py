@@ -1,0 +1,135 @@
+"""Creating a sweep in the store, or resuming one, with its study, experiment and parent run.
+
+Everything a worker needs is read back from the store by the sweep's name, so ``onecycle run``
+after an interruption and ``onecycle worker NAME`` elsewhere continue the same sweep; a resume
+with a different config is refused, naming the first key that differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+
+from storage import Store, SweepExists, SweepRecord
+from sweeps.config import SweepConfig
+from sweeps.errors import UsageError
+from sweeps.runner._settings import resolve_device
+from sweeps.space import SearchSpace
+from sweeps.tracking import ensure_experiment, start_parent_run
+
+
+def create_or_resume(
+    store: Store,
+    config: SweepConfig,
+    on_range_test: Callable[[SweepConfig], None] | None = None,
+) -> tuple[SweepRecord, bool]:
+    """The sweep's record, created with its study, experiment and parent run if new.
+
+    A new sweep with ``auto`` bounds runs the LR range test first (``on_range_test`` is told
+    before it starts), logs it as a child run of the sweep, and stores its result in the
+    record, so every worker resolves the same bounds.
+    """
+    existing = store.sweeps.find(config.name)
+    if existing is not None:
+        return _resume(store, existing, config.model_dump(mode="json")), False
+    client = store.mlflow
+    experiment = ensure_experiment(client, config.name, store.spec.artifact_location)
+    parent = start_parent_run(
+        client, experiment, config.name, config.name, config.model_dump(mode="json")
+    )
+    try:
+        if config.needs_range_test:
+            if on_range_test is not None:
+                on_range_test(config)
+            config = _with_range_test(store, config, experiment, parent)
+        space = SearchSpace(config)
+    except BaseException:
+        client.set_terminated(parent, "FAILED")
+        raise
+    payload = config.model_dump(mode="json")
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=store.optuna_storage,
+        direction=config.objective.direction,
+        load_if_exists=True,
+    )
+    record = SweepRecord(
+        name=config.name,
+        config=payload,
+        status="running",
+        study_name=study.study_name,
+        mlflow_experiment_id=experiment,
+        mlflow_parent_run_id=parent,
+    )
+    try:
+        created = store.sweeps.create(record)
+    except SweepExists:  # another process created it first: join that one
+        client.delete_run(parent)
+        return _resume(store, store.sweeps.get(config.name), payload), False
+    for params in space.enqueued:
+        study.enqueue_trial(params, skip_if_exists=True)
+    return created, True
+
+
+def _with_range_test(
+    store: Store, config: SweepConfig, experiment: str, parent: str
+) -> SweepConfig:
+    from sweeps.range_test import record, run_for_config, settings_for
+    from sweeps.space import with_result
+
+    device = resolve_device(config.workload.device)
+    try:
+        outcome = run_for_config(config, device, settings_for(config))
+    except ValueError as error:
+        raise UsageError(f"range test for `auto` bounds: {error}") from None
+    record(store.mlflow, experiment, config, outcome, device, parent_run_id=parent)
+    resolved = with_result(config, outcome.result())
+    try:
+        SearchSpace(resolved)
+    except ValueError as error:
+        raise UsageError(f"`auto` bounds from the range test: {error}") from None
+    return resolved
+
+
+def _comparable(config: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as a stored config would hold it (range test result, defaults of new keys)."""
+    result = dict(config)
+    section = dict(result.get("range_test") or {})
+    stored_section = stored.get("range_test") or {}
+    if section and section.get("result") is None:
+        section["result"] = stored_section.get("result")
+    result["range_test"] = section
+    return result
+
+
+def _resume(store: Store, record: SweepRecord, payload: dict[str, Any]) -> SweepRecord:
+    stored = dict(record.config)
+    # Records written before range tests existed have no range_test section: the default.
+    stored.setdefault("range_test", {**payload.get("range_test", {}), "result": None})
+    payload = _comparable(payload, stored)
+    # `execution` says how trials run, not what the sweep is: a resume may change it.
+    before = {k: v for k, v in stored.items() if k not in ("search", "execution")}
+    after = {k: v for k, v in payload.items() if k not in ("search", "execution")}
+    search_before = {k: v for k, v in stored["search"].items() if k != "n_trials"}
+    search_after = {k: v for k, v in payload["search"].items() if k != "n_trials"}
+    if before != after or search_before != search_after:
+        key = _first_difference(stored, payload)
+        raise UsageError(
+            f"sweep {record.name!r} already exists in the store with a different config "
+            f"(first difference: `{key}`); use a new name, or the file it was created with"
+        )
+    if stored["search"]["n_trials"] != payload["search"]["n_trials"]:
+        record = store.sweeps.update(record.name, config=payload)
+    if record.status != "running":
+        record = store.sweeps.update(record.name, status="running")
+    return record
+
+
+def _first_difference(left: Any, right: Any, path: str = "") -> str:
+    if isinstance(left, dict) and isinstance(right, dict):
+        for key in sorted(set(left) | set(right)):
+            if left.get(key) != right.get(key):
+                return _first_difference(left.get(key), right.get(key), f"{path}{key}.")
+    return path.rstrip(".") or "(root)"

@@ -1,0 +1,79 @@
+"""What a sweep file says about training, as the objects the trial runners take."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from sweeps.config import SweepConfig
+from sweeps.errors import UsageError
+from sweeps.trials import TrainSettings
+from sweeps.workloads import build_workload
+from sweeps.workloads.base import Workload
+
+THREADS_ENV = "ONECYCLE_TORCH_THREADS"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is the first CUDA GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"workload.device: {name!r} requested but no CUDA GPU is available")
+    return device
+
+
+def settings_of(config: SweepConfig) -> TrainSettings:
+    """Training settings from the sweep file's workload and objective sections."""
+    workload = config.workload
+    return TrainSettings(
+        epochs=workload.epochs,
+        optimizer=workload.optimizer,
+        weight_decay=workload.weight_decay,
+        seed=workload.seed,
+        metric=config.metric,
+        direction=config.objective.direction,
+        eval_every=workload.eval_every,
+        target=workload.target,
+    )
+
+
+def workload_factory(config: SweepConfig, device: torch.device) -> Callable[[], Workload]:
+    """Build the built-in workload once per process and reuse it across trials."""
+    if config.workload.builtin is None:
+        from sweeps.trials import entrypoint_workload
+
+        return entrypoint_workload(config, device)
+    cache: list[Workload] = []
+
+    def make() -> Workload:
+        if not cache:
+            cache.append(
+                build_workload(
+                    config.workload.builtin or "",
+                    config.workload.batch_size,
+                    config.workload.seed,
+                    device,
+                    **config.workload.options,
+                )
+            )
+        return cache[0]
+
+    return make
+
+
+def run_params(config: SweepConfig, device: torch.device) -> dict[str, Any]:
+    """Training settings logged beside the OneCycle params of each trial."""
+    workload = config.workload
+    return {
+        "workload": workload.builtin or workload.entrypoint,
+        "batch_size": workload.batch_size,
+        "epochs": workload.epochs,
+        "optimizer": workload.optimizer,
+        "seed": workload.seed,
+        "device": str(device),
+        "weight_decay": workload.weight_decay,
+    }
