@@ -10,6 +10,8 @@ import torch
 from sklearn.datasets import load_breast_cancer
 from torch import nn
 
+import sweeps
+
 
 def _data(seed: int) -> tuple[torch.Tensor, ...]:
     data = load_breast_cancer()
@@ -26,7 +28,7 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float(((model(x).squeeze(-1) > 0).float() == y).float().mean())
 
 
-def train(ctx) -> dict[str, float]:  # noqa: ANN001  (ctx: sweeps.trials._function.TrialContext)
+def train(ctx: sweeps.TrialContext) -> dict[str, float]:
     x_train, y_train, x_val, y_val = (t.to(ctx.device) for t in _data(ctx.seed))
     model = nn.Sequential(nn.Linear(30, 32), nn.ReLU(), nn.Linear(32, 1)).to(ctx.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)

@@ -1,9 +1,73 @@
 """Hyperparameter sweeps over DeepSpeed's 1-Cycle schedule, and the ``onecycle`` CLI.
 
 This is the one package that wires the others together: ``schedulers`` for the schedules and
-``storage`` for where studies and runs live.
+``storage`` for where studies and runs live. What users import is here; each name loads its
+room on first use, so ``import sweeps`` (and the CLI's read-only commands) stay light.
+
+Example:
+    >>> import sweeps
+    >>> config = sweeps.parse_config(
+    ...     {"name": "demo", "workload": {"builtin": "digits"},
+    ...      "search": {"space": {"cycle_min_lr": 1e-3,
+    ...                           "cycle_max_lr": {"low": 1e-2, "high": 1.0, "log": True}}}})
+    >>> config.metric
+    'val_accuracy'
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sweeps.config import SweepConfig
+    from sweeps.runner import (
+        Progress,
+        SweepOutcome,
+        create_or_resume,
+        load_config,
+        parse_config,
+        run_sweep,
+    )
+    from sweeps.space import SearchSpace
+    from sweeps.trials import TrainResult, TrainSettings, TrialContext
+    from sweeps.workloads.base import Workload
+
 __version__ = "0.1.0"
+
+_HOMES = {
+    "Progress": "sweeps.runner",
+    "SearchSpace": "sweeps.space",
+    "SweepConfig": "sweeps.config",
+    "SweepOutcome": "sweeps.runner",
+    "TrainResult": "sweeps.trials",
+    "TrainSettings": "sweeps.trials",
+    "TrialContext": "sweeps.trials",
+    "Workload": "sweeps.workloads.base",
+    "create_or_resume": "sweeps.runner",
+    "load_config": "sweeps.runner",
+    "parse_config": "sweeps.runner",
+    "run_sweep": "sweeps.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'sweeps' has no attribute {name!r}")
+
+
+__all__ = [
+    "Progress",
+    "SearchSpace",
+    "SweepConfig",
+    "SweepOutcome",
+    "TrainResult",
+    "TrainSettings",
+    "TrialContext",
+    "Workload",
+    "create_or_resume",
+    "load_config",
+    "parse_config",
+    "run_sweep",
+]

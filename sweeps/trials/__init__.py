@@ -5,7 +5,7 @@ The loops know neither Optuna nor MLflow; they call hooks (``docs/architecture.m
 
 from __future__ import annotations
 
-from sweeps.trials._function import entrypoint_workload, import_entrypoint
+from sweeps.trials._function import TrialContext, entrypoint_workload, import_entrypoint
 from sweeps.trials._objective import MlflowTarget, Objective, TrialDiverged
 from sweeps.trials._task import OptimizerName, TrainResult, TrainSettings, make_optimizer, train
 from sweeps.trials._tracker import trial_run_end
@@ -16,6 +16,7 @@ __all__ = [
     "OptimizerName",
     "TrainResult",
     "TrainSettings",
+    "TrialContext",
     "TrialDiverged",
     "entrypoint_workload",
     "import_entrypoint",
