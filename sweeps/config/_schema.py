@@ -35,6 +35,8 @@ BUILTIN_METRICS = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+#: The optimizers a trial can use (sweeps.trials builds them).
+OptimizerName = Literal["sgd", "adamw"]
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -51,7 +53,7 @@ class Workload(Strict):
     entrypoint: str | None = None
     batch_size: Annotated[int, Field(ge=1)] = 64
     epochs: Annotated[int, Field(ge=1)] = 10
-    optimizer: Literal["sgd", "adamw"] = "sgd"
+    optimizer: OptimizerName = "sgd"
     device: str = "auto"
     seed: int = 0
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0

@@ -5,12 +5,22 @@ The loops know neither Optuna nor MLflow; they call hooks (``docs/architecture.m
 
 from __future__ import annotations
 
+from sweeps.config import OptimizerName
 from sweeps.trials._function import TrialContext, entrypoint_workload, import_entrypoint
 from sweeps.trials._objective import MlflowTarget, Objective, TrialDiverged
-from sweeps.trials._task import OptimizerName, TrainResult, TrainSettings, make_optimizer, train
+from sweeps.trials._rules import (
+    LossWatch,
+    TrainResult,
+    TrainSettings,
+    divergence_reason,
+    make_optimizer,
+    record_evaluation,
+)
+from sweeps.trials._task import train
 from sweeps.trials._tracker import trial_run_end
 
 __all__ = [
+    "LossWatch",
     "MlflowTarget",
     "Objective",
     "OptimizerName",
@@ -18,9 +28,11 @@ __all__ = [
     "TrainSettings",
     "TrialContext",
     "TrialDiverged",
+    "divergence_reason",
     "entrypoint_workload",
     "import_entrypoint",
     "make_optimizer",
+    "record_evaluation",
     "train",
     "trial_run_end",
 ]

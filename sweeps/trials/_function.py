@@ -22,7 +22,6 @@ metrics. Adapting an existing loop takes three lines::
 from __future__ import annotations
 
 import importlib
-import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,7 +33,8 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 import schedulers
-from sweeps.trials._task import TrainingHooks, TrainResult, TrainSettings
+from sweeps.trials._rules import LossWatch, TrainResult, TrainSettings, record_evaluation
+from sweeps.trials._task import TrainingHooks
 from sweeps.workloads.base import Split, Task, Workload
 
 TrainFunction = Callable[["TrialContext"], Any]
@@ -79,6 +79,7 @@ class TrialContext:
         options: Mapping[str, Any],
         hooks: TrainingHooks,
         divergence_factor: float = 10.0,
+        settings: TrainSettings | None = None,
     ) -> None:
         self.params = dict(params)
         self.device = device
@@ -87,37 +88,46 @@ class TrialContext:
         self.epochs = epochs
         self.options = dict(options)
         self._hooks = hooks
-        self._factor = divergence_factor
-        self._first_loss: float | None = None
+        self._watch = LossWatch(divergence_factor, device)
         self._pending_loss: Tensor | None = None
         self.updates = 0
-        self.evaluations: list[tuple[int, int, dict[str, float]]] = []
+        #: What the trial has recorded: evaluations, best value, samples to the target.
+        self.result = TrainResult()
+        self._settings = settings
+
+    @property
+    def evaluations(self) -> list[tuple[int, int, dict[str, float]]]:
+        """Every ``report`` so far: (updates, samples, metrics)."""
+        return self.result.evaluations
 
     def scheduler(self, optimizer: Optimizer) -> schedulers.OneCycle:
         """This trial's OneCycle scheduler on ``optimizer``; its steps are tracked."""
         return _TrackedOneCycle(self, optimizer, **self.params)
 
     def log_loss(self, loss: Tensor | float) -> None:
-        """The loss of the update just made (tracked as ``train_loss``; checked for divergence)."""
+        """The loss of the update just made (tracked as ``train_loss``; checked for divergence).
+
+        The loss stays on its device: on an accelerator the check runs every few updates and
+        at each ``report``, as in the built-in loop.
+        """
         value = loss.detach() if isinstance(loss, Tensor) else torch.tensor(float(loss))
         self._pending_loss = value
-        if value.device.type == "cpu":
-            number = float(value)
-            if self._first_loss is None:
-                self._first_loss = number
-            if not math.isfinite(number):
-                raise TrainingDiverged("non-finite loss")
-            if number > self._factor * max(self._first_loss, 1e-12):
-                raise TrainingDiverged(
-                    f"loss {number:.4g} exceeded {self._factor:g}x its first value "
-                    f"{self._first_loss:.4g}"
-                )
+        reason = self._watch.add(value)
+        if reason is not None:
+            raise TrainingDiverged(reason)
 
     def report(self, metrics: Mapping[str, float]) -> None:
         """An evaluation point: tracked in MLflow, reported to Optuna (which may prune)."""
+        reason = self._watch.check()
+        if reason is not None:
+            raise TrainingDiverged(reason)
         values = {key: float(value) for key, value in metrics.items()}
-        self.evaluations.append((self.updates, self.updates * self.batch_size, values))
-        self._hooks.on_eval(self.updates, self.updates * self.batch_size, values)
+        samples = self.updates * self.batch_size
+        if self._settings is not None:
+            record_evaluation(self.result, self.updates, samples, values, self._settings)
+        else:
+            self.result.evaluations.append((self.updates, samples, values))
+        self._hooks.on_eval(self.updates, samples, values)
 
     def _before_scheduler_step(self, optimizer: Optimizer) -> None:
         self._hooks.on_step(self.updates, optimizer, self._pending_loss)
@@ -192,11 +202,15 @@ class EntrypointWorkload(Workload):
             self.options,
             hooks,
             settings.divergence_factor,
+            settings,
         )
-        result = TrainResult()
+        result = context.result
         start = time.perf_counter()
         try:
             returned = self.function(context)
+            reason = context._watch.check()
+            if reason is not None:
+                raise TrainingDiverged(reason)
         except TrainingDiverged as error:
             result.diverged, result.diverged_step = str(error), max(context.updates - 1, 0)
             returned = None
@@ -205,11 +219,6 @@ class EntrypointWorkload(Workload):
             if not context.evaluations or context.evaluations[-1][2] != final:
                 context.report(final)
         result.steps, result.samples = context.updates, context.updates * self.batch_size
-        result.evaluations = context.evaluations
-        values = [m.get(settings.metric) for _, _, m in context.evaluations]
-        finite = [v for v in values if v is not None and math.isfinite(v)]
-        if finite:
-            result.best = max(finite) if settings.direction == "maximize" else min(finite)
         result.wall_time_s = time.perf_counter() - start
         return result
 

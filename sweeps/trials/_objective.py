@@ -22,7 +22,8 @@ from torch.optim import Optimizer
 import schedulers
 from sweeps.tracking import FAILURE_TAG, STUDY_TAG, SWEEP_TAG
 from sweeps.trials._function import EntrypointWorkload
-from sweeps.trials._task import TrainResult, TrainSettings, train
+from sweeps.trials._rules import TrainResult, TrainSettings
+from sweeps.trials._task import train
 from sweeps.trials._tracker import TrialTracker, trial_run_end
 from sweeps.workloads.base import Workload
 

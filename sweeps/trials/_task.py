@@ -9,36 +9,23 @@ a loss far above where it started, ends training as a *result* with a reason, no
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
 import schedulers
+from sweeps.trials._rules import (
+    LossWatch,
+    TrainResult,
+    TrainSettings,
+    make_optimizer,
+    record_evaluation,
+)
 from sweeps.workloads.base import Workload
-
-OptimizerName = Literal["sgd", "adamw"]
-Direction = Literal["maximize", "minimize"]
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How to train one trial (the schedule's parameters come separately)."""
-
-    epochs: int
-    optimizer: OptimizerName = "sgd"
-    weight_decay: float = 0.0
-    seed: int = 0
-    metric: str = "val_accuracy"
-    direction: Direction = "maximize"
-    eval_every: int | None = None
-    target: float | None = None
-    divergence_factor: float = 10.0
 
 
 class TrainingHooks(Protocol):
@@ -61,50 +48,6 @@ class NoHooks:
         """Nothing."""
 
 
-@dataclass
-class TrainResult:
-    """What a training run produced."""
-
-    steps: int = 0
-    samples: int = 0
-    wall_time_s: float = 0.0
-    evaluations: list[tuple[int, int, dict[str, float]]] = field(default_factory=list)
-    best: float | None = None
-    samples_to_target: int | None = None
-    diverged: str | None = None
-    diverged_step: int | None = None
-    #: The trained model (for checks and for saving weights); not part of any record.
-    model: torch.nn.Module | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def final(self) -> dict[str, float]:
-        """Metrics of the last evaluation (empty if none ran)."""
-        return self.evaluations[-1][2] if self.evaluations else {}
-
-
-def make_optimizer(
-    model: torch.nn.Module, name: OptimizerName, weight_decay: float = 0.0
-) -> Optimizer:
-    """SGD with momentum or AdamW; the schedule overwrites lr and momentum at once."""
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=weight_decay)
-    raise ValueError(f"`optimizer` must be 'sgd' or 'adamw', got {name!r}")
-
-
-def _better(value: float, best: float | None, direction: Direction) -> bool:
-    if math.isnan(value):
-        return False
-    if best is None:
-        return True
-    return value > best if direction == "maximize" else value < best
-
-
-def _reached(value: float, target: float, direction: Direction) -> bool:
-    return value >= target if direction == "maximize" else value <= target
-
-
 def train(
     workload: Workload,
     schedule: Mapping[str, Any],
@@ -118,10 +61,8 @@ def train(
     optimizer = make_optimizer(model, settings.optimizer, settings.weight_decay)
     scheduler = schedulers.OneCycle(optimizer, **schedule)
     eval_every = settings.eval_every or workload.steps_per_epoch
-    check_every = 1 if workload.device.type == "cpu" else 32
+    watch = LossWatch(settings.divergence_factor, workload.device)
     result = TrainResult(model=model)
-    pending: list[Tensor] = []
-    first_loss: float | None = None
     start = time.perf_counter()
     step = 0
     model.train()
@@ -136,32 +77,22 @@ def train(
             scheduler.step()
             step += 1
             result.steps, result.samples = step, step * workload.batch_size
-            pending.append(detached)
-            if len(pending) >= check_every:
-                first_loss = first_loss if first_loss is not None else float(pending[0])
-                reason = _divergence(pending, first_loss, settings.divergence_factor)
-                if reason is not None:
-                    result.diverged, result.diverged_step = reason, step - 1
-                    result.wall_time_s = time.perf_counter() - start
-                    return result
-                pending.clear()
-            if step % eval_every == 0:
-                _evaluate(workload, model, settings, hooks, result)
-    if not result.evaluations or result.evaluations[-1][0] != step:
+            reason = watch.add(detached)
+            if reason is None and step % eval_every == 0:
+                reason = watch.check()
+                if reason is None:
+                    _evaluate(workload, model, settings, hooks, result)
+            if reason is not None:
+                result.diverged, result.diverged_step = reason, step - 1
+                result.wall_time_s = time.perf_counter() - start
+                return result
+    reason = watch.check()
+    if reason is not None:
+        result.diverged, result.diverged_step = reason, step - 1
+    elif not result.evaluations or result.evaluations[-1][0] != step:
         _evaluate(workload, model, settings, hooks, result)
     result.wall_time_s = time.perf_counter() - start
     return result
-
-
-def _divergence(losses: list[Tensor], first: float, factor: float) -> str | None:
-    values = torch.stack(losses)
-    finite = torch.isfinite(values)
-    if not bool(finite.all()):
-        return "non-finite loss"
-    peak = float(values.max())
-    if peak > factor * max(first, 1e-12):
-        return f"loss {peak:.4g} exceeded {factor:g}x its first value {first:.4g}"
-    return None
 
 
 def _evaluate(
@@ -174,23 +105,3 @@ def _evaluate(
     metrics = workload.evaluate(model)
     record_evaluation(result, result.steps, result.samples, metrics, settings)
     hooks.on_eval(result.steps, result.samples, metrics)
-
-
-def record_evaluation(
-    result: TrainResult,
-    step: int,
-    samples: int,
-    metrics: dict[str, float],
-    settings: TrainSettings,
-) -> None:
-    """Append an evaluation to ``result``; move its best value and samples-to-target on."""
-    result.evaluations.append((step, samples, metrics))
-    value = metrics.get(settings.metric, float("nan"))
-    if _better(value, result.best, settings.direction):
-        result.best = value
-    if (
-        settings.target is not None
-        and result.samples_to_target is None
-        and _reached(value, settings.target, settings.direction)
-    ):
-        result.samples_to_target = samples

@@ -20,7 +20,7 @@ from torch.optim import Optimizer
 
 from storage.tracking import Point, RunEnd, Tracking
 from sweeps.tracking import FAILURE_TAG, PRUNED_TAG, RUN_STATUS, STATE_TAG
-from sweeps.trials._task import TrainResult
+from sweeps.trials._rules import TrainResult
 
 ARTIFACTS_CALL = "sweeps.tracking._artifacts:trial_artifacts"
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from sweeps.trials._task import TrainSettings
+from sweeps.trials._rules import TrainSettings
 from sweeps.trials.fused._training import NoFusedHooks
 from sweeps.workloads.base import Workload
 

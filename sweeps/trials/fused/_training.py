@@ -27,7 +27,7 @@ from torch.func import vmap
 
 from schedulers import OneCycleSchedule
 from schedulers.batched import BatchedOneCycle
-from sweeps.trials._task import TrainResult, TrainSettings, record_evaluation
+from sweeps.trials._rules import TrainResult, TrainSettings, divergence_reason, record_evaluation
 from sweeps.trials.fused._model import StackedModel
 from sweeps.trials.fused._optim import StackedOptimizer
 from sweeps.workloads.base import Workload
@@ -245,13 +245,7 @@ def _diverged(
         first.setdefault(member, first_values[row])
         if not flags[row]:
             continue
-        if not math.isfinite(peak_values[row]) or math.isnan(first_values[row]):
-            reason = "non-finite loss"
-        else:
-            reason = (
-                f"loss {peak_values[row]:.4g} exceeded {factor:g}x its first value "
-                f"{first[member]:.4g}"
-            )
+        reason = divergence_reason(peak_values[row], first[member], factor) or "non-finite loss"
         results[member].diverged, results[member].diverged_step = reason, step - 1
         stack.stop(row)
 
