@@ -15,9 +15,10 @@ from rich.table import Table
 
 import schedulers
 from storage import Store
+from storage.trial_queries import count_by_state
 from sweeps.cli._store_options import open_from_options, store_options
 from sweeps.errors import UsageError
-from sweeps.runner import best_block, counts
+from sweeps.runner import best_block
 
 
 def _study(store: Store, name: str) -> optuna.Study:
@@ -68,7 +69,7 @@ def status_command(name: str | None, as_json: bool, **options: Any) -> None:
                     "name": sweep,
                     "status": record.status,
                     "n_trials": record.config["search"]["n_trials"],
-                    "counts": counts(study),
+                    "counts": count_by_state(study),
                     "best_value": _best_value(study),
                     "trials": trial_rows(study),
                 }
@@ -103,7 +104,7 @@ def status_command(name: str | None, as_json: bool, **options: Any) -> None:
 
 
 def _best_value(study: optuna.Study) -> float | None:
-    return study.best_value if counts(study)["complete"] else None
+    return study.best_value if count_by_state(study)["complete"] else None
 
 
 @click.command("list")
@@ -117,7 +118,7 @@ def list_command(**options: Any) -> None:
             table.add_column(column)
         for record in store.sweeps.list():
             study = _study(store, record.name)
-            found = counts(study)
+            found = count_by_state(study)
             best = _best_value(study)
             table.add_row(
                 record.name,

@@ -17,18 +17,23 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import TypeVar
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from storage import Store
 from storage.errors import StoreUnavailable
 from storage.schema_lock import store_lock
+from storage.trial_queries import (
+    count_by_state,
+    optuna_now,
+    rdb_storage,
+    running_without_heartbeat,
+)
 from sweeps.errors import UsageError
 from sweeps.tracking import FAILURE_TAG
 
@@ -45,36 +50,6 @@ STALE_REASON = "worker stopped sending heartbeats (killed or lost); the trial wa
 
 
 LOST_REASON = "started but never sent a heartbeat (its worker lost the database or died)"
-
-
-def rdb_storage(study: optuna.Study) -> optuna.storages.RDBStorage | None:
-    """The study's RDB storage, looking through the cache Optuna wraps it in; else None."""
-    storage = getattr(study._storage, "_backend", study._storage)
-    return storage if isinstance(storage, optuna.storages.RDBStorage) else None
-
-
-def counts(study: optuna.Study) -> dict[str, int]:
-    """Trials per state, lower-case names.
-
-    On an RDB storage this is one ``GROUP BY`` on Optuna's ``trials`` table: loading every
-    trial (what ``get_n_trials`` does) made each new trial cost more as the study grew.
-    """
-    found = {state.name.lower(): 0 for state in TrialState}
-    storage = rdb_storage(study)
-    if storage is not None:
-        study_id = storage.get_study_id_from_name(study.study_name)
-        with storage.engine.connect() as connection:
-            rows = connection.execute(
-                text("select state, count(*) from trials where study_id = :id group by state"),
-                {"id": study_id},
-            ).all()
-        for state, number in rows:
-            name = state.name if isinstance(state, TrialState) else str(state)
-            found[name.lower()] = int(number)
-        return found
-    for trial in study.get_trials(deepcopy=False):
-        found[trial.state.name.lower()] += 1
-    return found
 
 
 def heartbeat_interval() -> int:
@@ -130,19 +105,6 @@ def riding_out_outages(what: str, action: Callable[[], T], patience_s: float = 6
             pause = min(pause * 2, 5.0)
 
 
-def optuna_now() -> datetime:
-    """Now, as Optuna's RDB storage writes trial times.
-
-    Naive UTC where Optuna's ``TrialModel`` keeps ``_datetime_start_utc`` (Optuna 5), naive
-    local time before; comparing one with the other is off by the UTC offset.
-    """
-    from optuna.storages._rdb import models
-
-    if hasattr(models.TrialModel, "_datetime_start_utc"):
-        return datetime.now(timezone.utc).replace(tzinfo=None)
-    return datetime.now()
-
-
 def fail_trials_without_heartbeat(study: optuna.Study, grace_s: int) -> list[int]:
     """Fail RUNNING trials that never recorded a heartbeat and started over ``grace_s`` ago.
 
@@ -154,22 +116,14 @@ def fail_trials_without_heartbeat(study: optuna.Study, grace_s: int) -> list[int
     storage = rdb_storage(study)
     if storage is None:
         return []
-    study_id = storage.get_study_id_from_name(study.study_name)
-    cutoff = optuna_now() - timedelta(seconds=grace_s)
-    query = text(
-        "select t.trial_id, t.number from trials t "
-        "left join trial_heartbeats h on h.trial_id = t.trial_id "
-        "where t.study_id = :id and t.state = 'RUNNING' and h.trial_id is null "
-        "and t.datetime_start < :cutoff"
-    )
-    with storage.engine.connect() as connection:
-        rows = connection.execute(query, {"id": study_id, "cutoff": cutoff}).all()
     failed = []
-    for trial_id, number in rows:
+    for trial_id, number in running_without_heartbeat(
+        study, optuna_now() - timedelta(seconds=grace_s)
+    ):
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             storage.set_trial_user_attr(trial_id, "failure_reason", LOST_REASON)
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            failed.append(int(number))
+            failed.append(number)
     if failed:
         log.warning("failed trials %s: started but never sent a heartbeat", failed)
     return failed
@@ -194,7 +148,7 @@ def start_under_lock(
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
             fail_trials_without_heartbeat(study, math.ceil(1.5 * interval))
-            found = counts(study)
+            found = count_by_state(study)
             finished = found["complete"] + found["pruned"]
             if finished >= n_trials:
                 return None

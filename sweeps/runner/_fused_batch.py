@@ -12,7 +12,7 @@ import optuna
 from storage.bulk_runs import BulkRunWriter
 from storage.bulk_trials import BulkTrialWriter
 from storage.tracking import BULK_ENV
-from sweeps.runner._coordination import rdb_storage
+from storage.trial_queries import rdb_storage
 from sweeps.space import BatchSampling
 from sweeps.trials import TrainSettings
 

@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from storage import Store
-from sweeps.runner._coordination import counts
+from storage.trial_queries import count_by_state
 from sweeps.runner._settings import THREADS_ENV
 
 
@@ -51,7 +51,7 @@ def worker_env(index: int, count: int, gpus: Sequence[str]) -> dict[str, str]:
 
 
 def _view(study: optuna.Study, n_trials: int, workers: list[subprocess.Popen[bytes]]) -> Table:
-    found = counts(study)
+    found = count_by_state(study)
     table = Table(
         title=(
             f"sweep {study.study_name}: {found['complete'] + found['pruned']}/{n_trials} finished "

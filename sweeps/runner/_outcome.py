@@ -13,9 +13,7 @@ from optuna.trial import TrialState
 import schedulers
 from storage import Store, SweepRecord
 from storage.schema_lock import store_lock
-from sweeps.runner._coordination import (
-    counts,
-)
+from storage.trial_queries import count_by_state
 from sweeps.tracking import log_sweep_summary
 
 
@@ -33,7 +31,7 @@ class SweepOutcome:
 
 
 def outcome_of(study: optuna.Study, n_trials: int) -> SweepOutcome:
-    found = counts(study)
+    found = count_by_state(study)
     finished = found["complete"] + found["pruned"]
     best_value: float | None = None
     best_params: dict[str, Any] | None = None

@@ -12,13 +12,8 @@ import pytest
 from optuna.trial import TrialState
 
 from storage import StoreSpec, open_store
-from sweeps.runner import (
-    LOST_REASON,
-    counts,
-    fail_trials_without_heartbeat,
-    optuna_now,
-    rdb_storage,
-)
+from storage.trial_queries import count_by_state, optuna_now, rdb_storage
+from sweeps.runner import LOST_REASON, fail_trials_without_heartbeat
 
 
 @pytest.fixture(params=["UTC", "Etc/GMT-5", "Etc/GMT+7"])
@@ -64,5 +59,5 @@ def test_only_old_trials_without_heartbeat_are_failed(
         assert fresh.number == 2
         # Counting goes to the database (one GROUP BY), through Optuna's cache wrapper.
         assert rdb_storage(study) is not None
-        found = counts(study)
+        found = count_by_state(study)
         assert (found["fail"], found["running"], found["complete"]) == (1, 2, 0)

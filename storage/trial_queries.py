@@ -1,0 +1,100 @@
+"""Reads of Optuna's own tables that its API makes slow or cannot express.
+
+Counting a study's trials by state through the API loads every trial, so each new trial of a
+long sweep cost more than the last; "running, started long ago, never a heartbeat" has no API
+at all. Both are one query on Optuna's ``trials`` and ``trial_heartbeats`` tables, run only
+when those tables have the columns written here (the schema guard the bulk writers use);
+otherwise the API answers, slowly, or not at all. The private corners of Optuna these need
+(the storage behind its cache, how its models write times) are read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timezone
+
+import optuna
+from optuna.trial import TrialState
+from sqlalchemy import Engine, text
+
+from storage.table_shapes import tables_match
+
+__all__ = ["count_by_state", "optuna_now", "rdb_storage", "running_without_heartbeat"]
+
+COLUMNS = {
+    "trials": {"trial_id", "number", "study_id", "state", "datetime_start"},
+    "trial_heartbeats": {"trial_id"},
+}
+
+
+def rdb_storage(study: optuna.Study) -> optuna.storages.RDBStorage | None:
+    """The study's RDB storage, looking through the cache Optuna wraps it in; else None."""
+    storage = getattr(study._storage, "_backend", study._storage)
+    return storage if isinstance(storage, optuna.storages.RDBStorage) else None
+
+
+@functools.lru_cache(maxsize=32)
+def _known(engine: Engine) -> bool:
+    return tables_match(engine, COLUMNS, read_only=COLUMNS)
+
+
+def _queryable(study: optuna.Study) -> optuna.storages.RDBStorage | None:
+    storage = rdb_storage(study)
+    return storage if storage is not None and _known(storage.engine) else None
+
+
+def count_by_state(study: optuna.Study) -> dict[str, int]:
+    """How many trials the study holds in each state (lower-case names, every state present).
+
+    Example:
+        >>> study = optuna.create_study()
+        >>> _ = study.tell(study.ask(), 1.0)
+        >>> count_by_state(study)["complete"]
+        1
+    """
+    found = {state.name.lower(): 0 for state in TrialState}
+    storage = _queryable(study)
+    if storage is None:
+        for trial in study.get_trials(deepcopy=False):
+            found[trial.state.name.lower()] += 1
+        return found
+    study_id = storage.get_study_id_from_name(study.study_name)
+    with storage.engine.connect() as connection:
+        rows = connection.execute(
+            text("select state, count(*) from trials where study_id = :id group by state"),
+            {"id": study_id},
+        ).all()
+    for state, number in rows:
+        name = state.name if isinstance(state, TrialState) else str(state)
+        found[name.lower()] = int(number)
+    return found
+
+
+def optuna_now() -> datetime:
+    """Now, as Optuna's RDB storage writes trial times.
+
+    Naive UTC where Optuna's ``TrialModel`` keeps ``_datetime_start_utc`` (Optuna 5), naive
+    local time before; comparing one with the other is off by the UTC offset.
+    """
+    from optuna.storages._rdb import models
+
+    if hasattr(models.TrialModel, "_datetime_start_utc"):
+        return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now()
+
+
+def running_without_heartbeat(study: optuna.Study, before: datetime) -> list[tuple[int, int]]:
+    """(trial id, number) of RUNNING trials started before ``before`` that never beat."""
+    storage = _queryable(study)
+    if storage is None:
+        return []
+    study_id = storage.get_study_id_from_name(study.study_name)
+    query = text(
+        "select t.trial_id, t.number from trials t "
+        "left join trial_heartbeats h on h.trial_id = t.trial_id "
+        "where t.study_id = :id and t.state = 'RUNNING' and h.trial_id is null "
+        "and t.datetime_start < :cutoff"
+    )
+    with storage.engine.connect() as connection:
+        rows = connection.execute(query, {"id": study_id, "cutoff": before}).all()
+    return [(int(trial_id), int(number)) for trial_id, number in rows]
