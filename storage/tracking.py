@@ -3,7 +3,7 @@
 MLflow's SQL store costs about 0.1 to 0.2 ms of CPU per logged value, under Python's GIL: a
 writer *thread* measured here doubled the wall time of a 2,200-step trial. So the writes run in
 a separate process (:class:`ProcessTracking`) that owns its own ``MlflowClient``; the trial
-hands it commands (start a run, params, tags, metric batches, artifacts, end the run) through
+hands it commands (adopt a run, params, tags, metric batches, artifacts, end the run) through
 a queue and never waits, except at :meth:`sync`, which returns once everything sent so far is
 written, with each run's id and any errors. :class:`InlineTracking` runs the same commands in
 the caller, for tests and for tools that log little.
@@ -59,12 +59,6 @@ class Tracking:
 
     def _send(self, command: tuple[Any, ...]) -> None:
         raise NotImplementedError
-
-    def start_run(
-        self, handle: str, experiment_id: str, run_name: str, tags: Mapping[str, str]
-    ) -> None:
-        """Create a run (its id is learned at the next :meth:`sync`)."""
-        self._send(("start", handle, experiment_id, run_name, dict(tags)))
 
     def adopt_run(self, handle: str, run_id: str) -> None:
         """Write to a run created elsewhere (its id known at once); ended here like the rest."""

@@ -144,14 +144,6 @@ class _Executor:
             self.run_ids[handle] = args[0]
             self.open.add(handle)
             return
-        if kind == "start":
-            experiment_id, run_name, tags = args
-            if handle in self.run_ids:
-                return
-            run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
-            self.run_ids[handle] = run.info.run_id
-            self.open.add(handle)
-            return
         if kind == "end_many":
             self._end_many(args[0])
             return

@@ -14,8 +14,6 @@ from typing import Any
 from schedulers import OneCycleSchedule
 from sweeps.studies.batch_scaling._study import StudyResult
 
-#: The tutorial's headline, for the comparison paragraph.
-TUTORIAL = {"Fixed": 5.0, "LinearScale": None, "1Cycle": 1.0}
 COLORS = {
     "Baseline": "black",
     "Fixed": "tab:blue",
