@@ -8,7 +8,7 @@ a queue and never waits, except at :meth:`sync`, which returns once everything s
 written, with each run's id and any errors. :class:`InlineTracking` runs the same commands in
 the caller, for tests and for tools that log little.
 
-Runs are named by a caller-chosen *handle* (a run id, or a name for a run the writer creates).
+Runs are named by a caller-chosen *handle* (the run id of a run its owner created and adopted).
 Metric values are gathered per run and sent with ``log_batch``, up to 1000 values a call.
 A command that fails is retried on transient errors and then recorded against its handle; the
 run is still ended. If the process that owns the writer dies, the writer ends every run it had
