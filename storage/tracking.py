@@ -25,6 +25,7 @@ __all__ = [
     "InlineTracking",
     "Point",
     "ProcessTracking",
+    "RunCall",
     "RunEnd",
     "SyncReport",
     "Tracking",
@@ -47,6 +48,7 @@ from storage.tracking_writer import (
     MAX_PARAMS_PER_CALL,
     UNENDED_REASON,
     Point,
+    RunCall,
     RunEnd,
     SyncReport,
     _Executor,
@@ -77,11 +79,15 @@ class Tracking:
         if points:
             self._send(("metrics", handle, points))
 
-    def call(self, handle: str, target: str, **kwargs: Any) -> None:
-        """Run ``module:function(client, run_id, **kwargs)`` where the writes happen."""
+    def call(self, handle: str, target: RunCall, **kwargs: Any) -> None:
+        """Run ``target(client, run_id, **kwargs)`` where the writes happen.
+
+        ``target`` is a module-level function: it travels to the writer process by name, as
+        pickle sends functions, and the caller's imports (not a string) say where it lives.
+        """
         self._send(("call", handle, target, kwargs))
 
-    def call_when_idle(self, handle: str, target: str, **kwargs: Any) -> None:
+    def call_when_idle(self, handle: str, target: RunCall, **kwargs: Any) -> None:
         """Like :meth:`call`, but the writer may defer it until it has nothing else to do.
 
         For work nothing waits for (a trial's PNG): it does not hold up :meth:`mark` /

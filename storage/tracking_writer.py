@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import importlib
 import multiprocessing
 import os
 import queue
@@ -25,6 +24,8 @@ from storage.redact import scrub
 
 #: One metric value: (key, value, step, timestamp in ms).
 Point = tuple[str, float, int, int]
+#: Work run where the writes happen: ``call(client, run_id, **kwargs)``, module-level.
+RunCall = Callable[..., None]
 
 
 MAX_METRICS_PER_CALL = 1000
@@ -73,7 +74,7 @@ class RunEnd(NamedTuple):
     status: str
     tags: Mapping[str, str]
     points: list[Point]
-    call: tuple[str, dict[str, Any]] | None = None
+    call: tuple[RunCall, dict[str, Any]] | None = None
 
 
 @dataclass
@@ -172,9 +173,7 @@ class _Executor:
             tags = [RunTag(k, str(v)) for k, v in args[0].items()]
             self.client.log_batch(run_id, tags=tags)
         elif kind in ("call", "idle_call"):
-            target, kwargs = args
-            module, _, name = target.partition(":")
-            function = getattr(importlib.import_module(module), name)
+            function, kwargs = args
             function(self.client, run_id, **kwargs)
         elif kind == "end":
             self.client.set_terminated(run_id, status=args[0])

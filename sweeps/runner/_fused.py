@@ -46,7 +46,7 @@ from storage.bulk_runs import NewRun
 from storage.bulk_trials import BulkTrialWriter, Finish
 from storage.tracking import RunEnd
 from sweeps.runner._fused_batch import BatchTimes, FusedContext, Member
-from sweeps.tracking import STUDY_TAG, SWEEP_TAG
+from sweeps.tracking import STUDY_TAG, SWEEP_TAG, trial_plot
 from sweeps.trials import TrainResult, trial_run_end
 from sweeps.trials.fused import FusedOutcome, train_fused
 
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 #: Fused batches larger than this skip each trial's lr/momentum PNG (about 60 ms a trial in
 #: the writer); the runs' ``lr`` and ``momentum`` metrics chart the same curves in MLflow.
 PLOT_LIMIT = 32
-PLOT_CALL = "sweeps.tracking._artifacts:trial_plot"
 
 
 class _Beats:
@@ -335,7 +334,7 @@ def _finish(context: FusedContext, told: Sequence[tuple[Member, Told]], done: se
             context.tracking.end_runs(ended)
             if plot:  # drawn when the writer has nothing else to do; no batch waits for them
                 for handle in ended:
-                    context.tracking.call_when_idle(handle, PLOT_CALL)
+                    context.tracking.call_when_idle(handle, trial_plot)
 
 
 def _tell_through_api(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sweeps.tracking._artifacts import trial_artifacts, trial_plot
 from sweeps.tracking._sweep import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
@@ -27,4 +28,6 @@ __all__ = [
     "ensure_experiment",
     "log_sweep_summary",
     "start_parent_run",
+    "trial_artifacts",
+    "trial_plot",
 ]

@@ -1,7 +1,7 @@
 """Artifacts rendered inside the tracking writer process (so the trial does not wait for them).
 
-Each function here has the signature ``(client, run_id, **kwargs)`` and is named to the writer
-by import path, e.g. ``tracking.call(run_id, "sweeps.tracking._artifacts:trial_artifacts", ...)``.
+Each function here has the signature ``(client, run_id, **kwargs)`` and is handed to the writer
+as a function, e.g. ``tracking.call(run_id, trial_artifacts, ...)``.
 """
 
 from __future__ import annotations

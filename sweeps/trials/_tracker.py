@@ -19,10 +19,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from storage.tracking import Point, RunEnd, Tracking
-from sweeps.tracking import FAILURE_TAG, PRUNED_TAG, RUN_STATUS, STATE_TAG
+from sweeps.tracking import FAILURE_TAG, PRUNED_TAG, RUN_STATUS, STATE_TAG, trial_artifacts
 from sweeps.trials._rules import TrainResult
-
-ARTIFACTS_CALL = "sweeps.tracking._artifacts:trial_artifacts"
 
 
 def momentum_of(group: Mapping[str, Any]) -> float | None:
@@ -129,5 +127,5 @@ def trial_run_end(
         status,
         tags,
         [(k, float(v), step, now) for k, v in finals.items()],
-        (ARTIFACTS_CALL, {"scheduler_block": block, "plot": plot}),
+        (trial_artifacts, {"scheduler_block": block, "plot": plot}),
     )

@@ -15,6 +15,7 @@ from storage import StoreSpec, open_store
 from storage.bulk_runs import BulkRunWriter, NewRun
 from storage.errors import StoreError
 from storage.tracking import BULK_ENV, InlineTracking, ProcessTracking, RunEnd
+from sweeps.tracking import trial_artifacts
 
 TAGS = {"mlflow.parentRunId": "abc", "onecycle.sweep": "s", "onecycle.trial_number": "3"}
 PARAMS = {"cycle_max_lr": 0.1, "cycle_first_step_size": 40, "long": "x" * 7000}
@@ -109,7 +110,7 @@ def test_end_runs_writes_held_metrics_finals_tags_and_status(
                     {"onecycle.trial_state": state},
                     [("objective", float(i), 4, 2000)],
                     (
-                        "sweeps.tracking._artifacts:trial_artifacts",
+                        trial_artifacts,
                         {"scheduler_block": {"type": "OneCycle"}, "plot": i == 0},
                     ),
                 )

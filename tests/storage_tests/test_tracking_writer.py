@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from storage import open_store, resolve_store
 from storage.tracking import InlineTracking, ProcessTracking, Tracking
 from storage.tracking_writer import ORPHAN_REASON, UNENDED_REASON
+from sweeps.tracking import trial_plot
 from tests.conftest import drop_databases
 from tests.mlflow_server import mlflow_server
 from tests.requirements import postgres_url
@@ -156,14 +157,14 @@ def test_deferred_calls_run_when_idle_after_the_runs_metrics(
         for run_id in runs:
             writer.adopt_run(run_id, run_id)
             writer.log_metrics(run_id, [("lr", 0.1 * s, s, 1000 + s) for s in range(20)])
-        writer.call_when_idle(runs[0], "sweeps.tracking._artifacts:trial_plot")
+        writer.call_when_idle(runs[0], trial_plot)
         # No sync: the writer is idle now, and the metrics are held (HOLD_S) when it gets here.
         deadline = time.monotonic() + 10
         while not client.list_artifacts(runs[0]) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert [f.path for f in client.list_artifacts(runs[0])] == ["lr_momentum.png"]
         for run_id in runs[1:]:
-            writer.call_when_idle(run_id, "sweeps.tracking._artifacts:trial_plot")
+            writer.call_when_idle(run_id, trial_plot)
         writer.wait_for(writer.mark()).raise_errors()
         writer.sync().raise_errors()
         for run_id in runs[1:]:
