@@ -31,6 +31,8 @@ from sweeps.runner import (
 from sweeps.space import SearchSpace, make_sampler
 from tests.conftest import store_args
 
+pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
+
 NewSpec = Callable[..., StoreSpec]
 SAMPLERS = ["random", "tpe", "qmc", "grid", "cmaes"]
 #: The trials of each sampler that depend on the seed and their number only.

@@ -21,6 +21,8 @@ from sweeps.cli import main
 from sweeps.runner import STALE_REASON, create_or_resume, load_config, worker_env
 from tests.conftest import store_args
 
+pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
+
 NewSpec = Callable[..., StoreSpec]
 HEARTBEAT_S = 2
 

@@ -17,6 +17,8 @@ from sweeps.runner import close_parent, create_or_resume, load_config, run_sweep
 from tests.conftest import store_args
 from tests.integration_tests.test_many_workers import tiny_sweep
 
+pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
+
 NewSpec = Callable[..., StoreSpec]
 
 

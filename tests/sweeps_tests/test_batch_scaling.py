@@ -13,6 +13,8 @@ from sweeps.cli import main
 from sweeps.errors import UsageError
 from sweeps.studies.batch_scaling import CURVE_TAG, parse_study
 
+pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 

@@ -125,6 +125,7 @@ def test_user_entrypoint_sweep_is_tracked_without_logging_code(tmp_path: Path) -
             assert len(store.mlflow.get_metric_history(run.info.run_id, "val_accuracy")) == 3
 
 
+@pytest.mark.slow
 def test_ui_serves_the_store_on_loopback(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(

@@ -21,6 +21,8 @@ from storage import StoreSpec, open_store
 from sweeps.cli import main
 from tests.conftest import store_args
 
+pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
+
 NewSpec = Callable[..., StoreSpec]
 GOOD = {"cycle_min_lr": 0.01, "cycle_max_lr": 0.1, "cycle_first_step_size": 20}
 BAD = {"cycle_min_lr": 1e-5, "cycle_max_lr": 2e-5, "cycle_first_step_size": 20}

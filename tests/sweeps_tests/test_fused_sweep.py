@@ -16,6 +16,8 @@ from storage import StoreSpec, open_store, resolve_store
 from sweeps.cli import main
 from tests.conftest import store_args
 
+pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
