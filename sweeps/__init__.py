@@ -16,8 +16,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sweeps._lazy import lazy_names
 
 if TYPE_CHECKING:
     from sweeps.config import SweepConfig
@@ -50,11 +51,7 @@ _HOMES = {
     "run_sweep": "sweeps.runner",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'sweeps' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _HOMES)
 
 
 __all__ = [

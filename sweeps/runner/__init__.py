@@ -6,8 +6,9 @@ entrypoint.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sweeps._lazy import lazy_names
 
 if TYPE_CHECKING:
     from sweeps.runner._coordination import (
@@ -44,11 +45,7 @@ _HOMES = {
     "workload_factory": "sweeps.runner._settings",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'sweeps.runner' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _HOMES)
 
 
 __all__ = [
