@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TypeVar
 
@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from storage import Store
+from storage.bulk_trials import BulkTrialWriter
 from storage.errors import StoreUnavailable
 from storage.schema_lock import store_lock
 from storage.trial_queries import (
@@ -158,19 +159,34 @@ def start_under_lock(
         time.sleep(min(1.0, interval / 2))
 
 
-class _Heartbeat:
-    """Record a trial's heartbeat every ``interval`` seconds while it runs."""
+class Heartbeats:
+    """Record running trials' heartbeats every ``interval`` seconds, from a thread of its own.
 
-    def __init__(self, study: optuna.Study, trial: optuna.Trial, interval: int) -> None:
+    One trial or a fused batch alike: ``trial_ids`` are beaten by ``writer`` in one UPDATE when
+    there is one (:class:`storage.bulk_trials.BulkTrialWriter`), else one by one through the
+    study's storage. A missed beat is retried at the next interval.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        trial_ids: Sequence[int],
+        interval: int,
+        writer: BulkTrialWriter | None = None,
+    ) -> None:
         self._stop = threading.Event()
-        storage, trial_id = study._storage, trial._trial_id
+        storage, ids = study._storage, list(trial_ids)
 
         def beat() -> None:
             while not self._stop.wait(interval):
-                with contextlib.suppress(Exception):  # a missed beat is retried next interval
-                    storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+                with contextlib.suppress(Exception):
+                    if writer is not None:
+                        writer.beat(ids)
+                        continue
+                    for trial_id in ids:
+                        storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
 
-        self._thread = threading.Thread(target=beat, name="onecycle-heartbeat", daemon=True)
+        self._thread = threading.Thread(target=beat, name="onecycle-heartbeats", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

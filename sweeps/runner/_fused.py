@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,8 +42,9 @@ from torch import Tensor
 
 import schedulers
 from storage.bulk_runs import NewRun
-from storage.bulk_trials import BulkTrialWriter, Finish
+from storage.bulk_trials import Finish
 from storage.tracking import RunEnd
+from sweeps.runner._coordination import Heartbeats
 from sweeps.runner._fused_batch import BatchTimes, FusedContext, Member
 from sweeps.tracking import STUDY_TAG, SWEEP_TAG, trial_plot
 from sweeps.trials import TrainResult, trial_run_end
@@ -57,36 +57,6 @@ if TYPE_CHECKING:
 #: Fused batches larger than this skip each trial's lr/momentum PNG (about 60 ms a trial in
 #: the writer); the runs' ``lr`` and ``momentum`` metrics chart the same curves in MLflow.
 PLOT_LIMIT = 32
-
-
-class _Beats:
-    """One thread recording every batch member's heartbeat."""
-
-    def __init__(
-        self,
-        study: optuna.Study,
-        members: Sequence[Member],
-        interval: int,
-        writer: BulkTrialWriter | None,
-    ) -> None:
-        self._stop = threading.Event()
-        storage, ids = study._storage, [m.trial_id for m in members]
-
-        def beat() -> None:
-            while not self._stop.wait(interval):
-                with contextlib.suppress(Exception):  # retried next interval
-                    if writer is not None:
-                        writer.beat(ids)  # one UPDATE for the whole batch
-                        continue
-                    for trial_id in ids:
-                        storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
-
-        self._thread = threading.Thread(target=beat, name="onecycle-heartbeats", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 class _BatchHooks:
@@ -179,7 +149,9 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
     total = workload.steps_per_epoch * context.settings.epochs
     context.progress_start([m.number for m in members], total)
     hooks = _BatchHooks(context, members)
-    beats = _Beats(context.study, members, context.interval, context.writers()[0])
+    beats = Heartbeats(
+        context.study, [m.trial_id for m in members], context.interval, context.writers()[0]
+    )
     started = time.perf_counter()
     done: set[int] = set()  # trial ids whose outcome is recorded
     try:

@@ -49,7 +49,7 @@ def _ask(context: FusedContext, take: int) -> list[Member]:
     members: list[Member] = []
     storage = study._storage
     writer, _ = context.writers()
-    with warnings.catch_warnings():  # heartbeats are ours (_Beats), as in the single path
+    with warnings.catch_warnings():  # heartbeats are ours (Heartbeats), as in the single path
         warnings.filterwarnings("ignore", message="Heartbeat of storage")
         for _ in range(min(take, waiting)):
             trial = study.ask()  # an enqueued trial: its params are fixed

@@ -25,7 +25,7 @@ from storage.tracking import ProcessTracking
 from sweeps.config import SweepConfig, parse_config
 from sweeps.errors import TooManyFailures, UsageError
 from sweeps.runner._coordination import (
-    _Heartbeat,
+    Heartbeats,
     _StaleWatcher,
     heartbeat_interval,
     riding_out_outages,
@@ -270,7 +270,7 @@ def _start_next(
     """Start the next trial, or return None when the sweep has ``n_trials`` finished."""
 
     def ask(room: int) -> optuna.Trial:
-        with warnings.catch_warnings():  # we run the heartbeats ourselves (_Heartbeat)
+        with warnings.catch_warnings():  # we run the heartbeats ourselves (Heartbeats)
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = study.ask()
         trial.set_user_attr("worker", worker)
@@ -291,7 +291,7 @@ def _one_trial(
 ) -> None:
     workload = make_workload()
     progress.trial_started(trial.number, workload.steps_per_epoch * config.workload.epochs)
-    heartbeat = _Heartbeat(study, trial, interval)
+    heartbeat = Heartbeats(study, [trial._trial_id], interval)
     try:
         value = objective(trial)
     except optuna.TrialPruned:
