@@ -10,7 +10,8 @@ start.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ import pytest
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from storage import StoreSpec, open_store
+from storage import StoreSpec, open_store, resolve_store
+from storage.postgres import drop_databases
 from sweeps.cli import main
 from sweeps.runner import (
     Progress,
@@ -30,16 +32,16 @@ from sweeps.runner import (
 )
 from sweeps.space import SearchSpace, make_sampler
 from tests.conftest import store_args
+from tests.requirements import postgres_url
 
 pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
 
-NewSpec = Callable[..., StoreSpec]
 SAMPLERS = ["random", "tpe", "qmc", "grid", "cmaes"]
 #: The trials of each sampler that depend on the seed and their number only.
 FIXED_BY_NUMBER = {"random": None, "qmc": None, "grid": None, "tpe": 10, "cmaes": 1}
-N_TRIALS = 12
+N_TRIALS = 9
 #: Trials of the many-worker runs: past TPE's 10 random start-up trials, fewer for the others.
-WORKER_TRIALS = {"tpe": 12}
+WORKER_TRIALS = {"tpe": 11}
 CONTINUOUS = {
     "cycle_min_lr": {"low": 1e-3, "high": 1e-2, "log": True},
     "cycle_max_lr": {"low": 1e-2, "high": 0.1, "log": True},
@@ -74,6 +76,31 @@ def sweep_file(tmp_path: Path, name: str, sampler: str, n_trials: int = N_TRIALS
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], StoreSpec]]:
+    """One store per backend for the module: each test's sweep has its own name, and the two
+    schemas (MLflow's migrations take seconds) are made once."""
+    made: dict[str, StoreSpec] = {}
+    folder = tmp_path_factory.mktemp("distinct")
+
+    def get(backend: str) -> StoreSpec:
+        if backend not in made:
+            artifacts = str(folder / f"artifacts-{backend}")
+            if backend == "sqlite":
+                made[backend] = resolve_store(str(folder / "store"), env={}, artifacts=artifacts)
+            else:
+                prefix = f"ocs_test_{uuid.uuid4().hex[:10]}"
+                made[backend] = resolve_store(
+                    postgres_url(), db_prefix=prefix, env={}, artifacts=artifacts
+                )
+        return made[backend]
+
+    yield get
+    for spec in made.values():
+        if spec.kind != "directory":
+            drop_databases(postgres_url(), spec.db_prefix)
 
 
 def key(trial: FrozenTrial) -> tuple[tuple[str, Any], ...]:
@@ -133,16 +160,16 @@ def check_parent_run(spec: StoreSpec, name: str, n_trials: int) -> None:
     ("backend", "workers"), [("postgresql", 2), ("postgresql", 4), ("sqlite", 2)]
 )
 def test_workers_never_train_one_configuration_twice(
-    new_spec: NewSpec,
+    shared_store: Callable[[str], StoreSpec],
     backend: str,
     workers: int,
     sampler: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    spec = new_spec(artifacts=str(tmp_path / "artifacts"))
-    name = f"distinct-{sampler}-{workers}"
-    n_trials = WORKER_TRIALS.get(sampler, 8)
+    spec = shared_store(backend)
+    name = f"distinct-{sampler}-{backend}-{workers}"
+    n_trials = WORKER_TRIALS.get(sampler, 6)
     path = sweep_file(tmp_path, name, sampler, n_trials)
     assert main(["run", str(path), "--workers", str(workers), *store_args(spec)]) == 0
     captured = capsys.readouterr()
@@ -166,26 +193,25 @@ class _StopAfter(Progress):
             raise KeyboardInterrupt("test stop")
 
 
-@pytest.mark.parametrize("fused", [None, 4], ids=["one-by-one", "fused"])
+@pytest.mark.parametrize("fused", [None, 3], ids=["one-by-one", "fused"])
 @pytest.mark.parametrize("sampler", SAMPLERS)
-@pytest.mark.parametrize("backend", ["sqlite"])
 def test_resumed_and_extended_sweeps_ask_new_configurations(
-    new_spec: NewSpec, backend: str, sampler: str, fused: int | None, tmp_path: Path
+    shared_store: Callable[[str], StoreSpec], sampler: str, fused: int | None, tmp_path: Path
 ) -> None:
-    """Interrupted after 4 trials, resumed to 8, extended to 12: 12 distinct configurations."""
-    spec = new_spec(artifacts=str(tmp_path / "artifacts"))
-    name = f"resume-{sampler}"
-    path = sweep_file(tmp_path, name, sampler, n_trials=8)
+    """Interrupted after 3 trials, resumed to 6, extended to 9: 9 distinct configurations."""
+    spec = shared_store("sqlite")
+    name = f"resume-{sampler}-{fused or 1}"
+    path = sweep_file(tmp_path, name, sampler, n_trials=6)
     with open_store(spec) as store:
         record, _ = create_or_resume(store, load_config(path))
         with pytest.raises(KeyboardInterrupt):
-            run_sweep(store, record, _StopAfter(4), fused=fused)
-    assert len(stored_trials(spec, name)) == 4
+            run_sweep(store, record, _StopAfter(3), fused=fused)
+    assert len(stored_trials(spec, name)) == 3
     with open_store(spec) as store:
         record, created = create_or_resume(store, load_config(path))
         assert not created
-        assert run_sweep(store, record, fused=fused).finished == 8
-    check_distinct(stored_trials(spec, name), path, sampler, 8)
+        assert run_sweep(store, record, fused=fused).finished == 6
+    check_distinct(stored_trials(spec, name), path, sampler, 6)
     path = sweep_file(tmp_path, name, sampler, n_trials=N_TRIALS)
     with open_store(spec) as store:
         record, _ = create_or_resume(store, load_config(path))
