@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds wheels and venvs; see pyproject's markers
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import importlib.metadata as md, json, sys, sweeps, storage, schedulers
-
-pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
 owners = md.packages_distributions()
 print(json.dumps({
     "owners": {n: sorted(set(owners.get(n, []))) for n in ("schedulers", "storage", "sweeps")},
