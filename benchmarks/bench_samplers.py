@@ -21,7 +21,7 @@ import torch
 
 from sweeps.runner import load_config, settings_of, workload_factory
 from sweeps.space import SearchSpace, make_pruner
-from sweeps.trials import Objective, TrialDiverged, train
+from sweeps.trials import NoHooks, Objective, TrialDiverged
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits.yaml"
 
@@ -53,8 +53,8 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     config = load_config(EXAMPLE)
     baseline_params = SearchSpace(config).known(config.enqueue[0])
-    workload = workload_factory(config, torch.device("cpu"))()
-    baseline = train(workload, baseline_params, settings_of(config)).final[config.metric]
+    runner = workload_factory(config, torch.device("cpu"))()
+    baseline = runner.run(baseline_params, settings_of(config), NoHooks()).final[config.metric]
     print(
         f"demo sweep space, {args.trials} trials per run, seeds {args.seeds}; "
         f"baseline (enqueued config) {config.metric} = {baseline:.4f}"

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
         run_sweep,
     )
     from sweeps.space import SearchSpace
+    from sweeps.task import Task
     from sweeps.trials import TrainResult, TrainSettings, TrialContext
-    from sweeps.workloads.base import Workload
 
 __version__ = "0.1.0"
 
@@ -41,10 +41,10 @@ _HOMES = {
     "SearchSpace": "sweeps.space",
     "SweepConfig": "sweeps.config",
     "SweepOutcome": "sweeps.runner",
+    "Task": "sweeps.task",
     "TrainResult": "sweeps.trials",
     "TrainSettings": "sweeps.trials",
     "TrialContext": "sweeps.trials",
-    "Workload": "sweeps.workloads.base",
     "create_or_resume": "sweeps.runner",
     "load_config": "sweeps.runner",
     "parse_config": "sweeps.runner",
@@ -59,10 +59,10 @@ __all__ = [
     "SearchSpace",
     "SweepConfig",
     "SweepOutcome",
+    "Task",
     "TrainResult",
     "TrainSettings",
     "TrialContext",
-    "Workload",
     "create_or_resume",
     "load_config",
     "parse_config",

@@ -1,4 +1,8 @@
-"""``onecycle range-test``: suggest ``cycle_min_lr`` / ``cycle_max_lr`` for a workload."""
+"""``onecycle range-test``: suggest ``cycle_min_lr`` / ``cycle_max_lr`` for a workload.
+
+Any workload whose runner can drive the test: a built-in or a user's task in the project's
+loop, or a user's entrypoint function through ``ctx.scheduler`` and ``ctx.log_loss``.
+"""
 
 from __future__ import annotations
 
@@ -65,14 +69,10 @@ def range_test_command(
     flags["momentum"] = options.pop("momentum")
     if plot is not None and not plot.parent.exists():
         raise UsageError(f"--plot: directory {plot.parent} does not exist, got {plot}")
-    from sweeps.runner import load_config
+    from sweeps.runner import check_workload, load_config
 
     config = load_config(sweep_file)
-    if config.workload.builtin is None:
-        raise UsageError(
-            f"{sweep_file}: workload.entrypoint: the range test trains a builtin workload, "
-            f"got entrypoint {config.workload.entrypoint!r}"
-        )
+    check_workload(config, str(sweep_file))
     try:
         settings = settings_for(config, **flags)
     except ValueError as error:

@@ -41,14 +41,13 @@ def run_command(
     sweep_file: Path, workers: int, gpus: str | None, fused: int | str | None, **options: Any
 ) -> None:
     """Create the sweep in SWEEP_FILE in the store, or resume it, and run it to n_trials."""
-    from sweeps.runner import create_or_resume, load_config
+    from sweeps.config import FUSED_NEEDS_TASK
+    from sweeps.runner import check_workload, create_or_resume, load_config
 
     config = load_config(sweep_file)  # refused here, before the store is touched
-    if fused not in (None, 1) and config.workload.builtin is None:
-        raise UsageError(
-            f"--fused: fused trials stack a builtin workload's model; {sweep_file} runs "
-            f"entrypoint {config.workload.entrypoint!r}, got --fused {fused}"
-        )
+    if fused not in (None, 1) and config.workload.entrypoint is not None:
+        raise UsageError(f"--fused: {FUSED_NEEDS_TASK}; {sweep_file}, got --fused {fused}")
+    check_workload(config, str(sweep_file))
     gpu_list = _gpu_list(gpus)
     console = Console()
     with open_from_options(options) as store:

@@ -57,6 +57,7 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
 
     from storage.tracking import ProcessTracking
     from sweeps.runner import (
+        check_workload,
         load_config,
         resolve_device,
         run_params,
@@ -67,6 +68,7 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
     from sweeps.trials import MlflowTarget, Objective
 
     config = load_config(sweep_file)
+    check_workload(config, str(sweep_file))
     params = read_params(params_file)
     try:
         schedulers.OneCycleSchedule(**params)

@@ -10,7 +10,9 @@ from sweeps.config._files import load_mapping
 from sweeps.config._schema import (
     AUTO_KEYS,
     BUILTIN_METRICS,
+    FUSED_NEEDS_TASK,
     SCHEDULE_KEYS,
+    WORKLOAD_KINDS,
     AutoRange,
     Choices,
     Execution,
@@ -31,7 +33,9 @@ from sweeps.config._schema import (
 __all__ = [
     "AUTO_KEYS",
     "BUILTIN_METRICS",
+    "FUSED_NEEDS_TASK",
     "SCHEDULE_KEYS",
+    "WORKLOAD_KINDS",
     "AutoRange",
     "Choices",
     "Execution",

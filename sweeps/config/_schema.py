@@ -37,6 +37,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 #: The optimizers a trial can use (sweeps.trials builds them).
 OptimizerName = Literal["sgd", "adamw"]
+#: Why an entrypoint cannot have fused trials, and what to write instead.
+FUSED_NEEDS_TASK = (
+    "fused trials stack the model of a task the project trains; an entrypoint function runs "
+    "its own loop, so write it as a sweeps.Task and name it in `workload.task` (README: Tune "
+    "your own model)"
+)
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -46,10 +52,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The keys that name what a sweep trains, one per kind of trial (``sweeps.trials.RUNNERS``).
+WORKLOAD_KINDS = ("builtin", "task", "entrypoint")
+
+
 class Workload(Strict):
-    """What to train, and how."""
+    """What to train (exactly one of ``builtin``, ``task``, ``entrypoint``), and how."""
 
     builtin: Literal["digits", "breast_cancer", "synthetic_ctr"] | None = None
+    task: str | None = None
     entrypoint: str | None = None
     batch_size: Annotated[int, Field(ge=1)] = 64
     epochs: Annotated[int, Field(ge=1)] = 10
@@ -75,11 +86,31 @@ class Workload(Strict):
             raise ValueError(f"must look like 'package.module:function', got {value!r}")
         return value
 
+    @field_validator("task")
+    @classmethod
+    def _task(cls, value: str | None) -> str | None:
+        if value is not None and not _ENTRYPOINT.match(value):
+            raise ValueError(f"must look like 'package.module:Class', got {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> Workload:
-        if (self.builtin is None) == (self.entrypoint is None):
-            raise ValueError("set exactly one of `builtin` and `entrypoint`")
+        given = [key for key in WORKLOAD_KINDS if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"set exactly one of `builtin`, `task` and `entrypoint`, got {given or 'none'}"
+            )
         return self
+
+    @property
+    def kind(self) -> str:
+        """Which key names what to train: ``builtin``, ``task`` or ``entrypoint``."""
+        return next(key for key in WORKLOAD_KINDS if getattr(self, key) is not None)
+
+    @property
+    def source(self) -> str:
+        """What to train, as the file says it (a built-in's name or a ``module:name``)."""
+        return str(getattr(self, self.kind))
 
 
 class Objective(Strict):
@@ -321,16 +352,8 @@ def parse_config(data: dict[str, Any], source: str = "sweep") -> SweepConfig:
             raise ValueError(
                 f"scheduler.{overlap[0]}: also in search.space; a key is either searched or fixed"
             )
-        if config.execution.fused_trials != 1 and config.workload.builtin is None:
-            raise ValueError(
-                "execution.fused_trials: fused trials stack a builtin workload's model; an "
-                f"entrypoint runs its own loop, got {config.execution.fused_trials!r}"
-            )
-        if config.auto_keys and config.workload.builtin is None:
-            raise ValueError(
-                f"search.space.{config.auto_keys[0]}: `auto` needs a builtin workload (the range "
-                "test trains it); give a range for an entrypoint workload"
-            )
+        if config.execution.fused_trials != 1 and config.workload.entrypoint is not None:
+            raise ValueError(f"execution.fused_trials: {FUSED_NEEDS_TASK}")
     except ValueError as error:
         raise UsageError(f"{source}: {error}") from None
     return config

@@ -1,10 +1,11 @@
 """Run an LR range test on a workload: the lr grows every update until the loss diverges.
 
-The model, optimizer and batches are the sweep's own (same seed, same data order), with the
-momentum held at the value the 1-Cycle will use at its peak lr (``cycle_min_mom``): the
-stability edge that matters is the one at that momentum. The loop knows nothing of MLflow; a
-``on_step(step, lr, loss)`` callback sees every update. Reading the result is
-:func:`sweeps.range_test._rule.suggest`.
+The trial runner drives it (:class:`sweeps.trials.Probe`): a task's model, optimizer and
+batches are the sweep's own (same seed, same data order); a user's function gets the test's
+schedule from ``ctx.scheduler``. The momentum is held at the value the 1-Cycle will use at
+its peak lr (``cycle_min_mom``): the stability edge that matters is the one at that momentum.
+The loop knows nothing of MLflow; a ``on_step(step, lr, loss)`` callback sees every update.
+Reading the result is :func:`sweeps.range_test._rule.suggest`.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import torch
 from torch.optim import Optimizer
 
 import schedulers
 from schedulers.adapter import ScheduledLR
 from sweeps.range_test._rule import DIVERGENCE_FACTOR, DivergenceWatch
-from sweeps.trials import OptimizerName, make_optimizer
-from sweeps.workloads.base import Workload
+from sweeps.task import Task
+from sweeps.trials import OptimizerName, Probe, TrainSettings, TrialRunner, as_runner
 
 Mode = Literal["exponential", "linear"]
 StepCallback = Callable[[int, float, float], None]
@@ -107,60 +107,37 @@ class RangeTestTrace:
     wall_time_s: float = 0.0
 
 
-def set_momentum(optimizer: Optimizer, momentum: float) -> None:
-    """Hold SGD's ``momentum`` or Adam's ``betas[0]`` at ``momentum`` in every group."""
-    for group in optimizer.param_groups:
-        if "betas" in group:
-            group["betas"] = (momentum, group["betas"][1])
-        elif "momentum" in group:
-            group["momentum"] = momentum
-
-
 def run_range_test(
-    workload: Workload,
+    workload: Task | TrialRunner,
     settings: RangeTestSettings,
     optimizer: OptimizerName = "sgd",
     weight_decay: float = 0.0,
     seed: int = 0,
     on_step: StepCallback | None = None,
 ) -> RangeTestTrace:
-    """Train ``workload`` under the growing lr until ``settings.steps`` or clear divergence."""
-    torch.manual_seed(seed)
-    model = workload.build_model().to(workload.device)
-    torch_optimizer = make_optimizer(model, optimizer, weight_decay)
-    if settings.momentum is not None:
-        set_momentum(torch_optimizer, settings.momentum)
-    scheduler = settings.scheduler(torch_optimizer)
+    """Train ``workload`` under the growing lr until ``settings.steps`` or clear divergence.
+
+    ``workload`` is a task (run in the project's loop) or any trial runner that can drive the
+    test, such as a user's training function.
+    """
+    runner = as_runner(workload)
     watch = DivergenceWatch(settings.divergence_factor)
     trace = RangeTestTrace()
+
+    def on_update(lr: float, loss: float) -> bool:
+        trace.lrs.append(lr)
+        trace.losses.append(loss)
+        if on_step is not None:
+            on_step(len(trace.losses) - 1, lr, loss)
+        if watch.update(loss):
+            trace.stopped_early = True
+        return trace.stopped_early
+
+    probe = Probe(settings.scheduler, settings.momentum, settings.steps, on_update)
     start = time.perf_counter()
-    model.train()
-    epoch = 0
-    while len(trace.losses) < settings.steps:
-        produced = False
-        for x, y in workload.batches(epoch):
-            produced = True
-            loss = workload.loss(model(x), y)
-            torch_optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            lr = float(torch_optimizer.param_groups[0]["lr"])
-            value = float(loss.detach())  # the stop rule needs it now; a range test is short
-            if math.isfinite(value):
-                torch_optimizer.step()
-            trace.lrs.append(lr)
-            trace.losses.append(value)
-            if on_step is not None:
-                on_step(len(trace.losses) - 1, lr, value)
-            scheduler.step()
-            if watch.update(value):
-                trace.stopped_early = True
-                break
-            if len(trace.losses) >= settings.steps:
-                break
-        if trace.stopped_early or not produced:
-            break
-        epoch += 1
+    runner.probe(probe, TrainSettings(1, optimizer, weight_decay, seed))
     trace.wall_time_s = time.perf_counter() - start
     if not trace.losses:
-        raise ValueError(f"workload {workload.name!r} produced no batches for the range test")
+        name = runner.task.name if runner.task is not None else "the entrypoint function"
+        raise ValueError(f"{name} made no updates for the range test")
     return trace

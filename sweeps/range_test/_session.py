@@ -1,4 +1,4 @@
-"""One range test of a sweep file's workload, end to end: train, read, record.
+"""One range test of a sweep file's workload (any kind that can drive it): train, read, record.
 
 Shared by ``onecycle range-test`` and by a sweep with ``auto`` bounds, which runs it once
 before its first trial and records it as a child run of the sweep.
@@ -17,7 +17,7 @@ from sweeps.range_test._rule import RangeSuggestion, suggest
 from sweeps.range_test._run import RangeTestSettings, RangeTestTrace, StepCallback, run_range_test
 from sweeps.space import momentum_for_test
 from sweeps.tracking import ROLE_TAG, SWEEP_TAG
-from sweeps.workloads import build_workload
+from sweeps.trials import TrialRunner, make_runner
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -64,19 +64,15 @@ def run_for_config(
     device: torch.device,
     settings: RangeTestSettings,
     on_step: StepCallback | None = None,
+    runner: TrialRunner | None = None,
 ) -> RangeTestOutcome:
-    """Train the sweep's built-in workload under the growing lr and read the curve."""
+    """Train the sweep's workload under the growing lr and read the curve.
+
+    ``runner`` is the sweep's trial runner when the caller has one; else it is built here.
+    """
     workload = config.workload
-    if workload.builtin is None:
-        raise ValueError(
-            "workload.entrypoint: the range test trains a builtin workload; an entrypoint's "
-            "own loop cannot be driven by it"
-        )
-    built = build_workload(
-        workload.builtin, workload.batch_size, workload.seed, device, **workload.options
-    )
     trace = run_range_test(
-        built,
+        runner or make_runner(workload, device),
         settings,
         optimizer=workload.optimizer,
         weight_decay=workload.weight_decay,
@@ -105,7 +101,7 @@ def record(
     if parent_run_id:
         tags[PARENT_TAG] = parent_run_id
     params = {
-        "workload": config.workload.builtin,
+        "workload": config.workload.source,
         "batch_size": config.workload.batch_size,
         "optimizer": config.workload.optimizer,
         "weight_decay": config.workload.weight_decay,

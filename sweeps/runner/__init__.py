@@ -20,7 +20,13 @@ if TYPE_CHECKING:
     from sweeps.runner._local_workers import run_local_workers, worker_env
     from sweeps.runner._loop import run_sweep
     from sweeps.runner._outcome import Progress, SweepOutcome, best_block, close_parent, outcome_of
-    from sweeps.runner._settings import resolve_device, run_params, settings_of, workload_factory
+    from sweeps.runner._settings import (
+        check_workload,
+        resolve_device,
+        run_params,
+        settings_of,
+        workload_factory,
+    )
     from sweeps.runner._sweep_file import load_config, parse_config
 
 #: Loaded on first use: most of the runner needs torch, and read-only commands need none.
@@ -30,6 +36,7 @@ _HOMES = {
     "STALE_REASON": "sweeps.runner._coordination",
     "SweepOutcome": "sweeps.runner._outcome",
     "best_block": "sweeps.runner._outcome",
+    "check_workload": "sweeps.runner._settings",
     "close_parent": "sweeps.runner._outcome",
     "create_or_resume": "sweeps.runner._lifecycle",
     "fail_trials_without_heartbeat": "sweeps.runner._coordination",
@@ -54,6 +61,7 @@ __all__ = [
     "Progress",
     "SweepOutcome",
     "best_block",
+    "check_workload",
     "close_parent",
     "create_or_resume",
     "fail_trials_without_heartbeat",

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from storage.tracking import Tracking
     from sweeps.config import SweepConfig
     from sweeps.space import SearchSpace
-    from sweeps.workloads.base import Workload
+    from sweeps.task import Task
 
 
 #: The sweep's sampler for a study whose trial numbers are the sweep's plus the argument.
@@ -85,7 +85,7 @@ class FusedContext:
     config: SweepConfig
     space: SearchSpace
     settings: TrainSettings
-    make_workload: Callable[[], Workload]
+    make_workload: Callable[[], Task]
     make_sampler: SamplerFactory
     make_pruner: PrunerFactory
     tracking: Tracking | None

@@ -44,8 +44,7 @@ from sweeps.runner._settings import (
     workload_factory,
 )
 from sweeps.space import SearchSpace, make_pruner, make_sampler
-from sweeps.trials import MlflowTarget, Objective, TrialDiverged
-from sweeps.workloads.base import Workload
+from sweeps.trials import MlflowTarget, Objective, TrialDiverged, TrialRunner, as_runner
 
 log = logging.getLogger(__name__)
 MIN_TRIALS_FOR_FAILURE_RATE = 4
@@ -188,18 +187,15 @@ def _fused_context(
     setting = config.execution.fused_trials if fused is None else fused
     if setting == 1:
         return None
-    if config.workload.builtin is None:
-        raise UsageError(
-            "--fused / execution.fused_trials: fused trials stack a builtin workload's model; "
-            f"this sweep runs entrypoint {config.workload.entrypoint!r}"
-        )
     from sweeps.space import BatchSampling
-    from sweeps.trials.fused import auto_fused_trials
+    from sweeps.trials.fused import auto_fused_trials, fusable_task
 
+    try:
+        task = fusable_task(as_runner(objective.make_workload()))
+    except ValueError as error:
+        raise UsageError(f"--fused / execution.fused_trials: {error}") from None
     if setting == "auto":
-        size = auto_fused_trials(
-            objective.make_workload(), objective.settings, config.search.n_trials
-        )
+        size = auto_fused_trials(task, objective.settings, config.search.n_trials)
         log.info("fused_trials: auto chose %d", size)
     else:
         size = int(setting)
@@ -209,7 +205,7 @@ def _fused_context(
         config=config,
         space=space,
         settings=objective.settings,
-        make_workload=objective.make_workload,
+        make_workload=lambda: task,
         make_sampler=lambda offset: make_sampler(config, space, offset),
         make_pruner=lambda: make_pruner(config),
         tracking=target.tracking,
@@ -285,12 +281,12 @@ def _one_trial(
     trial: optuna.Trial,
     objective: Objective,
     progress: Progress,
-    make_workload: Callable[[], Workload],
+    make_workload: Callable[[], TrialRunner],
     config: SweepConfig,
     interval: int,
 ) -> None:
-    workload = make_workload()
-    progress.trial_started(trial.number, workload.steps_per_epoch * config.workload.epochs)
+    runner = make_workload()
+    progress.trial_started(trial.number, runner.planned_steps(config.workload.epochs))
     heartbeat = Heartbeats(study, [trial._trial_id], interval)
     try:
         value = objective(trial)

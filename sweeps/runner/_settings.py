@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from sweeps.config import SweepConfig
 from sweeps.errors import UsageError
-from sweeps.trials import TrainSettings
-from sweeps.workloads import build_workload
-from sweeps.workloads.base import Workload
+from sweeps.trials import TrainSettings, TrialRunner, make_runner
 
 THREADS_ENV = "ONECYCLE_TORCH_THREADS"
 
@@ -41,35 +40,41 @@ def settings_of(config: SweepConfig) -> TrainSettings:
     )
 
 
-def workload_factory(config: SweepConfig, device: torch.device) -> Callable[[], Workload]:
-    """Build the built-in workload once per process and reuse it across trials."""
-    if config.workload.builtin is None:
-        from sweeps.trials import entrypoint_workload
+def workload_factory(
+    config: SweepConfig, device: torch.device, base: Path | None = None
+) -> Callable[[], TrialRunner]:
+    """The runner of the sweep's workload, built once per process and reused across trials."""
+    cache: list[TrialRunner] = []
 
-        return entrypoint_workload(config, device)
-    cache: list[Workload] = []
-
-    def make() -> Workload:
+    def make() -> TrialRunner:
         if not cache:
-            cache.append(
-                build_workload(
-                    config.workload.builtin or "",
-                    config.workload.batch_size,
-                    config.workload.seed,
-                    device,
-                    **config.workload.options,
-                )
-            )
+            try:
+                cache.append(make_runner(config.workload, device, base))
+            except ValueError as error:
+                raise UsageError(str(error)) from None
         return cache[0]
 
     return make
+
+
+def check_workload(config: SweepConfig, source: str = "sweep") -> None:
+    """Run what every trial would run once, before a command touches the store.
+
+    A task's methods are each called on an untrained model; a mistake in them is a
+    :class:`UsageError` naming the class and the method, and nothing is recorded.
+    """
+    device = resolve_device(config.workload.device)
+    try:
+        workload_factory(config, device)().check(settings_of(config))
+    except (ValueError, UsageError) as error:
+        raise UsageError(f"{source}: {error}") from None
 
 
 def run_params(config: SweepConfig, device: torch.device) -> dict[str, Any]:
     """Training settings logged beside the OneCycle params of each trial."""
     workload = config.workload
     return {
-        "workload": workload.builtin or workload.entrypoint,
+        "workload": workload.source,
         "batch_size": workload.batch_size,
         "epochs": workload.epochs,
         "optimizer": workload.optimizer,

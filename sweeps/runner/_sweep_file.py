@@ -1,8 +1,9 @@
 """Reading a sweep file: the schema first, then what only the features can check.
 
 The schema (:mod:`sweeps.config`) knows types and names; whether every sampled configuration
-is a valid OneCycle schedule is the search space's to say, and whether an entrypoint imports is
-the function runner's. Loading checks all three before anything touches a store.
+is a valid OneCycle schedule is the search space's to say, and whether an entrypoint or a task
+class imports is the trial runners'. Loading checks all three before anything touches a store.
+A task class's ``metric`` and ``direction`` become the objective's where the file sets none.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sweeps.config import parse_config as parse_schema
 from sweeps.config._files import load_mapping
 from sweeps.errors import UsageError
 from sweeps.space import check_space
+from sweeps.task import import_task
 from sweeps.trials import import_entrypoint
 
 __all__ = ["load_config", "parse_config"]
@@ -25,16 +27,34 @@ def parse_config(
 ) -> SweepConfig:
     """Validate a loaded sweep mapping; :class:`UsageError` naming the key on any problem.
 
-    ``base`` (the sweep file's directory) is where an entrypoint module may live.
+    ``base`` (the sweep file's directory) is where an entrypoint or task module may live.
     """
     config = parse_schema(data, source)
+    search = [base] if base else []
     try:
         check_space(config)
         if config.workload.entrypoint:
-            import_entrypoint(config.workload.entrypoint, [base] if base else [])
+            import_entrypoint(config.workload.entrypoint, search)
+        if config.workload.task:
+            config = _with_task_objective(config, search)
     except ValueError as error:
         raise UsageError(f"{source}: {error}") from None
     return config
+
+
+def _with_task_objective(config: SweepConfig, search: list[Path]) -> SweepConfig:
+    """The objective's metric and direction from the task class where the file has none."""
+    cls = import_task(config.workload.task or "", search)
+    objective = config.objective
+    update: dict[str, Any] = {}
+    if objective.metric is None:
+        update["metric"] = cls.metric
+    if "direction" not in objective.model_fields_set:
+        update["direction"] = cls.direction
+    if not update:
+        return config
+    filled = objective.model_copy(update=update)
+    return config.model_copy(update={"objective": filled})
 
 
 def load_config(path: Path) -> SweepConfig:

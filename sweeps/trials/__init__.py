@@ -1,13 +1,17 @@
-"""How one trial trains: the built-in loop over a workload, a user's function, the shared rules.
+"""How one trial trains: one runner per kind of trial behind one interface, the shared rules.
 
-The loops know neither Optuna nor MLflow; they call hooks (``docs/architecture.md``).
+``task`` runs the project's loop over a :class:`sweeps.Task` (the built-ins are tasks too),
+``function`` calls a user's training function with a :class:`TrialContext`; :data:`RUNNERS`
+picks one for a sweep file's ``workload``. The loops know neither Optuna nor MLflow; they call
+hooks (``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
 from sweeps.config import OptimizerName
-from sweeps.trials._function import TrialContext, entrypoint_workload, import_entrypoint
+from sweeps.trials._function import FunctionRunner, TrialContext, import_entrypoint
 from sweeps.trials._objective import MlflowTarget, Objective, TrialDiverged
+from sweeps.trials._probe import Probe, RangeTestDone
 from sweeps.trials._rules import (
     LossWatch,
     TrainResult,
@@ -15,24 +19,36 @@ from sweeps.trials._rules import (
     divergence_reason,
     make_optimizer,
     record_evaluation,
+    set_momentum,
 )
-from sweeps.trials._task import train
+from sweeps.trials._runners import RUNNERS, TrialRunner, as_runner, make_runner
+from sweeps.trials._task import NoHooks, TaskRunner, TrainingHooks, train
 from sweeps.trials._tracker import trial_run_end
 
 __all__ = [
+    "RUNNERS",
+    "FunctionRunner",
     "LossWatch",
     "MlflowTarget",
+    "NoHooks",
     "Objective",
     "OptimizerName",
+    "Probe",
+    "RangeTestDone",
+    "TaskRunner",
     "TrainResult",
     "TrainSettings",
+    "TrainingHooks",
     "TrialContext",
     "TrialDiverged",
+    "TrialRunner",
+    "as_runner",
     "divergence_reason",
-    "entrypoint_workload",
     "import_entrypoint",
     "make_optimizer",
+    "make_runner",
     "record_evaluation",
+    "set_momentum",
     "train",
     "trial_run_end",
 ]

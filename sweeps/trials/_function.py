@@ -21,21 +21,23 @@ metrics. Adapting an existing loop takes three lines::
 
 from __future__ import annotations
 
-import importlib
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.optim import Optimizer
 
 import schedulers
+from sweeps.task import Task, import_attribute
+from sweeps.trials._probe import Probe, ProbeScheduler, RangeTestDone
 from sweeps.trials._rules import LossWatch, TrainResult, TrainSettings, record_evaluation
-from sweeps.trials._task import TrainingHooks
-from sweeps.workloads.base import Split, Task, Workload
+from sweeps.trials._task import NoHooks, TrainingHooks
+
+if TYPE_CHECKING:
+    from sweeps.config import Workload as WorkloadSection
 
 TrainFunction = Callable[["TrialContext"], Any]
 
@@ -50,20 +52,18 @@ def import_entrypoint(path: str, search: Sequence[Path] = ()) -> TrainFunction:
     The current directory and ``search`` (the sweep file's directory) are tried as import roots
     too, so a training module next to the sweep file works without installing it.
     """
+    function = import_attribute(path, "workload.entrypoint", search)
     module_name, _, attribute = path.partition(":")
-    for root in (Path.cwd(), *search):
-        if str(root) not in sys.path:
-            sys.path.append(str(root))
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as error:  # ImportError, or the module itself raising
+    if not callable(function) or isinstance(function, type):
+        hint = "; a sweeps.Task class goes in `workload.task`" if _is_task(function) else ""
         raise ValueError(
-            f"workload.entrypoint: cannot import {module_name!r}: {type(error).__name__}: {error}"
-        ) from None
-    function = getattr(module, attribute, None)
-    if not callable(function):
-        raise ValueError(f"workload.entrypoint: {module_name!r} has no callable {attribute!r}")
+            f"workload.entrypoint: {module_name!r} has no callable {attribute!r}{hint}"
+        )
     return function  # type: ignore[no-any-return]
+
+
+def _is_task(found: Any) -> bool:
+    return isinstance(found, type) and issubclass(found, Task)
 
 
 class TrialContext:
@@ -94,6 +94,8 @@ class TrialContext:
         #: What the trial has recorded: evaluations, best value, samples to the target.
         self.result = TrainResult()
         self._settings = settings
+        #: True while the LR range test runs the function (its scheduler is the test's).
+        self.in_range_test = False
 
     @property
     def evaluations(self) -> list[tuple[int, int, dict[str, float]]]:
@@ -150,12 +152,10 @@ class _TrackedOneCycle(schedulers.OneCycle):
         super().step(batch_iteration)
 
 
-class EntrypointWorkload(Workload):
-    """Stands in for a built-in workload; :meth:`run` calls the user's function instead."""
+class FunctionRunner:
+    """Trials of a user's training function (``workload.entrypoint``), each given a context."""
 
-    name: ClassVar[str] = "entrypoint"
-    task: ClassVar[Task] = "multiclass"
-    metric: ClassVar[str] = ""
+    task: Task | None = None
 
     def __init__(
         self,
@@ -166,35 +166,30 @@ class EntrypointWorkload(Workload):
         epochs: int,
         options: Mapping[str, Any],
     ) -> None:
-        super().__init__(batch_size, seed, device)
         self.function = function
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = device
         self.epochs = epochs
         self.options = dict(options)
 
-    def load(self) -> Split:
-        """Not used: the user's function brings its own data."""
-        raise NotImplementedError("an entrypoint workload loads its own data")
-
-    def build_model(self) -> nn.Module:
-        """Not used: the user's function builds its own model."""
-        raise NotImplementedError("an entrypoint workload builds its own model")
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """Unknown ahead of time (0)."""
+    def planned_steps(self, epochs: int) -> int:
+        """Unknown ahead of time (0): the function runs its own loop."""
         return 0
 
-    def batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """Not used."""
-        return iter(())
+    def check(self, settings: TrainSettings) -> None:
+        """Nothing to run ahead: the function is only called for a trial."""
 
-    def run(
-        self, schedule: Mapping[str, Any], settings: TrainSettings, hooks: TrainingHooks
-    ) -> TrainResult:
-        """Run the user's function for one trial and describe what it did."""
-        torch.manual_seed(self.seed)
-        context = TrialContext(
-            schedule,
+    def context(
+        self,
+        params: Mapping[str, Any],
+        hooks: TrainingHooks,
+        settings: TrainSettings,
+        kind: type[TrialContext] | None = None,
+    ) -> TrialContext:
+        """A trial's context for the function."""
+        return (kind or TrialContext)(
+            params,
             self.device,
             self.seed,
             self.batch_size,
@@ -204,6 +199,13 @@ class EntrypointWorkload(Workload):
             settings.divergence_factor,
             settings,
         )
+
+    def run(
+        self, schedule: Mapping[str, Any], settings: TrainSettings, hooks: TrainingHooks
+    ) -> TrainResult:
+        """Run the user's function for one trial and describe what it did."""
+        torch.manual_seed(self.seed)
+        context = self.context(schedule, hooks, settings)
         result = context.result
         start = time.perf_counter()
         try:
@@ -222,19 +224,50 @@ class EntrypointWorkload(Workload):
         result.wall_time_s = time.perf_counter() - start
         return result
 
+    def probe(self, probe: Probe, settings: TrainSettings) -> None:
+        """Call the function with a context whose scheduler is ``probe``'s (the range test)."""
+        torch.manual_seed(self.seed)
+        context = cast(_RangeTestContext, self.context({}, NoHooks(), settings, _RangeTestContext))
+        context.probe = probe
+        context.in_range_test = True
+        try:
+            self.function(context)
+        except RangeTestDone:
+            return
 
-def entrypoint_workload(config: Any, device: torch.device) -> Callable[[], Workload]:
-    """A factory the sweep runner uses in place of a built-in workload."""
-    function = import_entrypoint(config.workload.entrypoint)
 
-    def make() -> Workload:
-        return EntrypointWorkload(
-            function,
-            config.workload.batch_size,
-            config.workload.seed,
-            device,
-            config.workload.epochs,
-            config.workload.options,
-        )
+class _RangeTestContext(TrialContext):
+    """A :class:`TrialContext` whose scheduler is the LR range test's (see ``_probe.py``)."""
 
-    return make
+    probe: Probe
+    _loss: float | None = None
+
+    def scheduler(self, optimizer: Optimizer) -> Any:
+        """The range test's lr schedule on ``optimizer`` (not a trial's OneCycle)."""
+        return ProbeScheduler(self.probe, optimizer, self)
+
+    def log_loss(self, loss: Tensor | float) -> None:
+        """The update's loss, read now: the test decides after every update."""
+        self._loss = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
+
+    def take_loss(self) -> float | None:
+        """The loss logged for the update about to be stepped past (once)."""
+        loss, self._loss = self._loss, None
+        return loss
+
+    def report(self, metrics: Mapping[str, float]) -> None:
+        """Ignored: the range test reads losses only."""
+
+
+def function_runner(
+    section: WorkloadSection, device: torch.device, base: Path | None
+) -> FunctionRunner:
+    """A runner for ``workload.entrypoint`` on ``device``."""
+    return FunctionRunner(
+        import_entrypoint(section.entrypoint or "", [base] if base else []),
+        section.batch_size,
+        section.seed,
+        device,
+        section.epochs,
+        section.options,
+    )

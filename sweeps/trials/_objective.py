@@ -1,7 +1,7 @@
 """The Optuna objective: one trial = one tracked training run with a sampled OneCycle schedule.
 
-A callable class with its dependencies injected (how to sample, how to build the workload,
-how to train, where to track), so tests and the CLI wire it the same way. Outcomes map one to
+A callable class with its dependencies injected (how to sample, which trial runner trains,
+where to track), so tests and the CLI wire it the same way. Outcomes map one to
 one onto MLflow: COMPLETE -> FINISHED, PRUNED -> KILLED (tag ``pruned``), FAIL -> FAILED with
 the reason as a tag, for user code that raised and for a diverged loss alike. Whatever way a
 trial ends, its buffered values are handed to the writer and its run is ended.
@@ -20,12 +20,11 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 import schedulers
+from sweeps.task import Task
 from sweeps.tracking import FAILURE_TAG, STUDY_TAG, SWEEP_TAG
-from sweeps.trials._function import EntrypointWorkload
 from sweeps.trials._rules import TrainResult, TrainSettings
-from sweeps.trials._task import train
+from sweeps.trials._runners import TrialRunner, as_runner
 from sweeps.trials._tracker import TrialTracker, trial_run_end
-from sweeps.workloads.base import Workload
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -53,7 +52,8 @@ class Objective:
     """``study.optimize(Objective(...), catch=(TrialDiverged,))``."""
 
     suggest: Callable[[optuna.Trial], dict[str, Any]]
-    make_workload: Callable[[], Workload]
+    #: The trial runner (a :class:`Task` is run by the task runner).
+    make_workload: Callable[[], TrialRunner | Task]
     settings: TrainSettings
     run_params: Mapping[str, Any] = field(default_factory=dict)
     mlflow: MlflowTarget | None = None
@@ -63,17 +63,14 @@ class Objective:
         """Sample, train, track; return the final value of the objective metric."""
         schedule = self.suggest(trial)
         trial.set_user_attr("deepspeed_params", schedule)
-        workload = self.make_workload()
+        runner = as_runner(self.make_workload())
         run_id = self._start_run(trial, schedule)
         tracker = TrialTracker(self.mlflow.tracking, run_id) if self.mlflow and run_id else None
-        hooks = _TrialHooks(trial, tracker, self.settings.metric, workload.batch_size)
+        hooks = _TrialHooks(trial, tracker, self.settings.metric, runner.batch_size)
         hooks.progress = self.progress
         started = time.perf_counter()
         try:
-            if isinstance(workload, EntrypointWorkload):
-                result = workload.run(schedule, self.settings, hooks)
-            else:
-                result = train(workload, schedule, self.settings, hooks)
+            result = runner.run(schedule, self.settings, hooks)
         except optuna.TrialPruned:
             self._finish(run_id, tracker, schedule, "PRUNED", None, started, hooks.last)
             raise

@@ -147,3 +147,12 @@ class LossWatch:
         if not finite:
             return "non-finite loss"
         return divergence_reason(peak, self.first, self.factor)
+
+
+def set_momentum(optimizer: Optimizer, momentum: float) -> None:
+    """Hold SGD's ``momentum`` or Adam's ``betas[0]`` at ``momentum`` in every group."""
+    for group in optimizer.param_groups:
+        if "betas" in group:
+            group["betas"] = (momentum, group["betas"][1])
+        elif "momentum" in group:
+            group["momentum"] = momentum

@@ -1,4 +1,6 @@
-"""Built-in workloads: real data shipped with scikit-learn, or generated; no downloads.
+"""Built-in workloads: :class:`sweeps.Task` subclasses on bundled or generated data.
+
+Real data shipped with scikit-learn, or generated; no downloads.
 
 Example:
     >>> import torch
@@ -13,18 +15,18 @@ from typing import Any
 
 import torch
 
-from sweeps.workloads.base import Split, Workload
+from sweeps.workloads.base import Split, SplitTask
 from sweeps.workloads.sklearn_data import BreastCancer, Digits
 from sweeps.workloads.synthetic_ctr import SyntheticCTR
 
-BUILTIN: dict[str, type[Workload]] = {
-    cls.name: cls for cls in (Digits, BreastCancer, SyntheticCTR)
+BUILTIN: dict[str, type[SplitTask]] = {
+    cls.key: cls for cls in (Digits, BreastCancer, SyntheticCTR)
 }
 
 
 def build_workload(
     name: str, batch_size: int, seed: int, device: torch.device, **options: Any
-) -> Workload:
+) -> SplitTask:
     """Instantiate a built-in workload by name."""
     if name not in BUILTIN:
         raise ValueError(f"`workload.builtin` must be one of {sorted(BUILTIN)}, got {name!r}")
@@ -36,7 +38,7 @@ __all__ = [
     "BreastCancer",
     "Digits",
     "Split",
+    "SplitTask",
     "SyntheticCTR",
-    "Workload",
     "build_workload",
 ]

@@ -1,9 +1,9 @@
-"""The workload protocol: data, a model, batches and an evaluation, nothing about tuning.
+"""The built-in workloads' common base: a :class:`sweeps.Task` whose data is held as tensors.
 
-A workload owns a train/validation split held as tensors on the training device, a model
-factory, a loss, and an evaluation that returns named metrics. Batches come from a
-``torch.Generator`` seeded by (seed, epoch), so the same seed gives the same batches on every
-run and every device.
+A :class:`SplitTask` owns a train/validation split held as tensors on the training device, a
+model factory, a loss chosen by its problem (multiclass or binary) and an evaluation that
+returns named metrics. Batches come from a ``torch.Generator`` seeded by (seed, epoch), so the
+same seed gives the same batches on every run and every device.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from sweeps.task import Task
 from sweeps.workloads.metrics import binary_auc
 
-Task = Literal["multiclass", "binary"]
+Problem = Literal["multiclass", "binary"]
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,16 @@ def mlp(inputs: int, hidden: tuple[int, ...], outputs: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class Workload(abc.ABC):
-    """Base of the built-in workloads; a subclass supplies data and a model."""
+class SplitTask(Task):
+    """Base of the built-in workloads; a subclass supplies data and a model.
 
-    name: ClassVar[str]
-    task: ClassVar[Task]
-    metric: ClassVar[str]
+    Fused trials evaluate a ``SplitTask`` that keeps this class's :meth:`evaluate` for every
+    stacked trial in one batched pass; any other task is evaluated one trial at a time.
+    """
+
+    #: The name a sweep file's ``workload.builtin`` uses.
+    key: ClassVar[str]
+    problem: ClassVar[Problem]
 
     #: Hidden layer widths of the default MLP; a workload option may override them.
     hidden: tuple[int, ...] = (128, 128)
@@ -69,11 +74,7 @@ class Workload(abc.ABC):
         device: torch.device,
         hidden: tuple[int, ...] | list[int] | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
-        self.batch_size = batch_size
-        self.seed = seed
-        self.device = device
+        super().__init__(batch_size, seed, device)
         if hidden is not None:
             if not hidden or any(not isinstance(w, int) or w < 1 for w in hidden):
                 raise ValueError(f"`hidden` must list positive layer widths, got {hidden!r}")
@@ -115,7 +116,7 @@ class Workload(abc.ABC):
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         """Cross-entropy (multiclass) or binary cross-entropy on logits."""
-        if self.task == "binary":
+        if self.problem == "binary":
             return nn.functional.binary_cross_entropy_with_logits(output.squeeze(-1), target)
         return nn.functional.cross_entropy(output, target)
 
@@ -126,7 +127,7 @@ class Workload(abc.ABC):
         model.eval()
         output = model(self.split.x_val)
         metrics = {"val_loss": float(self.loss(output, self.split.y_val))}
-        if self.task == "binary":
+        if self.problem == "binary":
             metrics["val_auc"] = binary_auc(output.squeeze(-1), self.split.y_val)
         else:
             predicted = output.argmax(dim=-1)

@@ -11,7 +11,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from sweeps.workloads.base import Split, Task, Workload, mlp, seeded_permutation
+from sweeps.workloads.base import Problem, Split, SplitTask, mlp, seeded_permutation
 
 
 def standardised_split(x: Tensor, y: Tensor, seed: int, val_fraction: float = 0.2) -> Split:
@@ -26,15 +26,15 @@ def standardised_split(x: Tensor, y: Tensor, seed: int, val_fraction: float = 0.
     return Split(scaled[train], y[train], scaled[val], y[val])
 
 
-class Digits(Workload):
+class Digits(SplitTask):
     """8x8 handwritten digits, 10 classes, 1797 images; an MLP; metric ``val_accuracy``.
 
     The default model is three hidden layers of 512, the MLP size the project's GPU and tracking
     figures refer to.
     """
 
-    name: ClassVar[str] = "digits"
-    task: ClassVar[Task] = "multiclass"
+    key: ClassVar[str] = "digits"
+    problem: ClassVar[Problem] = "multiclass"
     metric: ClassVar[str] = "val_accuracy"
     hidden = (512, 512, 512)
 
@@ -52,11 +52,11 @@ class Digits(Workload):
         return mlp(64, self.hidden, 10)
 
 
-class BreastCancer(Workload):
+class BreastCancer(SplitTask):
     """Wisconsin breast cancer, binary, 569 samples, 30 features; metric ``val_auc``."""
 
-    name: ClassVar[str] = "breast_cancer"
-    task: ClassVar[Task] = "binary"
+    key: ClassVar[str] = "breast_cancer"
+    problem: ClassVar[Problem] = "binary"
     metric: ClassVar[str] = "val_auc"
     hidden = (64, 64)
 

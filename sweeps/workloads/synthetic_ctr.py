@@ -13,17 +13,17 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from sweeps.workloads.base import Split, Task, Workload, mlp
+from sweeps.workloads.base import Problem, Split, SplitTask, mlp
 
 DENSE = 16
 CATEGORICAL = (8, 8, 4)  # cardinalities, one-hot encoded
 
 
-class SyntheticCTR(Workload):
+class SyntheticCTR(SplitTask):
     """Generated binary task of configurable size; metric ``val_auc``."""
 
-    name: ClassVar[str] = "synthetic_ctr"
-    task: ClassVar[Task] = "binary"
+    key: ClassVar[str] = "synthetic_ctr"
+    problem: ClassVar[Problem] = "binary"
     metric: ClassVar[str] = "val_auc"
     hidden = (256, 256)
 

@@ -12,14 +12,14 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from sweeps.workloads.base import Split, Task, Workload
+from sweeps.workloads.base import Problem, Split, SplitTask
 
 
-class LeastSquares(Workload):
+class LeastSquares(SplitTask):
     """Linear regression on 2,048 generated samples in 32 dimensions."""
 
-    name: ClassVar[str] = "least_squares"
-    task: ClassVar[Task] = "binary"
+    key: ClassVar[str] = "least_squares"
+    problem: ClassVar[Problem] = "binary"
     metric: ClassVar[str] = "val_loss"
 
     def __init__(

@@ -103,11 +103,10 @@ def test_auto_on_other_keys_or_bad_factors_is_refused(
         parse_config(_config(**change))
 
 
-def test_auto_needs_a_builtin_workload_and_an_ordered_range() -> None:
+def test_auto_is_accepted_on_an_entrypoint_and_needs_an_ordered_range() -> None:
     config = _config(cycle_max_lr="auto")
     config["workload"] = {"entrypoint": "custom_train:train"}
-    with pytest.raises(UsageError, match="`auto` needs a builtin workload"):
-        parse_config(config, base=EXAMPLES)
+    assert parse_config(config, base=EXAMPLES).needs_range_test
     config = _config(cycle_max_lr="auto")
     config["range_test"].update(min_lr=1.0, max_lr=0.1)
     with pytest.raises(UsageError, match="range_test: `max_lr` must be > `min_lr`"):

@@ -200,4 +200,4 @@ def test_bad_fused_values_are_usage_errors(
     bad.write_text(yaml.safe_dump(custom))
     (tmp_path / "custom_train.py").write_text((EXAMPLES / "custom_train.py").read_text())
     assert main(["run", str(bad), "--store", str(tmp_path / "s")]) == 2
-    assert "fused trials stack a builtin workload's model" in capsys.readouterr().err
+    assert "write it as a sweeps.Task and name it in `workload.task`" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sweeps.trials import LossWatch, TrainSettings, TrialContext, divergence_reason, train
-from sweeps.trials._function import EntrypointWorkload, TrainingDiverged
+from sweeps.trials._function import FunctionRunner, TrainingDiverged
 from sweeps.trials._task import NoHooks
 from sweeps.workloads import build_workload
 
@@ -74,12 +74,12 @@ def _reporting(accuracies: list[float]) -> Any:
 
 def test_a_users_function_records_samples_to_target_and_best_like_the_loop() -> None:
     settings = TrainSettings(epochs=1, target=0.8)
-    workload = EntrypointWorkload(_reporting([0.5, 0.85, 0.7]), 16, 0, torch.device("cpu"), 1, {})
+    workload = FunctionRunner(_reporting([0.5, 0.85, 0.7]), 16, 0, torch.device("cpu"), 1, {})
     result = workload.run(SCHEDULE, settings, NoHooks())
     assert result.samples_to_target == 8 * 16  # the second report, after 8 updates
     assert result.best == pytest.approx(0.85)
     assert result.steps == 12 and result.diverged is None
-    never = EntrypointWorkload(_reporting([0.5, 0.6]), 16, 0, torch.device("cpu"), 1, {})
+    never = FunctionRunner(_reporting([0.5, 0.6]), 16, 0, torch.device("cpu"), 1, {})
     assert never.run(SCHEDULE, settings, NoHooks()).samples_to_target is None
     # the built-in loop records the same figure from the same rule
     digits = build_workload("digits", 64, 0, torch.device("cpu"), hidden=[16])

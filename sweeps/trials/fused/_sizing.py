@@ -16,16 +16,17 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from sweeps.task import Task, build_model, first_batch
 from sweeps.trials._rules import TrainSettings
 from sweeps.trials.fused._training import NoFusedHooks
-from sweeps.workloads.base import Workload
+from sweeps.workloads import SplitTask
 
 GPU_CAP = 512
 CPU_CAP = 32
 MEMORY_SHARE = 0.5
 
 
-def auto_fused_trials(workload: Workload, settings: TrainSettings, remaining: int) -> int:
+def auto_fused_trials(workload: Task, settings: TrainSettings, remaining: int) -> int:
     """The number of trials to stack for ``workload`` on its device (at least 1)."""
     if workload.device.type == "cuda":
         per_row, free = _measured_cuda(workload, settings)
@@ -37,7 +38,7 @@ def auto_fused_trials(workload: Workload, settings: TrainSettings, remaining: in
     return max(1, min(fits, cap, remaining))
 
 
-def _measured_cuda(workload: Workload, settings: TrainSettings) -> tuple[int, int]:
+def _measured_cuda(workload: Task, settings: TrainSettings) -> tuple[int, int]:
     from sweeps.trials.fused._training import train_fused
 
     probe = TrainSettings(
@@ -71,14 +72,36 @@ class _StopAtFirstEval(NoFusedHooks):
         return set(metrics)
 
 
-def _estimated_cpu(workload: Workload, settings: TrainSettings) -> int:
-    model = workload.build_model()
+def _estimated_cpu(workload: Task, settings: TrainSettings) -> int:
+    model = build_model(workload)
     params = sum(p.numel() for p in model.parameters())
-    widths = sum(m.out_features for m in model.modules() if isinstance(m, nn.Linear))
     states = 2 if settings.optimizer == "sgd" else 3  # grad + momentum (+ second moment)
-    validation = int(workload.split.x_val.shape[0])
-    activations = workload.batch_size * widths * 3 + validation * widths
+    if isinstance(workload, SplitTask):
+        widths = sum(m.out_features for m in model.modules() if isinstance(m, nn.Linear))
+        validation = int(workload.split.x_val.shape[0])
+        activations = workload.batch_size * widths * 3 + validation * widths
+    else:  # one batch through the model, every layer's output counted (evaluated row by row)
+        activations = 3 * _layer_outputs(model, first_batch(workload)[0])
     return 4 * (params * (1 + states) + activations)
+
+
+@torch.no_grad()
+def _layer_outputs(model: nn.Module, x: torch.Tensor) -> int:
+    """Elements every leaf layer outputs for the batch ``x``."""
+    sizes: list[int] = []
+    handles = [
+        layer.register_forward_hook(
+            lambda _m, _i, out: sizes.append(out.numel() if isinstance(out, torch.Tensor) else 0)
+        )
+        for layer in model.modules()
+        if not any(True for _ in layer.children())
+    ]
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sum(sizes)
 
 
 def _available_ram() -> int:

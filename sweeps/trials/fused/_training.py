@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,11 +27,12 @@ from torch.func import vmap
 
 from schedulers import OneCycleSchedule
 from schedulers.batched import BatchedOneCycle
+from sweeps.task import Task, to_device
 from sweeps.trials._rules import TrainResult, TrainSettings, divergence_reason, record_evaluation
+from sweeps.trials.fused._evaluate import evaluate_rows
+from sweeps.trials.fused._fusable import check_fusable
 from sweeps.trials.fused._model import StackedModel
 from sweeps.trials.fused._optim import StackedOptimizer
-from sweeps.workloads.base import Workload
-from sweeps.workloads.metrics import binary_auc
 
 
 class FusedHooks(Protocol):
@@ -87,22 +88,6 @@ class FusedOutcome:
     weights: list[dict[str, Tensor]] = field(default_factory=list)
 
 
-def check_fusable(workload: Workload) -> nn.Module:
-    """Build the workload's model, refusing what the stacked path cannot train exactly."""
-    if type(workload).evaluate is not Workload.evaluate:
-        raise ValueError(
-            f"workload {workload.name!r} has its own evaluate(); fused trials evaluate every "
-            "trial with the built-in rule"
-        )
-    model = workload.build_model()
-    if any(True for _ in model.buffers()):
-        raise ValueError(
-            "fused trials need a model without buffers (BatchNorm running stats cannot be "
-            f"stacked), got {type(model).__name__} with buffers"
-        )
-    return model
-
-
 class _Stack:
     """The live rows: stacked weights, their optimizer, their schedule, the trials they hold."""
 
@@ -147,7 +132,7 @@ class _Stack:
 
 
 def train_fused(
-    workload: Workload,
+    workload: Task,
     schedules: Sequence[Mapping[str, Any]],
     settings: TrainSettings,
     hooks: FusedHooks | None = None,
@@ -172,7 +157,7 @@ def train_fused(
     start = time.perf_counter()
     step = 0
     for epoch in range(settings.epochs):
-        for x, y in workload.batches(epoch):
+        for x, y in _on_device(workload, epoch):
             lr = stack.lr_table[step]
             momentum = None if stack.mom_table is None else stack.mom_table[step]
             losses = member_loss(stack.model(x), y)
@@ -206,6 +191,11 @@ def train_fused(
     _snapshot(stack, weights, list(range(len(stack.members))))
     outcome.weights = [weights[m] for m in range(count)]
     return outcome
+
+
+def _on_device(task: Task, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+    for inputs, targets in task.batches(epoch):
+        yield to_device(inputs, task.device), to_device(targets, task.device)
 
 
 def _live_members(stack: _Stack) -> list[int]:
@@ -250,34 +240,22 @@ def _diverged(
         stack.stop(row)
 
 
-@torch.no_grad()
 def _evaluate(
-    workload: Workload,
+    workload: Task,
     stack: _Stack,
     settings: TrainSettings,
     hooks: FusedHooks,
     outcome: FusedOutcome,
     step: int,
 ) -> None:
-    """Every live row's validation metrics, exactly as ``Workload.evaluate`` computes them."""
-    split = workload.split
-    outputs = stack.model(split.x_val)
-    losses = vmap(workload.loss, in_dims=(0, None))(outputs, split.y_val).tolist()
-    if workload.task != "binary":
-        accuracy = (outputs.argmax(dim=-1) == split.y_val).float().mean(dim=1).tolist()
-    metrics: dict[int, dict[str, float]] = {}
+    """Every live row's validation metrics, as ``workload.evaluate`` computes them alone."""
     samples = step * workload.batch_size
-    for row, member in enumerate(stack.members):
-        if not stack.alive[row]:
-            continue
-        values = {"val_loss": float(losses[row])}
-        if workload.task == "binary":
-            values["val_auc"] = binary_auc(outputs[row].squeeze(-1), split.y_val)
-        else:
-            values["val_accuracy"] = float(accuracy[row])
-        metrics[member] = values
+    live = [(row, member) for row, member in enumerate(stack.members) if stack.alive[row]]
+    metrics = evaluate_rows(workload, stack.model, [row for row, _ in live])
+    by_member = {member: metrics[row] for row, member in live}
+    for member, values in by_member.items():
         record_evaluation(outcome.results[member], step, samples, values, settings)
-    stop = hooks.on_eval(step, samples, metrics)
+    stop = hooks.on_eval(step, samples, by_member)
     for row, member in enumerate(stack.members):
         if member in stop and stack.alive[row]:
             stack.stop(row)
