@@ -31,17 +31,20 @@ def study_group() -> None:
 @store_options
 def batch_scaling_command(study_file: Path, report: Path | None, **options: Any) -> None:
     """Baseline at batch b, then Fixed, LinearScale and 1Cycle at scale x b (see FILE)."""
+    from sweeps.runner import check_workload
     from sweeps.studies.batch_scaling import load_study, run_study, table_rows, write_report
 
     config = load_study(study_file)
+    check_workload(config.onecycle_sweep(), str(study_file))
     page = report or Path(f"{config.name}-report") / "batch_scaling.md"
     console = Console()
     with open_from_options(options) as store:
         result = run_study(store, config, say=lambda line: console.print(line, markup=False))
         command = "onecycle " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         written = write_report(result, page, command, store.mlflow)
-    table = Table(title=f"{config.name}: target AUC {result.target:.4f}")
-    for column in ("schedule", "batch", "lr", "final AUC", "samples to target", "vs baseline"):
+    name = result.metric_label
+    table = Table(title=f"{config.name}: target {name} {result.target:.4f}")
+    for column in ("schedule", "batch", "lr", f"final {name}", "samples to target", "vs baseline"):
         table.add_column(column, justify="left" if column in ("schedule", "lr") else "right")
     for row in table_rows(result):
         relative = row["relative_to_baseline"]
@@ -49,7 +52,7 @@ def batch_scaling_command(study_file: Path, report: Path | None, **options: Any)
             row["schedule"] + (" (diverged)" if row["diverged"] else ""),
             str(row["batch"]),
             row["lr"],
-            "-" if row["final_auc"] is None else f"{row['final_auc']:.4f}",
+            "-" if row["final_value"] is None else f"{row['final_value']:.4f}",
             "not reached" if row["samples_to_target"] is None else f"{row['samples_to_target']:,}",
             "-" if relative is None else f"{relative:.2f}x",
         )

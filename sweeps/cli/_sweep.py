@@ -47,7 +47,7 @@ def run_command(
     config = load_config(sweep_file)  # refused here, before the store is touched
     if fused not in (None, 1) and config.workload.entrypoint is not None:
         raise UsageError(f"--fused: {FUSED_NEEDS_TASK}; {sweep_file}, got --fused {fused}")
-    check_workload(config, str(sweep_file))
+    check_workload(config, str(sweep_file), fused)
     gpu_list = _gpu_list(gpus)
     console = Console()
     with open_from_options(options) as store:

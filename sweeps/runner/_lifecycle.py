@@ -108,6 +108,8 @@ def _resume(store: Store, record: SweepRecord, payload: dict[str, Any]) -> Sweep
     stored = dict(record.config)
     # Records written before range tests existed have no range_test section: the default.
     stored.setdefault("range_test", {**payload.get("range_test", {}), "result": None})
+    # Records written before `workload.task` existed lack the key: its default.
+    stored["workload"] = {"task": None, **stored.get("workload", {})}
     payload = _comparable(payload, stored)
     # `execution` says how trials run, not what the sweep is: a resume may change it.
     before = {k: v for k, v in stored.items() if k not in ("search", "execution")}

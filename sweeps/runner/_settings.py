@@ -57,17 +57,28 @@ def workload_factory(
     return make
 
 
-def check_workload(config: SweepConfig, source: str = "sweep") -> None:
+def check_workload(
+    config: SweepConfig, source: str = "sweep", fused: int | str | None = None
+) -> None:
     """Run what every trial would run once, before a command touches the store.
 
     A task's methods are each called on an untrained model; a mistake in them is a
-    :class:`UsageError` naming the class and the method, and nothing is recorded.
+    :class:`UsageError` naming the class and the method, and nothing is recorded. With fused
+    trials (``fused``, else the file's setting) the model is checked to stack as well.
     """
     device = resolve_device(config.workload.device)
     try:
-        workload_factory(config, device)().check(settings_of(config))
+        runner = workload_factory(config, device)()
+        runner.check(settings_of(config))
     except (ValueError, UsageError) as error:
         raise UsageError(f"{source}: {error}") from None
+    if (config.execution.fused_trials if fused is None else fused) != 1:
+        from sweeps.trials.fused import fusable_task
+
+        try:
+            fusable_task(runner)
+        except ValueError as error:
+            raise UsageError(f"{source}: execution.fused_trials / --fused: {error}") from None
 
 
 def run_params(config: SweepConfig, device: torch.device) -> dict[str, Any]:

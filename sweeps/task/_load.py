@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ def import_attribute(path: str, key: str, search: Sequence[Path] = ()) -> Any:
     for root in (Path.cwd(), *search):
         if str(root) not in sys.path:
             sys.path.append(str(root))
+    _share_with_workers(search)
     try:
         module = importlib.import_module(module_name)
     except Exception as error:  # ImportError, or the module itself raising
@@ -32,6 +34,14 @@ def import_attribute(path: str, key: str, search: Sequence[Path] = ()) -> Any:
     if found is None:
         raise ValueError(f"{key}: {module_name!r} has no {attribute!r}")
     return found
+
+
+def _share_with_workers(search: Sequence[Path]) -> None:
+    """Put ``search`` on ``PYTHONPATH`` too, so ``run --workers N``'s processes find the module."""
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    extra = [str(root) for root in search if str(root) not in paths]
+    if extra:
+        os.environ["PYTHONPATH"] = os.pathsep.join([p for p in paths if p] + extra)
 
 
 def import_task(path: str, search: Sequence[Path] = ()) -> type[Task]:

@@ -115,6 +115,6 @@ def test_study_file_errors_name_the_key() -> None:
     ):
         parse_study(config)
     config = yaml.safe_load((EXAMPLES / "batch_scaling.yaml").read_text())
-    config["workload"]["builtin"] = "digits"
-    with pytest.raises(UsageError, match=r"measures AUC on synthetic_ctr, got .digits."):
-        parse_study(config)
+    config["workload"] = {"entrypoint": "custom_train:train"}
+    with pytest.raises(UsageError, match=r"workload.entrypoint: the batch-scaling study .*Task"):
+        parse_study(config, base=EXAMPLES)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, model_validator
 
 from sweeps.config import (
+    BUILTIN_METRICS,
     Execution,
     RangeTest,
     Search,
@@ -69,38 +70,49 @@ class BatchScalingConfig(Strict):
             return max(self.large_batch, self.eval_samples // self.large_batch * self.large_batch)
         return self.large_batch
 
-    def onecycle_sweep(self) -> SweepConfig:
-        """The 1-Cycle sweep at the large batch, as a sweep file would give it."""
+    def onecycle_sweep(self, base: Path | None = None) -> SweepConfig:
+        """The 1-Cycle sweep at the large batch, as a sweep file would give it.
+
+        Its objective is the workload's: a built-in's metric, or a task class's ``metric`` and
+        ``direction`` (the task module is found next to the study file, ``base``).
+        """
         workload = self.workload.model_dump(mode="json")
         workload["batch_size"] = self.large_batch
         workload["eval_every"] = self.every_samples // self.large_batch
+        builtin = self.workload.builtin
+        objective = (
+            {"metric": BUILTIN_METRICS[builtin], "direction": "maximize"} if builtin else {}
+        )
         data = {
             "name": self.name,
             "workload": workload,
-            "objective": {"metric": "val_auc", "direction": "maximize"},
+            "objective": objective,
             "search": self.onecycle_search.model_dump(mode="json"),
             "scheduler": dict(self.scheduler),
             "range_test": self.range_test.model_dump(mode="json"),
             "execution": self.execution.model_dump(mode="json"),
         }
-        return parse_config(data, f"study {self.name!r}: onecycle_search")
+        return parse_config(data, f"study {self.name!r}: onecycle_search", base)
 
 
-def parse_study(data: dict[str, Any], source: str = "study") -> BatchScalingConfig:
+def parse_study(
+    data: dict[str, Any], source: str = "study", base: Path | None = None
+) -> BatchScalingConfig:
     """Validate a loaded study mapping; :class:`UsageError` naming the key on any problem."""
     try:
         config = BatchScalingConfig.model_validate(data)
     except ValidationError as error:
         raise UsageError(f"{source}: {format_error(error, BatchScalingConfig)}") from None
-    if config.workload.builtin != "synthetic_ctr":
+    if config.workload.entrypoint is not None:
         raise UsageError(
-            f"{source}: workload.builtin: the batch-scaling study measures AUC on "
-            f"synthetic_ctr, got {config.workload.builtin or config.workload.entrypoint!r}"
+            f"{source}: workload.entrypoint: the batch-scaling study evaluates every "
+            "eval_samples in the project's own loop; write the model as a sweeps.Task and name "
+            f"it in `workload.task`, got entrypoint {config.workload.entrypoint!r}"
         )
-    config.onecycle_sweep()  # the 1-Cycle part must be a valid sweep on its own
+    config.onecycle_sweep(base)  # the 1-Cycle part must be a valid sweep on its own
     return config
 
 
 def load_study(path: Path) -> BatchScalingConfig:
     """Read and validate a study file."""
-    return parse_study(load_mapping(path), str(path))
+    return parse_study(load_mapping(path), str(path), path.resolve().parent)

@@ -3,15 +3,17 @@
 DeepSpeed's 1-Cycle tutorial reports that a model tuned at batch b and trained at 8b needs
 about 5x more samples to reach its target AUC with the same fixed lr, diverges with the lr
 scaled 8x, and converges as fast as the original with a tuned 1-Cycle schedule. This module
-reruns that on ``synthetic_ctr``:
+reruns that on ``synthetic_ctr`` (the shipped study file) or on any task, a user's included,
+judged by the workload's metric (AUC for the built-in):
 
 1. **baseline**: batch b with its best fixed lr, found by a small tracked sweep;
 2. at ``scale`` x b: **Fixed** (the baseline lr), **LinearScale** (``scale`` x that lr), and
    **1Cycle** with params from a sweep at the large batch (a real sweep: fused trials and
    ``auto`` bounds from the LR range test when the file asks for them);
-3. every final run is tracked; the curves (validation AUC against samples seen) are read back
-   from MLflow, the target is ``target_fraction`` x the baseline's final AUC, and each run's
-   samples to reach it is compared with the baseline's.
+3. every final run is tracked; the curves (the validation metric against samples seen) are
+   read back from MLflow, the target is ``target_fraction`` x the baseline's final value (its
+   final value / ``target_fraction`` for a metric to minimise), and each run's samples to
+   reach it is compared with the baseline's.
 
 Everything lives in one MLflow experiment under one parent run, ``study <name>``.
 """
@@ -37,6 +39,7 @@ from sweeps.runner import (
     workload_factory,
 )
 from sweeps.studies.batch_scaling._config import BatchScalingConfig
+from sweeps.task import Direction
 from sweeps.tracking import ROLE_TAG, SWEEP_TAG, ensure_experiment, start_parent_run
 from sweeps.trials import MlflowTarget, Objective, TrainSettings, TrialDiverged
 
@@ -63,13 +66,13 @@ class Curve:
     batch_size: int
     schedule: dict[str, Any]
     run_id: str
-    points: list[tuple[int, float]] = field(default_factory=list)  # (samples, val_auc)
+    points: list[tuple[int, float]] = field(default_factory=list)  # (samples, metric)
     diverged: str | None = None
     samples_to_target: int | None = None
 
     @property
-    def final_auc(self) -> float | None:
-        """The last evaluation's AUC (None if the run never evaluated)."""
+    def final_value(self) -> float | None:
+        """The last evaluation's metric (None if the run never evaluated)."""
         return self.points[-1][1] if self.points else None
 
 
@@ -91,6 +94,14 @@ class StudyResult:
     range_test: dict[str, Any] | None = None
     #: Samples between evaluations: the resolution of every "samples to target".
     every_samples: int = 0
+    #: The metric the curves follow, and whether larger is better.
+    metric: str = "val_auc"
+    direction: str = "maximize"
+
+    @property
+    def metric_label(self) -> str:
+        """How the report names the metric (``AUC`` for the tutorial's ``val_auc``)."""
+        return "AUC" if self.metric == "val_auc" else self.metric
 
     def relative(self, curve: Curve) -> float | None:
         """Samples to target relative to the baseline's (None if either never reached it)."""
@@ -144,14 +155,18 @@ def run_study(store: Store, config: BatchScalingConfig, say: Say = print) -> Stu
         tracking.close().raise_errors()
     finally:
         tracking.close()
-    base_final = curves[0].final_auc
+    base_final = curves[0].final_value
     if base_final is None:
         raise RuntimeError(
             "the baseline run produced no evaluation; the study cannot set a target"
         )
-    goal = config.target_fraction * base_final
+    metric, direction = _objective(config)
+    maximize = direction == "maximize"
+    goal = base_final * config.target_fraction if maximize else base_final / config.target_fraction
     for curve in curves:
-        curve.samples_to_target = next((s for s, auc in curve.points if auc >= goal), None)
+        curve.samples_to_target = next(
+            (s for s, v in curve.points if (v >= goal if maximize else v <= goal)), None
+        )
     result = StudyResult(
         name=config.name,
         parent_run_id=parent,
@@ -165,6 +180,8 @@ def run_study(store: Store, config: BatchScalingConfig, say: Say = print) -> Stu
         wall_time_s=time.perf_counter() - started,
         range_test=range_test,
         every_samples=config.every_samples,
+        metric=metric,
+        direction=direction,
     )
     say("4/4 report")
     return result
@@ -184,14 +201,21 @@ def _study_run(store: Store, config: BatchScalingConfig, experiment: str) -> str
     return run_id
 
 
+def _objective(config: BatchScalingConfig) -> tuple[str, Direction]:
+    """The metric the study follows and its direction: the 1-Cycle sweep's objective."""
+    sweep = config.onecycle_sweep()
+    return sweep.metric, sweep.objective.direction
+
+
 def _settings(config: BatchScalingConfig, batch: int, budget: float) -> TrainSettings:
+    metric, direction = _objective(config)
     return TrainSettings(
         epochs=max(1, math.ceil(config.workload.epochs * budget)),
         optimizer=config.workload.optimizer,
         weight_decay=config.workload.weight_decay,
         seed=config.workload.seed,
-        metric="val_auc",
-        direction="maximize",
+        metric=metric,
+        direction=direction,
         eval_every=max(1, config.every_samples // batch),
     )
 
@@ -209,7 +233,7 @@ def _baseline_lr(
     study = optuna.create_study(
         study_name=f"{config.name}-baseline",
         storage=store.optuna_storage,
-        direction="maximize",
+        direction=_objective(config)[1],
         sampler=optuna.samplers.TPESampler(seed=config.workload.seed),
         pruner=optuna.pruners.NopPruner(),  # every lr trains its whole budget
         load_if_exists=True,
@@ -261,7 +285,7 @@ def _onecycle_params(
     outcome = run_sweep(store, record)
     if outcome.best_params is None:
         raise RuntimeError(f"the 1-Cycle sweep {record.name!r} finished no trial")
-    say(f"    best 1-Cycle val_auc {outcome.best_value:.4f}")
+    say(f"    best 1-Cycle {sweep.metric} {outcome.best_value:.4f}")
     stored = store.sweeps.get(record.name).config.get("range_test") or {}
     return dict(outcome.best_params), stored.get("result")
 
@@ -277,7 +301,7 @@ def _final_run(
     budget: float,
 ) -> Curve:
     # In memory, one fixed trial, never pruned.
-    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    study = optuna.create_study(direction=_objective(config)[1], pruner=optuna.pruners.NopPruner())
     settings = _settings(config, batch, budget)
     objective = Objective(
         suggest=lambda trial: dict(schedule),
@@ -297,6 +321,6 @@ def _final_run(
     client = store.mlflow
     client.set_tag(run_id, "mlflow.runName", f"{label} (batch {batch})")
     client.set_tag(run_id, CURVE_TAG, label)
-    history = sorted(client.get_metric_history(run_id, "val_auc"), key=lambda m: m.step)
+    history = sorted(client.get_metric_history(run_id, settings.metric), key=lambda m: m.step)
     points = [((m.step + 1) * batch, float(m.value)) for m in history]
     return Curve(label, batch, schedule, run_id, points, diverged)
