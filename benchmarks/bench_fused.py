@@ -1,6 +1,6 @@
 """Trial-steps per second: K trials fused into one stacked model against the same K one by one.
 
-Both sides train the same K OneCycle schedules on the same workload, data order and seed, with
+Both sides train the same K OneCycle schedules on the same task, data order and seed, with
 no tracking (this measures the training path; the sweep-level bookkeeping share is reported by
 the sweep itself and in docs/fused.md). Rounds are interleaved so machine noise hits both
 alike; the figure per side is the best round. On a GPU, the one-by-one side trains a few trials
@@ -9,19 +9,28 @@ and its rate is per trial-step, so K can be large.
     python benchmarks/bench_fused.py                      # CPU: digits 3x512, 128x128, 64; K=16
     python benchmarks/bench_fused.py --device cuda --k 512 --hidden 512,512,512 --batch 256
 
+Beside the MLPs (the stacked fast path) it measures the CNN of ``examples/cnn_task.py`` (a
+user's task through a DataLoader, stacked through ``torch.func.vmap``, evaluated trial by
+trial with its own ``evaluate``); ``--no-cnn`` leaves it out.
+
 Goals (issue #7): >= 3x at K=16 for the digits MLP on 2 CPU cores; >= 50x on an H200.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
+from sweeps import Task
 from sweeps.trials import TrainSettings, train
-from sweeps.trials.fused import train_fused
+from sweeps.trials.fused import StackedModel, check_fusable, train_fused
 from sweeps.workloads import build_workload
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def schedules(count: int, steps: int) -> list[dict[str, float]]:
@@ -44,9 +53,7 @@ def _sync(device: torch.device) -> None:
 
 
 def measure(
-    workload_name: str,
-    hidden: list[int],
-    batch: int,
+    workload: Task,
     count: int,
     epochs: int,
     rounds: int,
@@ -54,7 +61,6 @@ def measure(
     sequential_trials: int,
 ) -> dict[str, float]:
     """Best-of-rounds trial-steps per second for both sides."""
-    workload = build_workload(workload_name, batch, 0, device, hidden=hidden)
     settings = TrainSettings(epochs=epochs, seed=0, metric=workload.metric)
     steps = workload.steps_per_epoch * epochs
     plans = schedules(count, steps)
@@ -109,6 +115,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hidden", action="append", help="widths, e.g. 512,512,512 (repeat)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    parser.add_argument("--no-cnn", action="store_true", help="leave out the CNN (vmap) rows")
+    parser.add_argument(
+        "--cnn-channels", type=int, nargs="+", default=[8, 16], help="CNN widths to measure"
+    )
     parser.add_argument(
         "--sequential-trials", type=int, default=0, help="trials timed one by one (0: all K)"
     )
@@ -117,6 +127,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     shapes = args.hidden or ["512,512,512", "128,128", "64"]
+    sequential = args.sequential_trials or args.k
     print(
         f"device {device}, torch threads {torch.get_num_threads()}, workload {args.workload}, "
         f"batch {args.batch}, K={args.k}, epochs {args.epochs}, best of {args.rounds} rounds"
@@ -129,17 +140,8 @@ def main() -> None:
     )
     for shape in shapes:
         hidden = [int(w) for w in shape.split(",")]
-        found = measure(
-            args.workload,
-            hidden,
-            args.batch,
-            args.k,
-            args.epochs,
-            args.rounds,
-            device,
-            args.sequential_trials or args.k,
-        )
         workload = build_workload(args.workload, args.batch, 0, device, hidden=hidden)
+        found = measure(workload, args.k, args.epochs, args.rounds, device, sequential)
         flops = flops_per_trial_step(workload.build_model(), args.batch)
         alone = found["sequential"] * flops / 1e9
         fused = found["fused"] * flops / 1e9
@@ -149,6 +151,20 @@ def main() -> None:
             f"{found['fused']:>10.0f} t-s/s {found['ratio']:>6.2f}x "
             f"{alone:>14.1f} {fused:>7.1f} {peak / alone:>13.2f}x"
         )
+    if not args.no_cnn:
+        sys.path.insert(0, str(EXAMPLES))
+        from cnn_task import DigitsCNN
+
+        for channels in args.cnn_channels:
+            cnn = DigitsCNN(batch_size=args.batch, seed=0, device=device, channels=channels)
+            assert not StackedModel(check_fusable(cnn), 2).fast  # the vmap path, not the MLP one
+            found = measure(cnn, args.k, args.epochs, args.rounds, device, sequential)
+            label = f"CNN c={channels}"
+            print(
+                f"{label:>14} {int(found['steps']):>6} {found['sequential']:>10.0f} t-s/s "
+                f"{found['fused']:>10.0f} t-s/s {found['ratio']:>6.2f}x "
+                f"{'(vmap path: examples/cnn_task.py, DataLoader)':>37}"
+            )
 
 
 if __name__ == "__main__":

@@ -248,3 +248,38 @@ def test_range_test_on_an_entrypoint_function_finds_the_known_stability_edge(
     assert report["stopped_early"] is True and report["steps"] < 300
     assert limit / 2 <= report["cycle_max_lr"] <= limit, report["cycle_max_lr"] / limit
     assert report["lr_diverged"] > limit / 2
+
+
+def test_every_workload_key_has_a_runner_and_a_file_names_exactly_one(tmp_path: Path) -> None:
+    from sweeps.config import WORKLOAD_KINDS
+    from sweeps.errors import UsageError
+    from sweeps.runner import load_config
+    from sweeps.trials import RUNNERS
+
+    assert set(RUNNERS) == set(WORKLOAD_KINDS)
+    path = _sweep(tmp_path, workload={"builtin": "digits"})
+    with pytest.raises(UsageError, match=r"set exactly one of `builtin`, `task` and `entrypoint`"):
+        load_config(path)
+    config = load_config(_sweep(tmp_path, task="GroupNormCNN"))
+    assert config.workload.kind == "task" and config.metric == "val_accuracy"
+
+
+def test_a_task_class_sets_the_objective_unless_the_file_does(tmp_path: Path) -> None:
+    from sweeps.runner import load_config
+
+    (tmp_path / "loss_task.py").write_text(
+        "from digits_cnn import TinyCNN\n\n"
+        "class LossCNN(TinyCNN):\n"
+        "    metric = 'val_loss'\n"
+        "    direction = 'minimize'\n"
+    )
+    path = _sweep(tmp_path)
+    config = yaml.safe_load(path.read_text())
+    config["workload"]["task"] = "loss_task:LossCNN"
+    path.write_text(yaml.safe_dump(config))
+    loaded = load_config(path)
+    assert (loaded.metric, loaded.objective.direction) == ("val_loss", "minimize")
+    config["objective"] = {"metric": "val_accuracy", "direction": "maximize"}
+    path.write_text(yaml.safe_dump(config))
+    loaded = load_config(path)
+    assert (loaded.metric, loaded.objective.direction) == ("val_accuracy", "maximize")
