@@ -17,6 +17,10 @@ metrics. Adapting an existing loop takes three lines::
                 ctx.log_loss(loss)                             # 2
                 scheduler.step()
             ctx.report({"val_accuracy": evaluate(model)})      # 3
+
+The LR range test runs the same function through :meth:`FunctionRunner.probe`: the context's
+scheduler is then the test's (``_probe.py``), its ``log_loss`` feeds the test's curve, and the
+test ends the function by raising :class:`~sweeps.trials.RangeTestDone` from ``step()``.
 """
 
 from __future__ import annotations
@@ -225,11 +229,16 @@ class FunctionRunner:
         return result
 
     def probe(self, probe: Probe, settings: TrainSettings) -> None:
-        """Call the function with a context whose scheduler is ``probe``'s (the range test)."""
+        """Call the function with a context whose scheduler is ``probe``'s (the range test).
+
+        ``ctx.epochs`` is the test's update budget then (every epoch makes at least one
+        update), so a loop over ``range(ctx.epochs)`` runs until the test ends it.
+        """
         torch.manual_seed(self.seed)
         context = cast(_RangeTestContext, self.context({}, NoHooks(), settings, _RangeTestContext))
         context.probe = probe
         context.in_range_test = True
+        context.epochs = max(self.epochs, probe.steps)
         try:
             self.function(context)
         except RangeTestDone:

@@ -283,3 +283,83 @@ def test_a_task_class_sets_the_objective_unless_the_file_does(tmp_path: Path) ->
     path.write_text(yaml.safe_dump(config))
     loaded = load_config(path)
     assert (loaded.metric, loaded.objective.direction) == ("val_accuracy", "maximize")
+
+
+def test_fused_trials_auto_sizes_a_stack_for_a_users_model() -> None:
+    import sys
+
+    import torch
+
+    from sweeps.trials import TrainSettings
+    from sweeps.trials.fused import auto_fused_trials
+
+    sys.path.insert(0, str(USER_CODE))
+    try:
+        from digits_cnn import GroupNormCNN
+    finally:
+        sys.path.remove(str(USER_CODE))
+    task = GroupNormCNN(batch_size=64, seed=0, device=torch.device("cpu"))
+    assert 1 <= auto_fused_trials(task, TrainSettings(epochs=1), 5) <= 5
+
+
+@pytest.mark.slow
+def test_an_auto_sweep_runs_on_an_entrypoint_function(tmp_path: Path) -> None:
+    shutil.copy(USER_CODE / "least_squares_fn.py", tmp_path / "least_squares_fn.py")
+    limit = LeastSquares(batch_size=256, seed=0).stability_limit
+    config = {
+        "name": "ls-auto",
+        "workload": {"entrypoint": "least_squares_fn:train", "batch_size": 256, "epochs": 2},
+        "objective": {"metric": "val_loss", "direction": "minimize"},
+        "search": {
+            "n_trials": 2,
+            "sampler": "random",
+            "pruner": "none",
+            "space": {"cycle_max_lr": "auto", "cycle_first_step_size": 4},
+        },
+        "scheduler": {"cycle_min_lr": 1e-4, "cycle_min_mom": 0.0, "cycle_max_mom": 0.0},
+        "range_test": {"min_lr": 1e-4 * limit, "max_lr": 100 * limit, "steps": 300},
+    }
+    path = tmp_path / "ls.yaml"
+    path.write_text(yaml.safe_dump(config))
+    store = tmp_path / "store"
+    assert main(["run", str(path), "--store", str(store)]) == 0
+    with open_store(resolve_store(str(store), env={})) as opened:
+        result = opened.sweeps.get("ls-auto").config["range_test"]["result"]
+    assert limit / 2 <= result["cycle_max_lr"] <= limit
+    trials = _trials(store, "ls-auto")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert all(t.params["cycle_max_lr"] <= result["lr_diverged"] for t in trials)
+
+
+def test_the_range_test_on_a_function_needs_log_loss_and_survives_except_exception() -> None:
+    import torch
+
+    from sweeps.range_test import RangeTestSettings, run_range_test
+    from sweeps.trials import FunctionRunner
+
+    def silent(ctx: Any) -> None:  # steps the scheduler without logging a loss
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        scheduler = ctx.scheduler(optimizer)
+        scheduler.step()
+
+    def swallowing(ctx: Any) -> None:  # a loop that catches Exception still ends when told
+        weight = torch.ones(1, requires_grad=True)
+        optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9)
+        scheduler = ctx.scheduler(optimizer)
+        for _ in range(ctx.epochs):
+            try:
+                loss = (weight**2).sum()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                ctx.log_loss(loss)
+                scheduler.step()
+            except Exception:
+                continue
+
+    settings = RangeTestSettings(min_lr=1e-3, max_lr=10.0, steps=50, momentum=0.0)
+    cpu = torch.device("cpu")
+    with pytest.raises(ValueError, match=r"needs ctx.log_loss\(loss\) before each scheduler"):
+        run_range_test(FunctionRunner(silent, 8, 0, cpu, 1, {}), settings)
+    trace = run_range_test(FunctionRunner(swallowing, 8, 0, cpu, 1, {}), settings)
+    assert 1 < len(trace.losses) <= 50 and trace.lrs[0] == pytest.approx(1e-3)
