@@ -190,7 +190,7 @@ def test_the_batch_scaling_study_runs_on_a_users_task(tmp_path: Path) -> None:
         "scale": 4,
         "budget_factor": 2,
         "eval_samples": 128,
-        "baseline_search": {"n_trials": 2, "low": 0.01, "high": 0.5},
+        "baseline_search": {"n_trials": 1, "low": 0.05, "high": 0.2},
         "onecycle_search": {
             "n_trials": 2,
             "sampler": "random",
