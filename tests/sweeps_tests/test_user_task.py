@@ -363,3 +363,18 @@ def test_the_range_test_on_a_function_needs_log_loss_and_survives_except_excepti
         run_range_test(FunctionRunner(silent, 8, 0, cpu, 1, {}), settings)
     trace = run_range_test(FunctionRunner(swallowing, 8, 0, cpu, 1, {}), settings)
     assert 1 < len(trace.losses) <= 50 and trace.lrs[0] == pytest.approx(1e-3)
+
+
+def test_the_cnn_example_loads_passes_its_checks_and_stacks_through_vmap() -> None:
+    import torch
+
+    from sweeps.runner import check_workload, load_config, workload_factory
+    from sweeps.trials.fused import StackedModel, fusable_task
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    config = load_config(examples / "cnn.yaml")
+    assert config.workload.kind == "task" and config.needs_range_test
+    assert config.execution.fused_trials == 8
+    check_workload(config, "cnn.yaml")  # every method once, and the model stacks
+    task = fusable_task(workload_factory(config, torch.device("cpu"))())
+    assert not StackedModel(task.build_model(), 2).fast  # the vmap path, not the MLP one
