@@ -31,13 +31,20 @@ if TYPE_CHECKING:
         run_sweep,
     )
     from sweeps.space import SearchSpace
-    from sweeps.trials import TrainResult, TrainSettings, TrialContext
+    from sweeps.trials import (
+        ScriptTrialContext,
+        TrainResult,
+        TrainSettings,
+        TrialContext,
+        current_trial,
+    )
     from sweeps.workloads.base import Workload
 
 __version__ = "0.1.0"
 
 _HOMES = {
     "Progress": "sweeps.runner",
+    "ScriptTrialContext": "sweeps.trials",
     "SearchSpace": "sweeps.space",
     "SweepConfig": "sweeps.config",
     "SweepOutcome": "sweeps.runner",
@@ -46,6 +53,7 @@ _HOMES = {
     "TrialContext": "sweeps.trials",
     "Workload": "sweeps.workloads.base",
     "create_or_resume": "sweeps.runner",
+    "current_trial": "sweeps.trials",
     "load_config": "sweeps.runner",
     "parse_config": "sweeps.runner",
     "run_sweep": "sweeps.runner",
@@ -56,6 +64,7 @@ __getattr__ = lazy_names(__name__, _HOMES)
 
 __all__ = [
     "Progress",
+    "ScriptTrialContext",
     "SearchSpace",
     "SweepConfig",
     "SweepOutcome",
@@ -64,6 +73,7 @@ __all__ = [
     "TrialContext",
     "Workload",
     "create_or_resume",
+    "current_trial",
     "load_config",
     "parse_config",
     "run_sweep",

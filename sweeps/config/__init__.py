@@ -10,6 +10,7 @@ from sweeps.config._files import load_mapping
 from sweeps.config._schema import (
     AUTO_KEYS,
     BUILTIN_METRICS,
+    PLACEHOLDERS,
     SCHEDULE_KEYS,
     AutoRange,
     Choices,
@@ -31,6 +32,7 @@ from sweeps.config._schema import (
 __all__ = [
     "AUTO_KEYS",
     "BUILTIN_METRICS",
+    "PLACEHOLDERS",
     "SCHEDULE_KEYS",
     "AutoRange",
     "Choices",

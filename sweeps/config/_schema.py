@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shlex
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -38,6 +39,10 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 #: The optimizers a trial can use (sweeps.trials builds them).
 OptimizerName = Literal["sgd", "adamw"]
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+#: What ``workload.command`` may say in braces; filled in for each trial.
+PLACEHOLDERS = ("deepspeed_config", "params", "trial", "master_port", "output_dir")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+_COMMAND_ONLY = ("deepspeed_config", "gpus_per_trial", "max_trial_seconds", "workdir")
 
 
 class Strict(BaseModel):
@@ -51,6 +56,13 @@ class Workload(Strict):
 
     builtin: Literal["digits", "breast_cancer", "synthetic_ctr"] | None = None
     entrypoint: str | None = None
+    #: A launched training script (``docs/command_trials.md``): a string split like a shell, or
+    #: a list; ``deepspeed_config`` and ``workdir`` are relative to the sweep file's directory.
+    command: str | Annotated[list[str], Field(min_length=1)] | None = None
+    deepspeed_config: str | None = None
+    gpus_per_trial: Annotated[int, Field(ge=0)] | None = None
+    max_trial_seconds: Annotated[float, Field(gt=0)] | None = None
+    workdir: str | None = None
     batch_size: Annotated[int, Field(ge=1)] = 64
     epochs: Annotated[int, Field(ge=1)] = 10
     optimizer: OptimizerName = "sgd"
@@ -75,10 +87,33 @@ class Workload(Strict):
             raise ValueError(f"must look like 'package.module:function', got {value!r}")
         return value
 
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is None:
+            return value
+        try:
+            argv = shlex.split(value) if isinstance(value, str) else value
+        except ValueError as error:
+            raise ValueError(
+                f"cannot be split like a shell line ({error}), got {value!r}"
+            ) from None
+        if not argv:
+            raise ValueError(f"must name a program to run, got {value!r}")
+        for name in (n for arg in argv for n in _PLACEHOLDER.findall(arg)):
+            if name not in PLACEHOLDERS:
+                raise ValueError(f"unknown placeholder {{{name}}}; known: {list(PLACEHOLDERS)}")
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> Workload:
-        if (self.builtin is None) == (self.entrypoint is None):
-            raise ValueError("set exactly one of `builtin` and `entrypoint`")
+        if sum(x is not None for x in (self.builtin, self.entrypoint, self.command)) != 1:
+            raise ValueError("set exactly one of `builtin`, `entrypoint` and `command`")
+        for key in _COMMAND_ONLY:
+            if self.command is None and getattr(self, key) is not None:
+                raise ValueError(
+                    f"`{key}` is for a `command` workload, got {getattr(self, key)!r}"
+                )
         return self
 
 
@@ -324,12 +359,12 @@ def parse_config(data: dict[str, Any], source: str = "sweep") -> SweepConfig:
         if config.execution.fused_trials != 1 and config.workload.builtin is None:
             raise ValueError(
                 "execution.fused_trials: fused trials stack a builtin workload's model; an "
-                f"entrypoint runs its own loop, got {config.execution.fused_trials!r}"
+                f"entrypoint or command runs its own loop, got {config.execution.fused_trials!r}"
             )
         if config.auto_keys and config.workload.builtin is None:
             raise ValueError(
                 f"search.space.{config.auto_keys[0]}: `auto` needs a builtin workload (the range "
-                "test trains it); give a range for an entrypoint workload"
+                "test trains it); give a range for an entrypoint or command workload"
             )
     except ValueError as error:
         raise UsageError(f"{source}: {error}") from None

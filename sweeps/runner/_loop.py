@@ -72,7 +72,8 @@ def run_sweep(
     _share_cores(device)
     interval = heartbeat_interval()
     study = _open_study(store, record, config, space, interval)
-    make_workload = workload_factory(config, device)
+    secrets = (store.spec.setting, store.spec.optuna_url, store.spec.mlflow_uri)
+    make_workload = workload_factory(config, device, secrets)
     tracking = ProcessTracking(store.spec.mlflow_uri)
     target = MlflowTarget(
         store.mlflow,

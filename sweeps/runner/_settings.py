@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -41,8 +42,17 @@ def settings_of(config: SweepConfig) -> TrainSettings:
     )
 
 
-def workload_factory(config: SweepConfig, device: torch.device) -> Callable[[], Workload]:
-    """Build the built-in workload once per process and reuse it across trials."""
+def workload_factory(
+    config: SweepConfig, device: torch.device, secrets: Sequence[str] = ()
+) -> Callable[[], Workload]:
+    """Build the built-in workload once per process and reuse it across trials.
+
+    ``secrets`` (the store's URLs) are kept from a command trial's script.
+    """
+    if config.workload.command is not None:
+        from sweeps.trials import command_workload
+
+        return command_workload(config, secrets)
     if config.workload.builtin is None:
         from sweeps.trials import entrypoint_workload
 
@@ -69,7 +79,7 @@ def run_params(config: SweepConfig, device: torch.device) -> dict[str, Any]:
     """Training settings logged beside the OneCycle params of each trial."""
     workload = config.workload
     return {
-        "workload": workload.builtin or workload.entrypoint,
+        "workload": workload.builtin or workload.entrypoint or _command_text(workload.command),
         "batch_size": workload.batch_size,
         "epochs": workload.epochs,
         "optimizer": workload.optimizer,
@@ -77,3 +87,7 @@ def run_params(config: SweepConfig, device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "weight_decay": workload.weight_decay,
     }
+
+
+def _command_text(command: str | list[str] | None) -> str:
+    return command if isinstance(command, str) else shlex.join(command or [])

@@ -20,7 +20,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 import schedulers
-from sweeps.tracking import FAILURE_TAG, STUDY_TAG, SWEEP_TAG
+from sweeps.tracking import FAILURE_TAG, STUDY_TAG, SWEEP_TAG, trial_files
+from sweeps.trials._command_workload import CommandWorkload
 from sweeps.trials._function import EntrypointWorkload
 from sweeps.trials._rules import TrainResult, TrainSettings
 from sweeps.trials._task import train
@@ -70,7 +71,7 @@ class Objective:
         hooks.progress = self.progress
         started = time.perf_counter()
         try:
-            if isinstance(workload, EntrypointWorkload):
+            if isinstance(workload, (EntrypointWorkload, CommandWorkload)):
                 result = workload.run(schedule, self.settings, hooks)
             else:
                 result = train(workload, schedule, self.settings, hooks)
@@ -165,6 +166,12 @@ class _TrialHooks:
         self.batch_size = batch_size
         self.last = TrainResult()  # progress so far, for runs that end early
         self.progress: Callable[[int, int], None] | None = None
+        self.number = trial.number
+
+    def log_files(self, files: list[tuple[str, str]]) -> None:
+        """Log ``(path, artifact folder)`` files to the trial's run (a command trial's)."""
+        if self.tracker is not None:
+            self.tracker.tracking.call(self.tracker.run_id, trial_files, files=files)
 
     def on_step(self, step: int, optimizer: Optimizer, loss: Tensor | None) -> None:
         if self.tracker is not None:

@@ -1,0 +1,102 @@
+"""Trials as commands, end to end through the CLI on CPU: real processes, launchers, stores."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from storage import open_store, resolve_store
+from storage.postgres import drop_databases
+from storage.redact import redact_url
+from sweeps.cli import main
+from sweeps.config import parse_config
+from sweeps.errors import UsageError
+from tests.requirements import postgres_url
+
+SCRIPTS = Path(__file__).parent / "command_scripts"
+SPACE = {
+    "cycle_min_lr": {"low": 1e-3, "high": 1e-2, "log": True},
+    "cycle_max_lr": {"low": 0.02, "high": 0.1, "log": True},
+}
+
+
+def write_sweep(folder: Path, name: str, workload: dict[str, Any], **search: Any) -> Path:
+    for script in SCRIPTS.glob("*.py"):
+        shutil.copy(script, folder / script.name)
+    config = {
+        "name": name,
+        "workload": workload,
+        "search": {"sampler": "random", "seed": 0, "space": SPACE, **search},
+        "scheduler": {"cycle_first_step_size": 6, "cycle_min_mom": 0.85, "cycle_max_mom": 0.95},
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def trial_runs(client: MlflowClient, experiment_id: str) -> dict[int, Any]:
+    runs = client.search_runs([experiment_id], filter_string="tags.`onecycle.trial_number` != ''")
+    return {int(run.data.tags["onecycle.trial_number"]): run for run in runs}
+
+
+def test_a_command_workload_is_refused_with_the_key_named() -> None:
+    base = {"name": "x", "search": {"space": SPACE}}
+    cases = [
+        ({"command": "python t.py", "builtin": "digits"}, "exactly one of `builtin`"),
+        ({"command": "python t.py --x {nope}"}, "unknown placeholder {nope}"),
+        ({"builtin": "digits", "max_trial_seconds": 5}, "`max_trial_seconds` is for a `command`"),
+        ({"command": "python 't.py"}, "cannot be split like a shell line"),
+    ]
+    for workload, message in cases:
+        with pytest.raises(UsageError, match="workload") as error:
+            parse_config({**base, "workload": workload})
+        assert message in str(error.value)
+
+
+@pytest.mark.slow
+def test_failing_hanging_silent_and_diverging_scripts_are_recorded_and_see_no_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = postgres_url()
+    password = f"pw-{uuid.uuid4().hex[:8]}"  # trust auth ignores it; the script must not see it
+    url = server.replace("postgres@", f"postgres:{password}@", 1)
+    assert password in url
+    prefix = f"ocs_test_{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("ONECYCLE_STORE", url)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    workload = {"command": ["python", "behaviours.py", "{output_dir}"], "max_trial_seconds": 15}
+    path = write_sweep(
+        tmp_path, "lifecycle", workload, n_trials=2, pruner="none", max_failure_rate=1.0
+    )
+    try:
+        assert main(["run", str(path), "--db-prefix", prefix]) == 0
+        spec = resolve_store(url, db_prefix=prefix, env={})
+        with open_store(spec) as store:
+            record = store.sweeps.get("lifecycle")
+            runs = trial_runs(store.mlflow, record.mlflow_experiment_id or "")
+            logs = [a.path for a in store.mlflow.list_artifacts(runs[1].info.run_id, "logs")]
+    finally:
+        drop_databases(server, prefix)
+    assert sorted(runs) == [0, 1, 2, 3, 4, 5]
+    status = {number: run.info.status for number, run in runs.items()}
+    assert status == {0: "FINISHED", 5: "FINISHED"} | dict.fromkeys(range(1, 5), "FAILED")
+    reasons = {n: run.data.tags.get("onecycle.failure_reason", "") for n, run in runs.items()}
+    assert reasons[1].endswith("exit code 1: ValueError: boom from the trial script")
+    assert "ran past max_trial_seconds=15" in reasons[2]
+    assert "without a single report" in reasons[3]
+    assert reasons[4].startswith("diverged: loss") and "exceeded 10x" in reasons[4]
+    assert sorted(logs) == ["logs/stderr.log", "logs/stdout.log"]
+    for number in range(6):
+        folder = tmp_path / f"onecycle-trials/lifecycle/trial-{number:04d}/output"
+        seen = json.loads((folder / "seen.json").read_text())
+        given = json.dumps(seen)
+        assert password not in given, given
+        assert redact_url(url) not in given and "ONECYCLE_STORE" not in seen["env"]
+        assert seen["env"]["ONECYCLE_TRIAL_CHANNEL"]
