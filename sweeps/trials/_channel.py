@@ -64,6 +64,8 @@ class ChannelServer:
         self._messages: queue.Queue[tuple[Connection, Message]] = queue.Queue()
         self._connections: list[Connection] = []
         self._closed = threading.Event()
+        self._open = 0
+        self._changed = threading.Condition()
         threading.Thread(target=self._accept, name="onecycle-channel", daemon=True).start()
 
     def _accept(self) -> None:
@@ -74,6 +76,8 @@ class ChannelServer:
                 return
             connection = Connection(sock)
             self._connections.append(connection)
+            with self._changed:
+                self._open += 1
             threading.Thread(
                 target=self._read,
                 args=(sock, connection),
@@ -88,6 +92,14 @@ class ChannelServer:
                     message = json.loads(line)
                     if isinstance(message, dict):
                         self._messages.put((connection, message))
+        with self._changed:
+            self._open -= 1
+            self._changed.notify_all()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until every process has closed its end (all it sent is queued), or ``timeout``."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._open == 0, timeout)
 
     def get(self, timeout: float) -> tuple[Connection, Message] | None:
         """The next message, or None after ``timeout`` seconds."""

@@ -27,15 +27,13 @@ from torch.optim import Optimizer
 from sweeps.trials._channel import ChannelServer, Connection, Message
 from sweeps.trials._launch import (
     TrialFiles,
-    end_group,
     failure_line,
     fill_placeholders,
     free_port,
     prepare_files,
     script_environment,
-    start,
-    wait_group,
 )
+from sweeps.trials._processes import TrialProcesses
 from sweeps.trials._rules import TrainResult, TrainSettings, record_evaluation
 from sweeps.trials._task import TrainingHooks
 
@@ -114,11 +112,11 @@ class CommandRunner:
         try:
             env = script_environment(os.environ, channel.path, self.gpus, self.spec.secrets)
             argv = fill_placeholders(self.spec.argv, files, number, free_port())
-            process = start(argv, self.spec.workdir, env, files)
+            processes = TrialProcesses(argv, self.spec.workdir, env, files.stdout, files.stderr)
             try:
-                return session.serve(channel, process, files, self.stop)
+                return session.serve(channel, processes, files, self.stop)
             finally:
-                end_group(process, GRACE_S)
+                processes.end(GRACE_S)
         finally:
             channel.close()
             if isinstance(hooks, CommandHooks):
@@ -146,14 +144,14 @@ class _Session:
     def serve(
         self,
         channel: ChannelServer,
-        process: Any,
+        processes: TrialProcesses,
         files: TrialFiles,
         stop: threading.Event,
     ) -> TrainResult:
         """Answer the script until it exits or the trial must end; the outcome."""
         started = time.monotonic()
         limit = self.spec.max_trial_seconds
-        while process.poll() is None:
+        while processes.poll() is None:
             if stop.is_set():
                 raise KeyboardInterrupt
             if limit is not None and time.monotonic() - started > limit:
@@ -162,26 +160,31 @@ class _Session:
             if item is not None:
                 self.handle(*item)
             if self.pruned is not None or self.result.diverged is not None:
-                return self._stopped(process)
-        wait_group(process, 5.0)  # let the ranks' last messages arrive
+                return self._stopped(processes, channel)
+        channel.wait_closed(5.0)  # the ranks' last messages
         while (item := channel.get(timeout=0.2)) is not None:
             self.handle(*item)
         self.result.wall_time_s = time.monotonic() - started
         if self.pruned is not None or self.result.diverged is not None:
-            return self._stopped(process)
-        if process.returncode != 0:
-            why = failure_line(files.stderr, self.spec.secrets)
-            raise CommandFailed(f"exit code {process.returncode}: {why}")
+            return self._stopped(processes, channel)
+        code = processes.process.returncode
+        if code != 0:
+            raise CommandFailed(
+                f"exit code {code}: {failure_line(files.stderr, self.spec.secrets)}"
+            )
         if not self.result.evaluations:
             raise CommandFailed("exited with code 0 without a single report (trial.report)")
         return self.result
 
-    def _stopped(self, process: Any) -> TrainResult:
-        """Pruned or diverged: give the ranks a moment to stop on their own, then end them."""
-        deadline = time.monotonic() + 2.0
-        while process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        end_group(process, GRACE_S)
+    def _stopped(self, processes: TrialProcesses, channel: ChannelServer) -> TrainResult:
+        """Pruned or diverged: the ranks get the decision and a moment to stop, then the end."""
+        processes.watch()
+        deadline = time.monotonic() + 3.0
+        while processes.poll() is None and time.monotonic() < deadline:
+            item = channel.get(timeout=0.05)
+            if item is not None:
+                self.handle(*item)
+        processes.end(GRACE_S)
         if self.pruned is not None:
             raise self.pruned
         return self.result

@@ -1,22 +1,16 @@
-"""Starting and ending a command trial's processes: files, placeholders, environment, group.
+"""What a command trial is launched with: its files, its command line, its environment.
 
-The command runs in a process group of its own, so ending the trial ends every process it
-started (launcher, ranks, data loader workers): SIGTERM to the group, a grace period, SIGKILL.
-Its environment is the worker's without anything that could reach the store: a script gets
-its trial through the channel, never the store's URL or password.
+The environment is the worker's without anything that could reach the store: a script gets
+its trial through the channel, never the store's URL or password. And when it fails, the
+line of its stderr that says why (:func:`failure_line`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import shlex
-import signal
 import socket
-import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,56 +112,6 @@ def script_environment(
     env["ONECYCLE_TRIAL_CHANNEL"] = channel
     env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     return env
-
-
-def start(argv: Sequence[str], cwd: Path, env: Mapping[str, str], files: TrialFiles) -> Any:
-    """Start the command in a new session (its own process group), logs to the trial's files."""
-    with files.stdout.open("wb") as out, files.stderr.open("wb") as err:
-        return subprocess.Popen(
-            list(argv), cwd=cwd, env=dict(env), stdout=out, stderr=err, start_new_session=True
-        )
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def end_group(process: subprocess.Popen[bytes], grace_s: float) -> None:
-    """End every process of the trial: SIGTERM to its group, ``grace_s``, then SIGKILL.
-
-    The group outlives its leader while any member runs (a rank the launcher left behind),
-    so the group itself is signalled and watched, not only the process we started.
-    """
-    pgid = process.pid
-    if process.poll() is None or _group_alive(pgid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            process.poll()
-            if process.returncode is not None and not _group_alive(pgid):
-                return
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
-
-
-def wait_group(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
-    """After the leader exited: wait up to ``timeout_s`` for the rest of its group to go."""
-    deadline = time.monotonic() + timeout_s
-    while _group_alive(process.pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def failure_line(stderr: Path, secrets: Sequence[str]) -> str:

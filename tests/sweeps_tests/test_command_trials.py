@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import yaml
 from mlflow import MlflowClient
 
+import schedulers
 from storage import open_store, resolve_store
 from storage.postgres import drop_databases
 from storage.redact import redact_url
@@ -44,6 +47,31 @@ def write_sweep(folder: Path, name: str, workload: dict[str, Any], **search: Any
 def trial_runs(client: MlflowClient, experiment_id: str) -> dict[int, Any]:
     runs = client.search_runs([experiment_id], filter_string="tags.`onecycle.trial_number` != ''")
     return {int(run.data.tags["onecycle.trial_number"]): run for run in runs}
+
+
+def assert_schedule_applied(
+    client: MlflowClient, run: Any, params: dict[str, Any], first_momentum: float | None = None
+) -> None:
+    """One lr and momentum per update, each the schedule's value at that update."""
+    steps = int(run.data.metrics["steps"])
+    schedule = schedulers.OneCycleSchedule(**params)
+    lr = sorted(client.get_metric_history(run.info.run_id, "lr"), key=lambda m: m.step)
+    momentum = sorted(client.get_metric_history(run.info.run_id, "momentum"), key=lambda m: m.step)
+    assert [m.step for m in lr] == [m.step for m in momentum] == list(range(steps)) != []
+    assert [m.value for m in lr] == pytest.approx([schedule.lr(k) for k in range(steps)])
+    expected = [schedule.momentum(k) for k in range(steps)]
+    if first_momentum is not None:
+        expected[0] = first_momentum
+    assert [m.value for m in momentum] == pytest.approx(expected)
+
+
+def assert_no_process_left(output: Path) -> None:
+    """Every process group a trial's ranks ran in is gone (rank 0 left a straggler in it)."""
+    groups = [int(path.read_text()) for path in output.rglob("rank*.pgid")]
+    assert groups
+    for group in groups:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(group, 0)
 
 
 def test_a_command_workload_is_refused_with_the_key_named() -> None:
@@ -100,3 +128,48 @@ def test_failing_hanging_silent_and_diverging_scripts_are_recorded_and_see_no_st
         assert password not in given, given
         assert redact_url(url) not in given and "ONECYCLE_STORE" not in seen["env"]
         assert seen["env"]["ONECYCLE_TRIAL_CHANNEL"]
+
+
+GOOD = {"cycle_min_lr": 0.005, "cycle_max_lr": 0.1}
+BAD = {"cycle_min_lr": 1e-5, "cycle_max_lr": 2e-5}
+
+
+@pytest.mark.slow
+def test_torchrun_trials_track_every_update_and_a_pruned_one_stops_on_every_rank(
+    tmp_path: Path,
+) -> None:
+    command = (
+        "torchrun --nproc_per_node 2 --master_port {master_port} train_digits.py "
+        "--output-dir {output_dir} --epochs 2"
+    )
+    path = write_sweep(tmp_path, "ranks", {"command": command, "batch_size": 100}, n_trials=4)
+    config = yaml.safe_load(path.read_text())
+    config["search"]["space"]["cycle_max_lr"] = {"low": 1e-5, "high": 0.1, "log": True}
+    config["search"]["space"]["cycle_min_lr"] = {"low": 1e-5, "high": 0.01, "log": True}
+    config["enqueue"] = [GOOD, dict(GOOD, cycle_max_lr=0.08), dict(GOOD, cycle_max_lr=0.06), BAD]
+    path.write_text(yaml.safe_dump(config))
+    store_dir = str(tmp_path / "store")
+    assert main(["run", str(path), "--store", store_dir]) == 0
+    with open_store(resolve_store(store_dir, env={})) as store:
+        record = store.sweeps.get("ranks")
+        study = optuna.load_study(study_name=record.study_name, storage=store.optuna_storage)
+        states = {t.number: t.state.name for t in study.trials}
+        assert states == {0: "COMPLETE", 1: "COMPLETE", 2: "COMPLETE", 3: "PRUNED"}
+        runs = trial_runs(store.mlflow, record.mlflow_experiment_id or "")
+        assert {n: run.info.status for n, run in runs.items()} == {
+            0: "FINISHED",
+            1: "FINISHED",
+            2: "FINISHED",
+            3: "KILLED",
+        }
+        for trial in study.trials[:3]:
+            params = schedulers.with_defaults("OneCycle", trial.user_attrs["deepspeed_params"])
+            assert int(runs[trial.number].data.metrics["steps"]) == 2 * 14
+            assert_schedule_applied(store.mlflow, runs[trial.number], params)
+        assert int(runs[3].data.metrics["steps"]) == 14  # pruned at its first report
+    assert_no_process_left(tmp_path / "onecycle-trials" / "ranks")
+    pruned = tmp_path / "onecycle-trials/ranks/trial-0003/output"
+    assert sorted(path.name for path in pruned.glob("pruned.*")) == [
+        "pruned.rank0",
+        "pruned.rank1",
+    ]

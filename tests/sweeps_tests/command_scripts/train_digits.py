@@ -13,6 +13,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import optuna
 import torch
 import torch.distributed as dist
 from sklearn.datasets import load_digits
@@ -49,12 +50,11 @@ def main() -> None:
     scheduler = (
         trial.scheduler(optimizer) if trial else torch.optim.lr_scheduler.StepLR(optimizer, 10)
     )
-    batch = 100 // world
+    batch = 100 // world  # each rank its share of a batch of 100
     for _ in range(args.epochs):
-        for start in range(rank * batch, len(x_train) - 100 + 1, 100):
-            loss = nn.functional.cross_entropy(
-                model(x_train[start : start + batch]), y_train[start : start + batch]
-            )
+        for start in range(0, len(x_train) - 100 + 1, 100):
+            mine = slice(start + rank * batch, start + (rank + 1) * batch)
+            loss = nn.functional.cross_entropy(model(x_train[mine]), y_train[mine])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -64,7 +64,11 @@ def main() -> None:
         with torch.no_grad():
             accuracy = float((model(x_val).argmax(1) == y_val).float().mean())
         if trial:
-            trial.report({"val_accuracy": accuracy})
+            try:
+                trial.report({"val_accuracy": accuracy})
+            except optuna.TrialPruned:
+                (args.output_dir / f"pruned.rank{rank}").touch()  # every rank learns it
+                raise
     if world > 1:
         dist.destroy_process_group()
 
