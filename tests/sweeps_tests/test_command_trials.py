@@ -24,6 +24,7 @@ from sweeps.errors import UsageError
 from tests.requirements import postgres_url
 
 SCRIPTS = Path(__file__).parent / "command_scripts"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SPACE = {
     "cycle_min_lr": {"low": 1e-3, "high": 1e-2, "log": True},
     "cycle_max_lr": {"low": 0.02, "high": 0.1, "log": True},
@@ -173,3 +174,47 @@ def test_torchrun_trials_track_every_update_and_a_pruned_one_stops_on_every_rank
         "pruned.rank0",
         "pruned.rank1",
     ]
+
+
+@pytest.mark.slow
+def test_deepspeed_launcher_trials_record_what_the_engine_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example as shipped: ``deepspeed --num_gpus 2`` on CPU ranks, a real engine."""
+    pytest.importorskip("deepspeed")
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+    for name in ("deepspeed_train.py", "ds_config.json"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    config = yaml.safe_load((EXAMPLES / "deepspeed.yaml").read_text())
+    config["workload"].update(epochs=2, gpus_per_trial=0)
+    config["search"].update(n_trials=2, sampler="random", seed=1)
+    path = tmp_path / "deepspeed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    store_dir = str(tmp_path / "store")
+    assert main(["run", str(path), "--store", store_dir]) == 0
+    with open_store(resolve_store(store_dir, env={})) as store:
+        record = store.sweeps.get("deepspeed-digits")
+        study = optuna.load_study(study_name=record.study_name, storage=store.optuna_storage)
+        assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+        runs = trial_runs(store.mlflow, record.mlflow_experiment_id or "")
+        assert {n: run.info.status for n, run in runs.items()} == {0: "FINISHED", 1: "FINISHED"}
+        for trial in study.trials:
+            params = schedulers.with_defaults("OneCycle", trial.user_attrs["deepspeed_params"])
+            run = runs[trial.number]
+            assert int(run.data.metrics["steps"]) == 2 * (1400 // 64)
+            # DeepSpeed's OneCycle starts Adam's beta1 at cycle_min_mom (its first update runs
+            # with it), then follows the schedule; docs/command_trials.md says so.
+            assert_schedule_applied(store.mlflow, run, params, first_momentum=0.85)
+            files = [a.path for a in store.mlflow.list_artifacts(run.info.run_id)]
+            assert "ds_config.json" in files
+        sent = json.loads(
+            (tmp_path / "onecycle-trials/deepspeed-digits/trial-0000/ds_config.json").read_text()
+        )
+        base = json.loads((tmp_path / "ds_config.json").read_text())
+        assert {k: v for k, v in sent.items() if k != "scheduler"} == {
+            k: v for k, v in base.items() if k != "scheduler"
+        }
+        assert (
+            sent["scheduler"]["params"]["cycle_max_lr"] == study.trials[0].params["cycle_max_lr"]
+        )
+    assert_no_process_left(tmp_path / "onecycle-trials" / "deepspeed-digits")
