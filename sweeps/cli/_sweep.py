@@ -28,7 +28,11 @@ _PATH = click.Path(path_type=Path, dir_okay=False)
     show_default=True,
     help="Local worker processes sharing the sweep.",
 )
-@click.option("--gpus", help="GPUs for the workers, e.g. 0,1 (round robin; may repeat).")
+@click.option(
+    "--gpus",
+    help="GPUs for the workers, e.g. 0,1 (round robin; may repeat); for a command workload, "
+    "the GPUs its trials share, workload.gpus_per_trial each, as many trials at once as fit.",
+)
 @click.option(
     "--fused",
     "fused",
@@ -67,6 +71,9 @@ def run_command(
         )
         verb = "created" if created else "resuming"
         console.print(f"{verb} sweep [bold]{record.name}[/bold] in {store.spec.describe()}")
+        if _gpu_slots_here(config.workload.command, workers, gpu_list):
+            _run_and_report(store, record.name, config.metric, console, fused, gpu_list)
+            return
         if workers == 1 and not gpu_list:
             _run_and_report(store, record.name, config.metric, console, fused)
             return
@@ -93,6 +100,18 @@ def run_command(
                 f"{len(failures)} of {workers} workers failed (see above); the sweep's finished "
                 f"trials are kept, and `onecycle run` again resumes it"
             )
+
+
+def _gpu_slots_here(command: object, workers: int, gpus: list[str]) -> bool:
+    """Whether a command's trials share ``--gpus`` as slots of this one worker."""
+    if command is None or not gpus:
+        return False
+    if workers > 1:
+        raise UsageError(
+            "--workers: a command workload runs one trial per GPU slot of --gpus "
+            f"(workload.gpus_per_trial each) in one worker, got --workers {workers}"
+        )
+    return True
 
 
 def _gpu_list(gpus: str | None) -> list[str]:
@@ -125,6 +144,7 @@ def _outcome_of(store: Store, name: str, n_trials: int) -> SweepOutcome:
 @click.command("worker")
 @click.argument("name")
 @click.option("--quiet", is_flag=True, help="No progress display (used by run --workers).")
+@click.option("--gpus", help="For a command workload: the GPUs its trials share, e.g. 0,1,2,3.")
 @click.option(
     "--fused",
     "fused",
@@ -132,19 +152,22 @@ def _outcome_of(store: Store, name: str, n_trials: int) -> SweepOutcome:
     help="Train K trials at once as one stacked model, or 'auto'.",
 )
 @store_options
-def worker_command(name: str, quiet: bool, fused: int | str | None, **options: Any) -> None:
+def worker_command(
+    name: str, quiet: bool, gpus: str | None, fused: int | str | None, **options: Any
+) -> None:
     """Join the running sweep NAME from another process or machine (reads it from the store)."""
     console = Console()
+    gpu_list = _gpu_list(gpus)
     with open_from_options(options) as store:
         record = store.sweeps.get(name)
         metric = str(record.config.get("objective", {}).get("metric") or "objective")
         if quiet:
             from sweeps.runner import run_sweep
 
-            run_sweep(store, record, fused=fused)
+            run_sweep(store, record, fused=fused, gpus=gpu_list)
             return
         console.print(f"joining sweep [bold]{name}[/bold] in {store.spec.describe()}")
-        _run_and_report(store, name, metric, console, fused)
+        _run_and_report(store, name, metric, console, fused, gpu_list)
 
 
 def parse_fused(value: str | None) -> int | str | None:
@@ -161,7 +184,12 @@ def parse_fused(value: str | None) -> int | str | None:
 
 
 def _run_and_report(
-    store: Store, name: str, metric: str, console: Console, fused: int | str | None = None
+    store: Store,
+    name: str,
+    metric: str,
+    console: Console,
+    fused: int | str | None = None,
+    gpus: list[str] | None = None,
 ) -> None:
     from sweeps.cli._progress import LiveProgress
 
@@ -169,7 +197,7 @@ def _run_and_report(
     with LiveProgress(console, name, metric) as progress:
         from sweeps.runner import run_sweep
 
-        outcome = run_sweep(store, record, progress, fused=fused)
+        outcome = run_sweep(store, record, progress, fused=fused, gpus=gpus or [])
     show_outcome(console, name, metric, outcome, store)
 
 

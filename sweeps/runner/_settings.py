@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,16 +44,21 @@ def settings_of(config: SweepConfig) -> TrainSettings:
 
 
 def workload_factory(
-    config: SweepConfig, device: torch.device, secrets: Sequence[str] = ()
+    config: SweepConfig,
+    device: torch.device,
+    secrets: Sequence[str] = (),
+    gpus: Sequence[str] = (),
+    stop: threading.Event | None = None,
 ) -> Callable[[], Workload]:
     """Build the built-in workload once per process and reuse it across trials.
 
-    ``secrets`` (the store's URLs) are kept from a command trial's script.
+    A command's trials run on ``gpus``; ``secrets`` (the store's URLs) are kept from its
+    script, and ``stop`` ends its running trial as interrupted.
     """
     if config.workload.command is not None:
         from sweeps.trials import command_workload
 
-        return command_workload(config, secrets)
+        return command_workload(config, secrets, gpus, stop)
     if config.workload.builtin is None:
         from sweeps.trials import entrypoint_workload
 

@@ -218,3 +218,23 @@ def test_deepspeed_launcher_trials_record_what_the_engine_applied(
             sent["scheduler"]["params"]["cycle_max_lr"] == study.trials[0].params["cycle_max_lr"]
         )
     assert_no_process_left(tmp_path / "onecycle-trials" / "deepspeed-digits")
+
+
+@pytest.mark.slow
+def test_gpus_make_slots_that_run_trials_at_once_each_on_its_own_gpus(tmp_path: Path) -> None:
+    workload = {"command": "python gpu_slot.py {output_dir}", "gpus_per_trial": 2}
+    path = write_sweep(tmp_path, "slots", workload, n_trials=4, pruner="none")
+    store_dir = str(tmp_path / "store")
+    assert main(["run", str(path), "--store", store_dir, "--gpus", "0,1,2,3"]) == 0
+    with open_store(resolve_store(store_dir, env={})) as store:
+        study = optuna.load_study(study_name="slots", storage=store.optuna_storage)
+        assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    seen = [
+        json.loads(path.read_text())
+        for path in sorted((tmp_path / "onecycle-trials/slots").glob("*/output/slot.json"))
+    ]
+    assert len(seen) == 4 and {s["gpus"] for s in seen} == {"0,1", "2,3"}
+    overlapping = [
+        (a, b) for a in seen for b in seen if a is not b and a["start"] < b["start"] < a["end"]
+    ]
+    assert overlapping and all(a["gpus"] != b["gpus"] for a, b in overlapping)
