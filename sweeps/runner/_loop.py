@@ -78,7 +78,8 @@ def run_sweep(
     interval = heartbeat_interval()
     study = _open_study(store, record, config, space, interval)
     secrets = (store.spec.setting, store.spec.optuna_url, store.spec.mlflow_uri)
-    slots = gpu_slots(gpus, config.workload.gpus_per_trial, torch.cuda.is_available())
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    slots = gpu_slots(gpus, config.workload.gpus_per_trial, torch.cuda.is_available(), visible)
     stop = threading.Event()
     makers = [workload_factory(config, device, secrets, slot, stop) for slot in slots]
     make_workload = makers[0]

@@ -19,8 +19,13 @@ from sweeps.errors import UsageError
 Round = Callable[[int], bool]
 
 
-def gpu_slots(gpus: Sequence[str], per_trial: int | None, cuda: bool) -> list[list[str]]:
+def gpu_slots(
+    gpus: Sequence[str], per_trial: int | None, cuda: bool, visible: str | None = None
+) -> list[list[str]]:
     """The GPU ids of each slot: ``gpus`` in groups of ``per_trial`` (default 0 on a CPU, else 1).
+
+    Without ``gpus`` there is one slot: the first ``per_trial`` of the worker's own GPUs
+    (``visible``, its ``CUDA_VISIBLE_DEVICES``, when it has one).
 
     Example:
         >>> gpu_slots(["0", "1", "2", "3"], 2, cuda=True)
@@ -30,7 +35,8 @@ def gpu_slots(gpus: Sequence[str], per_trial: int | None, cuda: bool) -> list[li
     """
     per = (1 if cuda else 0) if per_trial is None else per_trial
     if not gpus:
-        return [[str(i) for i in range(per)]]
+        own = [g for g in (visible or "").split(",") if g.strip()] if visible is not None else []
+        return [own[:per] if visible is not None else [str(i) for i in range(per)]]
     if per == 0:
         raise UsageError(f"--gpus: workload.gpus_per_trial is 0, so trials use no GPU; got {gpus}")
     if len(gpus) < per:
