@@ -215,7 +215,8 @@ class _Session:
             "trial": self.number,
             "seed": self.spec.seed,
             "batch_size": self.spec.batch_size,
-            "epochs": self.spec.epochs,
+            "epochs": self.settings.epochs,
+            "eval_every": self.settings.eval_every,
             "options": dict(self.spec.options),
             "divergence_factor": self.settings.divergence_factor,
         }

@@ -51,7 +51,8 @@ class ScriptTrialContext(ContextBase):
     """A trial's context in a launched script, talking to its worker over the trial's channel.
 
     Attributes beside the shared methods: ``params`` (the OneCycle params), ``trial`` (its
-    number), ``seed``, ``batch_size``, ``epochs``, ``options`` (from the sweep file), ``rank``.
+    number), ``seed``, ``batch_size`` (the global batch), ``epochs``, ``eval_every``,
+    ``options`` (from the sweep file), ``rank``.
     """
 
     def __init__(self, client: ChannelClient) -> None:
@@ -64,6 +65,8 @@ class ScriptTrialContext(ContextBase):
         self.seed = int(hello["seed"])
         self.batch_size = int(hello["batch_size"])
         self.epochs = int(hello["epochs"])
+        #: Updates between evaluations when the sweep sets them (``workload.eval_every``).
+        self.eval_every: int | None = hello.get("eval_every")
         self.options: dict[str, Any] = dict(hello["options"])
         self._reports = 0
         self._steps: list[tuple[int, list[list[float | None]], Tensor | None]] = []

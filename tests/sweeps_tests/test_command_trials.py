@@ -238,3 +238,40 @@ def test_gpus_make_slots_that_run_trials_at_once_each_on_its_own_gpus(tmp_path: 
         (a, b) for a in seen for b in seen if a is not b and a["start"] < b["start"] < a["end"]
     ]
     assert overlapping and all(a["gpus"] != b["gpus"] for a, b in overlapping)
+
+
+@pytest.mark.slow
+def test_batch_scaling_study_launches_its_large_batch_runs_on_several_processes(
+    tmp_path: Path,
+) -> None:
+    shutil.copy(EXAMPLES / "ctr_train.py", tmp_path / "ctr_train.py")
+    config = yaml.safe_load((EXAMPLES / "batch_scaling_command.yaml").read_text())
+    config["workload"]["options"] = {"rows": 3000, "hidden": [16]}
+    config["eval_samples"] = 512
+    config["baseline_search"]["n_trials"] = 1
+    config["onecycle_search"]["n_trials"] = 1
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    store_dir = str(tmp_path / "store")
+    page = tmp_path / "report.md"
+    assert (
+        main(["study", "batch-scaling", str(path), "--store", store_dir, "--report", str(page)])
+        == 0
+    )
+    rows = [
+        line.split("|")[1].strip()
+        for line in page.read_text().splitlines()[1:]
+        if line.startswith("| ") and "schedule" not in line
+    ]
+    assert rows == ["Baseline", "Fixed", "LinearScale", "1Cycle"]
+    said = sorted(
+        log.read_text().strip()
+        for log in (tmp_path / "onecycle-trials" / config["name"]).glob("*/stdout.log")
+    )
+    # the baseline lr trial and the Baseline run: one process at batch 64; the 1-Cycle trial
+    # and the Fixed, LinearScale and 1Cycle runs: two processes sharing batch 128
+    assert (
+        said
+        == ["training on 1 processes, global batch 64"] * 2
+        + ["training on 2 processes, global batch 128"] * 4
+    )

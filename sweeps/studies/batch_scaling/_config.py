@@ -56,6 +56,9 @@ class BatchScalingConfig(Strict):
     scheduler: dict[str, Any] = Field(default_factory=dict)
     range_test: RangeTest = Field(default_factory=RangeTest)
     execution: Execution = Field(default_factory=Execution)
+    #: For a command workload: how the large-batch runs are launched (``scale`` processes, as
+    #: in the tutorial, e.g. ``torchrun --nproc_per_node 8 ...``); default ``workload.command``.
+    large_batch_command: str | Annotated[list[str], Field(min_length=1)] | None = None
 
     @property
     def large_batch(self) -> int:
@@ -73,6 +76,8 @@ class BatchScalingConfig(Strict):
         """The 1-Cycle sweep at the large batch, as a sweep file would give it."""
         workload = self.workload.model_dump(mode="json")
         workload["batch_size"] = self.large_batch
+        if self.large_batch_command is not None:
+            workload["command"] = self.large_batch_command
         workload["eval_every"] = self.every_samples // self.large_batch
         data = {
             "name": self.name,
@@ -86,16 +91,34 @@ class BatchScalingConfig(Strict):
         return parse_config(data, f"study {self.name!r}: onecycle_search")
 
 
-def parse_study(data: dict[str, Any], source: str = "study") -> BatchScalingConfig:
-    """Validate a loaded study mapping; :class:`UsageError` naming the key on any problem."""
+def parse_study(
+    data: dict[str, Any], source: str = "study", base: Path | None = None
+) -> BatchScalingConfig:
+    """Validate a loaded study mapping; :class:`UsageError` naming the key on any problem.
+
+    The workload is ``synthetic_ctr``, or a command (a script reporting ``val_auc``) that runs
+    in ``base``, the study file's directory, unless it names its own ``workdir``.
+    """
+    workload = data.get("workload")
+    if isinstance(workload, dict) and workload.get("command") is not None:
+        folder = Path(str(workload.get("workdir") or "."))
+        if not folder.is_absolute():
+            folder = ((base or Path.cwd()) / folder).resolve()
+        data = {**data, "workload": {**workload, "workdir": str(folder)}}
     try:
         config = BatchScalingConfig.model_validate(data)
     except ValidationError as error:
         raise UsageError(f"{source}: {format_error(error, BatchScalingConfig)}") from None
-    if config.workload.builtin != "synthetic_ctr":
+    if config.workload.builtin != "synthetic_ctr" and config.workload.command is None:
         raise UsageError(
             f"{source}: workload.builtin: the batch-scaling study measures AUC on "
-            f"synthetic_ctr, got {config.workload.builtin or config.workload.entrypoint!r}"
+            "synthetic_ctr, or runs a `command` that reports val_auc, got "
+            f"{config.workload.builtin or config.workload.entrypoint!r}"
+        )
+    if config.large_batch_command is not None and config.workload.command is None:
+        raise UsageError(
+            f"{source}: large_batch_command: needs a `command` workload, got "
+            f"{config.large_batch_command!r}"
         )
     config.onecycle_sweep()  # the 1-Cycle part must be a valid sweep on its own
     return config
@@ -103,4 +126,4 @@ def parse_study(data: dict[str, Any], source: str = "study") -> BatchScalingConf
 
 def load_study(path: Path) -> BatchScalingConfig:
     """Read and validate a study file."""
-    return parse_study(load_mapping(path), str(path))
+    return parse_study(load_mapping(path), str(path), path.resolve().parent)
