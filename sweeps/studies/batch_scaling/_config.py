@@ -112,8 +112,8 @@ def parse_study(
     if config.workload.builtin != "synthetic_ctr" and config.workload.command is None:
         raise UsageError(
             f"{source}: workload.builtin: the batch-scaling study measures AUC on "
-            "synthetic_ctr, or runs a `command` that reports val_auc, got "
-            f"{config.workload.builtin or config.workload.entrypoint!r}"
+            f"synthetic_ctr, got {config.workload.builtin or config.workload.entrypoint!r} "
+            "(or give a `command` whose script reports val_auc)"
         )
     if config.large_batch_command is not None and config.workload.command is None:
         raise UsageError(
