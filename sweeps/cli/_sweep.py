@@ -14,6 +14,7 @@ from sweeps.cli._store_options import open_from_options, store_options
 from sweeps.errors import SweepsError, UsageError
 
 if TYPE_CHECKING:
+    from sweeps.config import SweepConfig
     from sweeps.runner import SweepOutcome
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
@@ -51,9 +52,10 @@ def run_command(
     if fused not in (None, 1) and config.workload.builtin is None:
         raise UsageError(
             f"--fused: fused trials stack a builtin workload's model; {sweep_file} runs "
-            f"entrypoint {config.workload.entrypoint!r}, got --fused {fused}"
+            f"{config.workload.entrypoint or config.workload.command!r}, got --fused {fused}"
         )
     gpu_list = _gpu_list(gpus)
+    slots_here = _gpu_slots_here(config, workers, gpu_list)  # refused before the store
     console = Console()
     with open_from_options(options) as store:
         if workers > 1 and store.spec.kind == "directory":
@@ -71,7 +73,7 @@ def run_command(
         )
         verb = "created" if created else "resuming"
         console.print(f"{verb} sweep [bold]{record.name}[/bold] in {store.spec.describe()}")
-        if _gpu_slots_here(config.workload.command, workers, gpu_list):
+        if slots_here:
             _run_and_report(store, record.name, config.metric, console, fused, gpu_list)
             return
         if workers == 1 and not gpu_list:
@@ -102,15 +104,20 @@ def run_command(
             )
 
 
-def _gpu_slots_here(command: object, workers: int, gpus: list[str]) -> bool:
-    """Whether a command's trials share ``--gpus`` as slots of this one worker."""
-    if command is None or not gpus:
+def _gpu_slots_here(config: SweepConfig, workers: int, gpus: list[str]) -> bool:
+    """Whether a command's trials share ``--gpus`` as slots of this one worker (checked)."""
+    if config.workload.command is None or not gpus:
         return False
     if workers > 1:
         raise UsageError(
             "--workers: a command workload runs one trial per GPU slot of --gpus "
             f"(workload.gpus_per_trial each) in one worker, got --workers {workers}"
         )
+    from sweeps.runner import check_gpu_choice, gpu_slots
+    from sweeps.trials import split_command
+
+    slots = gpu_slots(gpus, config.workload.gpus_per_trial, cuda=True)
+    check_gpu_choice(split_command(config.workload.command), slots)
     return True
 
 

@@ -45,9 +45,9 @@ from sweeps.runner._settings import (
     settings_of,
     workload_factory,
 )
-from sweeps.runner._slots import gpu_slots, run_slots
+from sweeps.runner._slots import check_gpu_choice, gpu_slots, run_slots
 from sweeps.space import SearchSpace, make_pruner, make_sampler
-from sweeps.trials import MlflowTarget, Objective, TrialDiverged
+from sweeps.trials import MlflowTarget, Objective, TrialDiverged, split_command
 from sweeps.workloads.base import Workload
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ def run_sweep(
     secrets = (store.spec.setting, store.spec.optuna_url, store.spec.mlflow_uri)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     slots = gpu_slots(gpus, config.workload.gpus_per_trial, torch.cuda.is_available(), visible)
+    check_gpu_choice(split_command(config.workload.command or ""), slots)
     stop = threading.Event()
     makers = [workload_factory(config, device, secrets, slot, stop) for slot in slots]
     make_workload = makers[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from sweeps.errors import UsageError
 
@@ -44,6 +45,29 @@ def gpu_slots(
             f"--gpus: workload.gpus_per_trial is {per}, more than the {len(gpus)} GPUs given"
         )
     return [list(gpus[i : i + per]) for i in range(0, len(gpus) - per + 1, per)]
+
+
+#: deepspeed launcher flags that make it ignore ``CUDA_VISIBLE_DEVICES`` (then GPUs 0..N-1).
+_DEEPSPEED_PICKS = ("--num_gpus", "--num-gpus", "--include", "-i", "--exclude", "-e")
+
+
+def check_gpu_choice(argv: Sequence[str], slots: Sequence[Sequence[str]]) -> None:
+    """Refuse a deepspeed command that would put every slot's trial on the same GPUs.
+
+    DeepSpeed's launcher takes a trial's ``CUDA_VISIBLE_DEVICES`` only when it is not told
+    which GPUs to use; with ``--num_gpus 2`` every trial would run on GPUs 0 and 1.
+    """
+    if len(slots) < 2 or not argv or Path(argv[0]).name != "deepspeed":
+        return
+    launcher = [arg.split("=")[0] for arg in argv[1:]]
+    end = next((i for i, arg in enumerate(launcher) if arg.endswith(".py")), len(launcher))
+    flags = [arg for arg in launcher[:end] if arg in _DEEPSPEED_PICKS]
+    if flags:
+        raise UsageError(
+            f"workload.command: deepspeed ignores each trial's CUDA_VISIBLE_DEVICES when given "
+            f"{flags[0]}, so the {len(slots)} slots of --gpus would share GPUs; leave it out "
+            "(the launcher then uses the trial's GPUs), got " + " ".join(argv)
+        )
 
 
 def run_slots(count: int, one_round: Round, stop: threading.Event) -> None:

@@ -89,6 +89,19 @@ def test_a_command_workload_is_refused_with_the_key_named() -> None:
         assert message in str(error.value)
 
 
+def test_gpu_slots_refuse_a_deepspeed_command_that_picks_its_own_gpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = "deepspeed --num_gpus 2 train.py --deepspeed_config {deepspeed_config}"
+    path = write_sweep(tmp_path, "picks", {"command": command, "gpus_per_trial": 2})
+    store = tmp_path / "store"
+    assert main(["run", str(path), "--store", str(store), "--gpus", "0,1,2,3"]) == 2
+    assert "deepspeed ignores each trial's CUDA_VISIBLE_DEVICES when given --num_gpus" in (
+        capsys.readouterr().err
+    )
+    assert not store.exists()  # refused before the store was touched
+
+
 @pytest.mark.slow
 def test_failing_hanging_silent_and_diverging_scripts_are_recorded_and_see_no_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
