@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,7 +47,7 @@ def per_trial(kind: str, trials: int, epochs: int, folder: Path) -> float:
     workload = (
         {"entrypoint": "command_training:train"}
         if kind == "in-process"
-        else {"command": f"{sys.executable} command_training.py", "workdir": str(HERE)}
+        else {"command": f"{sys.executable} command_training.py", "workdir": str(folder)}
     )
     config = parse_config(
         {
@@ -93,6 +94,8 @@ def main() -> None:
     )
     torch.set_num_threads(1)  # the same threads as the script's, for a fair comparison
     with tempfile.TemporaryDirectory(prefix="bench-command-") as folder:
+        # the script runs there, so its trials' folders (onecycle-trials/) go there too
+        shutil.copy(HERE / "command_training.py", folder)
         inside = per_trial("in-process", args.trials, args.epochs, Path(folder))
         command = per_trial("command", args.trials, args.epochs, Path(folder))
     start = process_start()
