@@ -69,9 +69,10 @@ def range_test_command(
 
     config = load_config(sweep_file)
     if config.workload.builtin is None:
+        key = "entrypoint" if config.workload.entrypoint else "command"
         raise UsageError(
-            f"{sweep_file}: workload.entrypoint: the range test trains a builtin workload, "
-            f"got entrypoint {config.workload.entrypoint!r}"
+            f"{sweep_file}: workload.{key}: the range test trains a builtin workload, "
+            f"got {key} {getattr(config.workload, key)!r}"
         )
     try:
         settings = settings_for(config, **flags)
