@@ -32,12 +32,19 @@ if TYPE_CHECKING:
     )
     from sweeps.space import SearchSpace
     from sweeps.task import Task
-    from sweeps.trials import TrainResult, TrainSettings, TrialContext
+    from sweeps.trials import (
+        ScriptTrialContext,
+        TrainResult,
+        TrainSettings,
+        TrialContext,
+        current_trial,
+    )
 
 __version__ = "0.1.0"
 
 _HOMES = {
     "Progress": "sweeps.runner",
+    "ScriptTrialContext": "sweeps.trials",
     "SearchSpace": "sweeps.space",
     "SweepConfig": "sweeps.config",
     "SweepOutcome": "sweeps.runner",
@@ -46,6 +53,7 @@ _HOMES = {
     "TrainSettings": "sweeps.trials",
     "TrialContext": "sweeps.trials",
     "create_or_resume": "sweeps.runner",
+    "current_trial": "sweeps.trials",
     "load_config": "sweeps.runner",
     "parse_config": "sweeps.runner",
     "run_sweep": "sweeps.runner",
@@ -56,6 +64,7 @@ __getattr__ = lazy_names(__name__, _HOMES)
 
 __all__ = [
     "Progress",
+    "ScriptTrialContext",
     "SearchSpace",
     "SweepConfig",
     "SweepOutcome",
@@ -64,6 +73,7 @@ __all__ = [
     "TrainSettings",
     "TrialContext",
     "create_or_resume",
+    "current_trial",
     "load_config",
     "parse_config",
     "run_sweep",

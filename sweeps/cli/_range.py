@@ -72,6 +72,12 @@ def range_test_command(
     from sweeps.runner import check_workload, load_config
 
     config = load_config(sweep_file)
+    if config.workload.command is not None:
+        from sweeps.trials import NO_RANGE_TEST
+
+        raise UsageError(
+            f"{sweep_file}: workload.command: {NO_RANGE_TEST}, got {config.workload.source!r}"
+        )
     check_workload(config, str(sweep_file))
     try:
         settings = settings_for(config, **flags)

@@ -14,6 +14,7 @@ from sweeps.cli._store_options import open_from_options, store_options
 from sweeps.errors import SweepsError, UsageError
 
 if TYPE_CHECKING:
+    from sweeps.config import SweepConfig
     from sweeps.runner import SweepOutcome
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
@@ -28,7 +29,11 @@ _PATH = click.Path(path_type=Path, dir_okay=False)
     show_default=True,
     help="Local worker processes sharing the sweep.",
 )
-@click.option("--gpus", help="GPUs for the workers, e.g. 0,1 (round robin; may repeat).")
+@click.option(
+    "--gpus",
+    help="GPUs for the workers, e.g. 0,1 (round robin; may repeat); for a command workload, "
+    "the GPUs its trials share, workload.gpus_per_trial each, as many trials at once as fit.",
+)
 @click.option(
     "--fused",
     "fused",
@@ -41,14 +46,13 @@ def run_command(
     sweep_file: Path, workers: int, gpus: str | None, fused: int | str | None, **options: Any
 ) -> None:
     """Create the sweep in SWEEP_FILE in the store, or resume it, and run it to n_trials."""
-    from sweeps.config import FUSED_NEEDS_TASK
     from sweeps.runner import check_workload, create_or_resume, load_config
 
     config = load_config(sweep_file)  # refused here, before the store is touched
-    if fused not in (None, 1) and config.workload.entrypoint is not None:
-        raise UsageError(f"--fused: {FUSED_NEEDS_TASK}; {sweep_file}, got --fused {fused}")
+    _refuse_unfusable(config, sweep_file, fused)
     check_workload(config, str(sweep_file), fused)
     gpu_list = _gpu_list(gpus)
+    slots_here = _gpu_slots_here(config, workers, gpu_list)  # refused before the store
     console = Console()
     with open_from_options(options) as store:
         if workers > 1 and store.spec.kind == "directory":
@@ -66,6 +70,9 @@ def run_command(
         )
         verb = "created" if created else "resuming"
         console.print(f"{verb} sweep [bold]{record.name}[/bold] in {store.spec.describe()}")
+        if slots_here:
+            _run_and_report(store, record.name, config.metric, console, fused, gpu_list)
+            return
         if workers == 1 and not gpu_list:
             _run_and_report(store, record.name, config.metric, console, fused)
             return
@@ -92,6 +99,38 @@ def run_command(
                 f"{len(failures)} of {workers} workers failed (see above); the sweep's finished "
                 f"trials are kept, and `onecycle run` again resumes it"
             )
+
+
+def _refuse_unfusable(config: SweepConfig, sweep_file: Path, fused: int | str | None) -> None:
+    """``--fused`` needs a task the project trains: not a function's loop, not a script."""
+    from sweeps.config import FUSED_NEEDS_TASK
+
+    if fused in (None, 1):
+        return
+    if config.workload.entrypoint is not None:
+        raise UsageError(f"--fused: {FUSED_NEEDS_TASK}; {sweep_file}, got --fused {fused}")
+    if config.workload.command is not None:
+        raise UsageError(
+            f"--fused: fused trials stack a task's model; {sweep_file} runs command "
+            f"{config.workload.source!r}, got --fused {fused}"
+        )
+
+
+def _gpu_slots_here(config: SweepConfig, workers: int, gpus: list[str]) -> bool:
+    """Whether a command's trials share ``--gpus`` as slots of this one worker (checked)."""
+    if config.workload.command is None or not gpus:
+        return False
+    if workers > 1:
+        raise UsageError(
+            "--workers: a command workload runs one trial per GPU slot of --gpus "
+            f"(workload.gpus_per_trial each) in one worker, got --workers {workers}"
+        )
+    from sweeps.runner import check_gpu_choice, gpu_slots
+    from sweeps.trials import split_command
+
+    slots = gpu_slots(gpus, config.workload.gpus_per_trial, cuda=True)
+    check_gpu_choice(split_command(config.workload.command), slots)
+    return True
 
 
 def _gpu_list(gpus: str | None) -> list[str]:
@@ -124,6 +163,7 @@ def _outcome_of(store: Store, name: str, n_trials: int) -> SweepOutcome:
 @click.command("worker")
 @click.argument("name")
 @click.option("--quiet", is_flag=True, help="No progress display (used by run --workers).")
+@click.option("--gpus", help="For a command workload: the GPUs its trials share, e.g. 0,1,2,3.")
 @click.option(
     "--fused",
     "fused",
@@ -131,19 +171,22 @@ def _outcome_of(store: Store, name: str, n_trials: int) -> SweepOutcome:
     help="Train K trials at once as one stacked model, or 'auto'.",
 )
 @store_options
-def worker_command(name: str, quiet: bool, fused: int | str | None, **options: Any) -> None:
+def worker_command(
+    name: str, quiet: bool, gpus: str | None, fused: int | str | None, **options: Any
+) -> None:
     """Join the running sweep NAME from another process or machine (reads it from the store)."""
     console = Console()
+    gpu_list = _gpu_list(gpus)
     with open_from_options(options) as store:
         record = store.sweeps.get(name)
         metric = str(record.config.get("objective", {}).get("metric") or "objective")
         if quiet:
             from sweeps.runner import run_sweep
 
-            run_sweep(store, record, fused=fused)
+            run_sweep(store, record, fused=fused, gpus=gpu_list)
             return
         console.print(f"joining sweep [bold]{name}[/bold] in {store.spec.describe()}")
-        _run_and_report(store, name, metric, console, fused)
+        _run_and_report(store, name, metric, console, fused, gpu_list)
 
 
 def parse_fused(value: str | None) -> int | str | None:
@@ -160,7 +203,12 @@ def parse_fused(value: str | None) -> int | str | None:
 
 
 def _run_and_report(
-    store: Store, name: str, metric: str, console: Console, fused: int | str | None = None
+    store: Store,
+    name: str,
+    metric: str,
+    console: Console,
+    fused: int | str | None = None,
+    gpus: list[str] | None = None,
 ) -> None:
     from sweeps.cli._progress import LiveProgress
 
@@ -168,7 +216,7 @@ def _run_and_report(
     with LiveProgress(console, name, metric) as progress:
         from sweeps.runner import run_sweep
 
-        outcome = run_sweep(store, record, progress, fused=fused)
+        outcome = run_sweep(store, record, progress, fused=fused, gpus=gpus or [])
     show_outcome(console, name, metric, outcome, store)
 
 

@@ -10,30 +10,34 @@ from sweeps.config._files import load_mapping
 from sweeps.config._schema import (
     AUTO_KEYS,
     BUILTIN_METRICS,
-    FUSED_NEEDS_TASK,
     SCHEDULE_KEYS,
-    WORKLOAD_KINDS,
     AutoRange,
     Choices,
     Execution,
     Objective,
-    OptimizerName,
     Range,
     RangeTest,
     RangeTestResult,
     Search,
     SpaceEntry,
-    Strict,
     SweepConfig,
-    Workload,
     format_error,
     parse_config,
+)
+from sweeps.config._strict import Strict
+from sweeps.config._workload import (
+    FUSED_NEEDS_TASK,
+    PLACEHOLDERS,
+    WORKLOAD_KINDS,
+    OptimizerName,
+    Workload,
 )
 
 __all__ = [
     "AUTO_KEYS",
     "BUILTIN_METRICS",
     "FUSED_NEEDS_TASK",
+    "PLACEHOLDERS",
     "SCHEDULE_KEYS",
     "WORKLOAD_KINDS",
     "AutoRange",

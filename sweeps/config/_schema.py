@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     StrictBool,
@@ -24,6 +23,8 @@ from pydantic import (
 )
 
 from schedulers.config import parameter_names
+from sweeps.config._strict import Strict
+from sweeps.config._workload import FUSED_NEEDS_TASK, Workload
 from sweeps.errors import UsageError
 
 ONE_CYCLE_KEYS, _ = parameter_names("OneCycle")
@@ -34,83 +35,6 @@ BUILTIN_METRICS = {
     "synthetic_ctr": "val_auc",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
-#: The optimizers a trial can use (sweeps.trials builds them).
-OptimizerName = Literal["sgd", "adamw"]
-#: Why an entrypoint cannot have fused trials, and what to write instead.
-FUSED_NEEDS_TASK = (
-    "fused trials stack the model of a task the project trains; an entrypoint function runs "
-    "its own loop, so write it as a sweeps.Task and name it in `workload.task` (README: Tune "
-    "your own model)"
-)
-_ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-
-class Strict(BaseModel):
-    """Unknown keys refused; instances immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-#: The keys that name what a sweep trains, one per kind of trial (``sweeps.trials.RUNNERS``).
-WORKLOAD_KINDS = ("builtin", "task", "entrypoint")
-
-
-class Workload(Strict):
-    """What to train (exactly one of ``builtin``, ``task``, ``entrypoint``), and how."""
-
-    builtin: Literal["digits", "breast_cancer", "synthetic_ctr"] | None = None
-    task: str | None = None
-    entrypoint: str | None = None
-    batch_size: Annotated[int, Field(ge=1)] = 64
-    epochs: Annotated[int, Field(ge=1)] = 10
-    optimizer: OptimizerName = "sgd"
-    device: str = "auto"
-    seed: int = 0
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
-    eval_every: Annotated[int, Field(ge=1)] | None = None
-    target: float | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if not _DEVICE.match(value):
-            raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps, got {value!r}")
-        return value
-
-    @field_validator("entrypoint")
-    @classmethod
-    def _entrypoint(cls, value: str | None) -> str | None:
-        if value is not None and not _ENTRYPOINT.match(value):
-            raise ValueError(f"must look like 'package.module:function', got {value!r}")
-        return value
-
-    @field_validator("task")
-    @classmethod
-    def _task(cls, value: str | None) -> str | None:
-        if value is not None and not _ENTRYPOINT.match(value):
-            raise ValueError(f"must look like 'package.module:Class', got {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Workload:
-        given = [key for key in WORKLOAD_KINDS if getattr(self, key) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                f"set exactly one of `builtin`, `task` and `entrypoint`, got {given or 'none'}"
-            )
-        return self
-
-    @property
-    def kind(self) -> str:
-        """Which key names what to train: ``builtin``, ``task`` or ``entrypoint``."""
-        return next(key for key in WORKLOAD_KINDS if getattr(self, key) is not None)
-
-    @property
-    def source(self) -> str:
-        """What to train, as the file says it (a built-in's name or a ``module:name``)."""
-        return str(getattr(self, self.kind))
 
 
 class Objective(Strict):
@@ -354,6 +278,17 @@ def parse_config(data: dict[str, Any], source: str = "sweep") -> SweepConfig:
             )
         if config.execution.fused_trials != 1 and config.workload.entrypoint is not None:
             raise ValueError(f"execution.fused_trials: {FUSED_NEEDS_TASK}")
+        if config.execution.fused_trials != 1 and config.workload.command is not None:
+            raise ValueError(
+                "execution.fused_trials: fused trials stack the model of a task the project "
+                "trains; a command runs its own loop in its own process, got "
+                f"{config.execution.fused_trials!r}"
+            )
+        if config.auto_keys and config.workload.command is not None:
+            raise ValueError(
+                f"search.space.{config.auto_keys[0]}: `auto` needs a range test, which trains a "
+                "task or a training function; give a range for a command workload"
+            )
     except ValueError as error:
         raise UsageError(f"{source}: {error}") from None
     return config

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         settings_of,
         workload_factory,
     )
+    from sweeps.runner._slots import check_gpu_choice, gpu_slots
     from sweeps.runner._sweep_file import load_config, parse_config
 
 #: Loaded on first use: most of the runner needs torch, and read-only commands need none.
@@ -36,10 +37,12 @@ _HOMES = {
     "STALE_REASON": "sweeps.runner._coordination",
     "SweepOutcome": "sweeps.runner._outcome",
     "best_block": "sweeps.runner._outcome",
+    "check_gpu_choice": "sweeps.runner._slots",
     "check_workload": "sweeps.runner._settings",
     "close_parent": "sweeps.runner._outcome",
     "create_or_resume": "sweeps.runner._lifecycle",
     "fail_trials_without_heartbeat": "sweeps.runner._coordination",
+    "gpu_slots": "sweeps.runner._slots",
     "load_config": "sweeps.runner._sweep_file",
     "outcome_of": "sweeps.runner._outcome",
     "parse_config": "sweeps.runner._sweep_file",
@@ -61,10 +64,12 @@ __all__ = [
     "Progress",
     "SweepOutcome",
     "best_block",
+    "check_gpu_choice",
     "check_workload",
     "close_parent",
     "create_or_resume",
     "fail_trials_without_heartbeat",
+    "gpu_slots",
     "load_config",
     "outcome_of",
     "parse_config",

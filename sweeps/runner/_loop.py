@@ -11,9 +11,11 @@ import logging
 import math
 import os
 import socket
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import optuna
 import torch
@@ -43,8 +45,16 @@ from sweeps.runner._settings import (
     settings_of,
     workload_factory,
 )
+from sweeps.runner._slots import check_gpu_choice, gpu_slots, run_slots
 from sweeps.space import SearchSpace, make_pruner, make_sampler
-from sweeps.trials import MlflowTarget, Objective, TrialDiverged, TrialRunner, as_runner
+from sweeps.trials import (
+    MlflowTarget,
+    Objective,
+    TrialDiverged,
+    TrialRunner,
+    as_runner,
+    split_command,
+)
 
 log = logging.getLogger(__name__)
 MIN_TRIALS_FOR_FAILURE_RATE = 4
@@ -55,6 +65,7 @@ def run_sweep(
     record: SweepRecord,
     progress: Progress | None = None,
     fused: int | str | None = None,
+    gpus: Sequence[str] = (),
 ) -> SweepOutcome:
     """Run trials of ``record``'s sweep until ``n_trials`` are finished; update the record.
 
@@ -62,7 +73,8 @@ def run_sweep(
     is serialised by a store-wide lock, so they never start more than ``n_trials`` between them.
     Running trials send heartbeats; one whose worker died is failed after 1.5 heartbeat
     intervals, retried once, and its MLflow run closed. ``fused`` (else the file's
-    ``execution.fused_trials``) trains that many trials at a time as one stacked model.
+    ``execution.fused_trials``) trains that many trials at a time as one stacked model. A
+    command workload runs one trial per GPU slot at once (``gpus`` by ``gpus_per_trial``).
     """
     progress = progress or Progress()
     config = parse_config(record.config, f"sweep {record.name!r} in the store")
@@ -71,7 +83,15 @@ def run_sweep(
     _share_cores(device)
     interval = heartbeat_interval()
     study = _open_study(store, record, config, space, interval)
-    make_workload = workload_factory(config, device)
+    secrets = (store.spec.setting, store.spec.optuna_url, store.spec.mlflow_uri)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    slots = gpu_slots(gpus, config.workload.gpus_per_trial, torch.cuda.is_available(), visible)
+    check_gpu_choice(split_command(config.workload.command or ""), slots)
+    stop = threading.Event()
+    makers = [
+        workload_factory(config, device, secrets=secrets, gpus=slot, stop=stop) for slot in slots
+    ]
+    make_workload = makers[0]
     tracking = ProcessTracking(store.spec.mlflow_uri)
     target = MlflowTarget(
         store.mlflow,
@@ -95,23 +115,32 @@ def run_sweep(
     )
     status = "running"
     watcher = _StaleWatcher(study, interval)
+    starting, syncing = threading.Lock(), threading.Lock()  # one at a time per worker
+
+    def one_round(slot: int) -> bool:
+        outcome = riding_out_outages("count the trials", lambda: outcome_of(study, n_trials))
+        progress.sweep(outcome, n_trials)
+        _check_failure_rate(outcome, config, record.name)
+        if fused_context is not None:
+            return _fused_batch(fused_context, n_trials)
+        with starting:
+            trial = _next_trial(store, study, n_trials, worker, interval)
+        if trial is None:
+            return False
+        mine = replace(objective, make_workload=makers[slot])
+        _one_trial(study, trial, mine, progress, makers[slot], config, interval)
+        with syncing:
+            tracking.sync().raise_errors()
+        return True
+
     try:
-        while True:
-            outcome = riding_out_outages("count the trials", lambda: outcome_of(study, n_trials))
-            progress.sweep(outcome, n_trials)
-            _check_failure_rate(outcome, config, record.name)
-            if fused_context is not None:
-                more = _fused_batch(fused_context, n_trials)
-            else:
-                trial = _next_trial(store, study, n_trials, worker, interval)
-                more = trial is not None
-                if trial is not None:
-                    _one_trial(study, trial, objective, progress, make_workload, config, interval)
-                    tracking.sync().raise_errors()
-            if not more:
-                status = "finished"
-                progress.sweep(outcome_of(study, n_trials), n_trials)
-                break
+        if len(slots) > 1 and fused_context is None:
+            run_slots(len(slots), one_round, stop)
+        else:
+            while one_round(0):
+                pass
+        status = "finished"
+        progress.sweep(outcome_of(study, n_trials), n_trials)
     except TooManyFailures:
         status = "failed"
         raise

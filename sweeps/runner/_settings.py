@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +42,26 @@ def settings_of(config: SweepConfig) -> TrainSettings:
 
 
 def workload_factory(
-    config: SweepConfig, device: torch.device, base: Path | None = None
+    config: SweepConfig,
+    device: torch.device,
+    base: Path | None = None,
+    *,
+    secrets: Sequence[str] = (),
+    gpus: Sequence[str] = (),
+    stop: threading.Event | None = None,
 ) -> Callable[[], TrialRunner]:
-    """The runner of the sweep's workload, built once per process and reused across trials."""
+    """The runner of the sweep's workload, built once per process and reused across trials.
+
+    A command's trials run on ``gpus``; ``secrets`` (the store's URLs) are kept from its
+    script, and ``stop`` ends its running trial as interrupted.
+    """
     cache: list[TrialRunner] = []
+    env: dict[str, Any] = {"sweep": config.name, "secrets": secrets, "gpus": gpus, "stop": stop}
 
     def make() -> TrialRunner:
         if not cache:
             try:
-                cache.append(make_runner(config.workload, device, base))
+                cache.append(make_runner(config.workload, device, base, **env))
             except ValueError as error:
                 raise UsageError(str(error)) from None
         return cache[0]

@@ -8,6 +8,8 @@ A task class's ``metric`` and ``direction`` become the objective's where the fil
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from sweeps.config._files import load_mapping
 from sweeps.errors import UsageError
 from sweeps.space import check_space
 from sweeps.task import import_task
-from sweeps.trials import import_entrypoint
+from sweeps.trials import import_entrypoint, split_command
 
 __all__ = ["load_config", "parse_config"]
 
@@ -37,6 +39,9 @@ def parse_config(
             import_entrypoint(config.workload.entrypoint, search)
         if config.workload.task:
             config = _with_task_objective(config, search)
+        if config.workload.command is not None:
+            config = _with_workdir(config, base)
+            _check_command(config)
     except ValueError as error:
         raise UsageError(f"{source}: {error}") from None
     return config
@@ -55,6 +60,35 @@ def _with_task_objective(config: SweepConfig, search: list[Path]) -> SweepConfig
         return config
     filled = objective.model_copy(update=update)
     return config.model_copy(update={"objective": filled})
+
+
+def _with_workdir(config: SweepConfig, base: Path | None) -> SweepConfig:
+    """The command's directory made absolute (the sweep file's, unless it says another)."""
+    workload = config.workload
+    workdir = Path(workload.workdir or ".")
+    if not workdir.is_absolute():
+        workdir = ((base or Path.cwd()) / workdir).resolve()
+    return config.model_copy(
+        update={"workload": workload.model_copy(update={"workdir": str(workdir)})}
+    )
+
+
+def _check_command(config: SweepConfig) -> None:
+    """The program is there and the base DeepSpeed config is a JSON mapping, before any trial."""
+    workload = config.workload
+    workdir = Path(workload.workdir or ".")
+    if not workdir.is_dir():
+        raise ValueError(f"workload.workdir: no such directory, got {str(workdir)!r}")
+    program = split_command(workload.command or "")[0]
+    local = workdir / program
+    if shutil.which(program) is None and not (os.sep in program and local.is_file()):
+        raise ValueError(f"workload.command: program {program!r} not found on PATH")
+    if workload.deepspeed_config is not None:
+        path = workdir / workload.deepspeed_config
+        try:
+            load_mapping(path)
+        except UsageError as error:
+            raise ValueError(f"workload.deepspeed_config: {error}") from None
 
 
 def load_config(path: Path) -> SweepConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sweeps.tracking._artifacts import trial_artifacts, trial_plot
+from sweeps.tracking._artifacts import trial_artifacts, trial_files, trial_plot
 from sweeps.tracking._sweep import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
@@ -29,5 +29,6 @@ __all__ = [
     "log_sweep_summary",
     "start_parent_run",
     "trial_artifacts",
+    "trial_files",
     "trial_plot",
 ]

@@ -87,3 +87,14 @@ def trial_plot(client: Any, run_id: str) -> None:
         path = Path(folder) / "lr_momentum.png"
         figure.savefig(path)
         client.log_artifact(run_id, str(path))
+
+
+def trial_files(client: Any, run_id: str, files: list[tuple[str, str]]) -> None:
+    """Log a command trial's files (its config, its logs, its small outputs) to its run.
+
+    ``files`` holds ``(path, artifact folder)`` pairs; a file gone by now is skipped, since
+    the script's output directory is the user's to tidy.
+    """
+    for path, folder in files:
+        if Path(path).is_file():
+            client.log_artifact(run_id, path, folder or None)

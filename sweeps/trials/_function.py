@@ -34,20 +34,17 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-import schedulers
 from sweeps.task import Task, import_attribute
+from sweeps.trials._context import ContextBase, HasParamGroups, TrainingDiverged
 from sweeps.trials._probe import Probe, ProbeScheduler, RangeTestDone
-from sweeps.trials._rules import LossWatch, TrainResult, TrainSettings, record_evaluation
+from sweeps.trials._rules import TrainResult, TrainSettings, record_evaluation
 from sweeps.trials._task import NoHooks, TrainingHooks
 
 if TYPE_CHECKING:
     from sweeps.config import Workload as WorkloadSection
+    from sweeps.trials._env import RunnerEnv
 
 TrainFunction = Callable[["TrialContext"], Any]
-
-
-class TrainingDiverged(Exception):
-    """Raised inside a user's loop when its loss diverges; ends the trial as a failure."""
 
 
 def import_entrypoint(path: str, search: Sequence[Path] = ()) -> TrainFunction:
@@ -70,8 +67,8 @@ def _is_task(found: Any) -> bool:
     return isinstance(found, type) and issubclass(found, Task)
 
 
-class TrialContext:
-    """What a user's training function gets for one trial."""
+class TrialContext(ContextBase):
+    """What a user's training function gets for one trial (the methods: :class:`ContextBase`)."""
 
     def __init__(
         self,
@@ -85,16 +82,13 @@ class TrialContext:
         divergence_factor: float = 10.0,
         settings: TrainSettings | None = None,
     ) -> None:
-        self.params = dict(params)
+        super().__init__(params, divergence_factor, device)
         self.device = device
         self.seed = seed
         self.batch_size = batch_size
         self.epochs = epochs
         self.options = dict(options)
         self._hooks = hooks
-        self._watch = LossWatch(divergence_factor, device)
-        self._pending_loss: Tensor | None = None
-        self.updates = 0
         #: What the trial has recorded: evaluations, best value, samples to the target.
         self.result = TrainResult()
         self._settings = settings
@@ -106,54 +100,16 @@ class TrialContext:
         """Every ``report`` so far: (updates, samples, metrics)."""
         return self.result.evaluations
 
-    def scheduler(self, optimizer: Optimizer) -> schedulers.OneCycle:
-        """This trial's OneCycle scheduler on ``optimizer``; its steps are tracked."""
-        return _TrackedOneCycle(self, optimizer, **self.params)
-
-    def log_loss(self, loss: Tensor | float) -> None:
-        """The loss of the update just made (tracked as ``train_loss``; checked for divergence).
-
-        The loss stays on its device: on an accelerator the check runs every few updates and
-        at each ``report``, as in the built-in loop.
-        """
-        value = loss.detach() if isinstance(loss, Tensor) else torch.tensor(float(loss))
-        self._pending_loss = value
-        reason = self._watch.add(value)
-        if reason is not None:
-            raise TrainingDiverged(reason)
-
-    def report(self, metrics: Mapping[str, float]) -> None:
-        """An evaluation point: tracked in MLflow, reported to Optuna (which may prune)."""
-        reason = self._watch.check()
-        if reason is not None:
-            raise TrainingDiverged(reason)
-        values = {key: float(value) for key, value in metrics.items()}
+    def _evaluate(self, metrics: dict[str, float]) -> None:
         samples = self.updates * self.batch_size
         if self._settings is not None:
-            record_evaluation(self.result, self.updates, samples, values, self._settings)
+            record_evaluation(self.result, self.updates, samples, metrics, self._settings)
         else:
-            self.result.evaluations.append((self.updates, samples, values))
-        self._hooks.on_eval(self.updates, samples, values)
+            self.result.evaluations.append((self.updates, samples, metrics))
+        self._hooks.on_eval(self.updates, samples, metrics)
 
-    def _before_scheduler_step(self, optimizer: Optimizer) -> None:
-        self._hooks.on_step(self.updates, optimizer, self._pending_loss)
-        self._pending_loss = None
-        self.updates += 1
-
-
-class _TrackedOneCycle(schedulers.OneCycle):
-    """OneCycle that records each update's applied lr and momentum before moving on."""
-
-    def __init__(self, context: TrialContext, optimizer: Optimizer, **params: Any) -> None:
-        self._context: TrialContext | None = None
-        super().__init__(optimizer, **params)
-        self._context = context
-
-    def step(self, batch_iteration: int | None = None) -> None:
-        """Record the update just made, then advance the schedule."""
-        if self._context is not None:
-            self._context._before_scheduler_step(self.optimizer)
-        super().step(batch_iteration)
+    def _record(self, step: int, optimizer: HasParamGroups, loss: Tensor | None) -> None:
+        self._hooks.on_step(step, cast(Optimizer, optimizer), loss)
 
 
 class FunctionRunner:
@@ -268,15 +224,13 @@ class _RangeTestContext(TrialContext):
         """Ignored: the range test reads losses only."""
 
 
-def function_runner(
-    section: WorkloadSection, device: torch.device, base: Path | None
-) -> FunctionRunner:
-    """A runner for ``workload.entrypoint`` on ``device``."""
+def function_runner(section: WorkloadSection, env: RunnerEnv) -> FunctionRunner:
+    """A runner for ``workload.entrypoint`` on the worker's device."""
     return FunctionRunner(
-        import_entrypoint(section.entrypoint or "", [base] if base else []),
+        import_entrypoint(section.entrypoint or "", [env.base] if env.base else []),
         section.batch_size,
         section.seed,
-        device,
+        env.device,
         section.epochs,
         section.options,
     )

@@ -21,7 +21,7 @@ from torch.optim import Optimizer
 
 import schedulers
 from sweeps.task import Task
-from sweeps.tracking import FAILURE_TAG, STUDY_TAG, SWEEP_TAG
+from sweeps.tracking import FAILURE_TAG, STUDY_TAG, SWEEP_TAG, trial_files
 from sweeps.trials._rules import TrainResult, TrainSettings
 from sweeps.trials._runners import TrialRunner, as_runner
 from sweeps.trials._tracker import TrialTracker, trial_run_end
@@ -162,6 +162,12 @@ class _TrialHooks:
         self.batch_size = batch_size
         self.last = TrainResult()  # progress so far, for runs that end early
         self.progress: Callable[[int, int], None] | None = None
+        self.number = trial.number
+
+    def log_files(self, files: list[tuple[str, str]]) -> None:
+        """Log ``(path, artifact folder)`` files to the trial's run (a command trial's)."""
+        if self.tracker is not None:
+            self.tracker.tracking.call(self.tracker.run_id, trial_files, files=files)
 
     def on_step(self, step: int, optimizer: Optimizer, loss: Tensor | None) -> None:
         if self.tracker is not None:

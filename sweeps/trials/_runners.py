@@ -1,8 +1,9 @@
 """One interface for every kind of trial, and the table that picks a runner for a sweep file.
 
 A sweep file's ``workload`` names what to train in one of a few shapes (a built-in, a user's
-``task:`` class, an ``entrypoint:`` function). Each shape has a runner here that trains one
-trial under a OneCycle schedule and, where it can, drives the LR range test. The objective, the
+``task:`` class, an ``entrypoint:`` function, a launched ``command:``). Each shape has a runner
+here that trains one trial under a OneCycle schedule and, where it can, drives the LR range
+test. The objective, the
 range test and the studies talk to the interface only; a new kind of trial is a new module with
 a runner and one line in :data:`RUNNERS`.
 """
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from sweeps.task import Task
+from sweeps.trials._command_runner import command_runner
+from sweeps.trials._env import RunnerEnv
 from sweeps.trials._function import function_runner
 from sweeps.trials._probe import Probe
 from sweeps.trials._rules import TrainResult, TrainSettings
@@ -52,7 +55,7 @@ class TrialRunner(Protocol):
         ...
 
 
-RunnerFactory = Callable[["WorkloadSection", torch.device, "Path | None"], TrialRunner]
+RunnerFactory = Callable[["WorkloadSection", RunnerEnv], TrialRunner]
 
 
 #: The sweep file's ``workload`` key that names the kind -> how to build its runner.
@@ -60,14 +63,15 @@ RUNNERS: dict[str, RunnerFactory] = {
     "builtin": task_runner,
     "task": task_runner,
     "entrypoint": function_runner,
+    "command": command_runner,
 }
 
 
 def make_runner(
-    section: WorkloadSection, device: torch.device, base: Path | None = None
+    section: WorkloadSection, device: torch.device, base: Path | None = None, **env: Any
 ) -> TrialRunner:
-    """The runner for a sweep file's ``workload`` section on ``device``."""
-    return RUNNERS[section.kind](section, device, base)
+    """The runner for a sweep file's ``workload`` section on ``device`` (``env``: RunnerEnv)."""
+    return RUNNERS[section.kind](section, RunnerEnv(device, base, **env))
 
 
 def as_runner(workload: Task | TrialRunner) -> TrialRunner:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -34,6 +33,7 @@ from sweeps.trials._rules import (
 
 if TYPE_CHECKING:
     from sweeps.config import Workload as WorkloadSection
+    from sweeps.trials._env import RunnerEnv
 
 
 class TrainingHooks(Protocol):
@@ -179,8 +179,9 @@ class TaskRunner:
             epoch += 1
 
 
-def task_runner(section: WorkloadSection, device: torch.device, base: Path | None) -> TaskRunner:
-    """A runner for ``workload.builtin`` or ``workload.task``: the task built on ``device``."""
+def task_runner(section: WorkloadSection, env: RunnerEnv) -> TaskRunner:
+    """A runner for ``workload.builtin`` or ``workload.task``: the task built on the device."""
+    device, base = env.device, env.base
     if section.builtin is not None:
         from sweeps.workloads import build_workload
 

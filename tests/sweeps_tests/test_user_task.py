@@ -258,7 +258,9 @@ def test_every_workload_key_has_a_runner_and_a_file_names_exactly_one(tmp_path: 
 
     assert set(RUNNERS) == set(WORKLOAD_KINDS)
     path = _sweep(tmp_path, workload={"builtin": "digits"})
-    with pytest.raises(UsageError, match=r"set exactly one of `builtin`, `task` and `entrypoint`"):
+    with pytest.raises(
+        UsageError, match=r"set exactly one of `builtin`, `task`, `entrypoint` and `command`"
+    ):
         load_config(path)
     config = load_config(_sweep(tmp_path, task="GroupNormCNN"))
     assert config.workload.kind == "task" and config.metric == "val_accuracy"

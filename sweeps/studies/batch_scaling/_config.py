@@ -57,6 +57,9 @@ class BatchScalingConfig(Strict):
     scheduler: dict[str, Any] = Field(default_factory=dict)
     range_test: RangeTest = Field(default_factory=RangeTest)
     execution: Execution = Field(default_factory=Execution)
+    #: For a command workload: how the large-batch runs are launched (``scale`` processes, as
+    #: in the tutorial, e.g. ``torchrun --nproc_per_node 8 ...``); default ``workload.command``.
+    large_batch_command: str | Annotated[list[str], Field(min_length=1)] | None = None
 
     @property
     def large_batch(self) -> int:
@@ -73,16 +76,21 @@ class BatchScalingConfig(Strict):
     def onecycle_sweep(self, base: Path | None = None) -> SweepConfig:
         """The 1-Cycle sweep at the large batch, as a sweep file would give it.
 
-        Its objective is the workload's: a built-in's metric, or a task class's ``metric`` and
-        ``direction`` (the task module is found next to the study file, ``base``).
+        Its objective is the workload's: a built-in's metric, a task class's ``metric`` and
+        ``direction`` (the task module is found next to the study file, ``base``), or ``val_auc``
+        for a command's script.
         """
         workload = self.workload.model_dump(mode="json")
         workload["batch_size"] = self.large_batch
+        if self.large_batch_command is not None:
+            workload["command"] = self.large_batch_command
         workload["eval_every"] = self.every_samples // self.large_batch
         builtin = self.workload.builtin
-        objective = (
-            {"metric": BUILTIN_METRICS[builtin], "direction": "maximize"} if builtin else {}
-        )
+        objective: dict[str, str] = {}
+        if builtin:
+            objective = {"metric": BUILTIN_METRICS[builtin], "direction": "maximize"}
+        elif self.workload.command is not None:  # a script reports val_auc, as synthetic_ctr
+            objective = {"metric": "val_auc", "direction": "maximize"}
         data = {
             "name": self.name,
             "workload": workload,
@@ -98,7 +106,17 @@ class BatchScalingConfig(Strict):
 def parse_study(
     data: dict[str, Any], source: str = "study", base: Path | None = None
 ) -> BatchScalingConfig:
-    """Validate a loaded study mapping; :class:`UsageError` naming the key on any problem."""
+    """Validate a loaded study mapping; :class:`UsageError` naming the key on any problem.
+
+    A command workload (a script reporting ``val_auc``) runs in ``base``, the study file's
+    directory, unless it names its own ``workdir``.
+    """
+    workload = data.get("workload")
+    if isinstance(workload, dict) and workload.get("command") is not None:
+        folder = Path(str(workload.get("workdir") or "."))
+        if not folder.is_absolute():
+            folder = ((base or Path.cwd()) / folder).resolve()
+        data = {**data, "workload": {**workload, "workdir": str(folder)}}
     try:
         config = BatchScalingConfig.model_validate(data)
     except ValidationError as error:
@@ -108,6 +126,11 @@ def parse_study(
             f"{source}: workload.entrypoint: the batch-scaling study evaluates every "
             "eval_samples in the project's own loop; write the model as a sweeps.Task and name "
             f"it in `workload.task`, got entrypoint {config.workload.entrypoint!r}"
+        )
+    if config.large_batch_command is not None and config.workload.command is None:
+        raise UsageError(
+            f"{source}: large_batch_command: needs a `command` workload, got "
+            f"{config.large_batch_command!r}"
         )
     config.onecycle_sweep(base)  # the 1-Cycle part must be a valid sweep on its own
     return config

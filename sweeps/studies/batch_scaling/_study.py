@@ -220,10 +220,19 @@ def _settings(config: BatchScalingConfig, batch: int, budget: float) -> TrainSet
     )
 
 
-def _factory(config: BatchScalingConfig, batch: int, device: Any) -> Callable[[], Any]:
+def _factory(
+    config: BatchScalingConfig, batch: int, device: Any, store: Store
+) -> Callable[[], Any]:
+    """The workload at ``batch``; a command's baseline runs launch ``workload.command``."""
     sweep = config.onecycle_sweep()
-    workload = sweep.workload.model_copy(update={"batch_size": batch})
-    return workload_factory(sweep.model_copy(update={"workload": workload}), device)
+    update: dict[str, Any] = {"batch_size": batch}
+    if batch == config.workload.batch_size and config.workload.command is not None:
+        update["command"] = config.workload.command
+    workload = sweep.workload.model_copy(update=update)
+    secrets = (store.spec.setting, store.spec.optuna_url, store.spec.mlflow_uri)
+    return workload_factory(
+        sweep.model_copy(update={"workload": workload}), device, secrets=secrets
+    )
 
 
 def _baseline_lr(
@@ -247,7 +256,7 @@ def _baseline_lr(
 
     objective = Objective(
         suggest=suggest,
-        make_workload=_factory(config, batch, device),
+        make_workload=_factory(config, batch, device, store),
         settings=_settings(config, batch, 1.0),
         run_params={**run_params(config.onecycle_sweep(), device), "batch_size": batch},
         mlflow=target,
@@ -305,7 +314,7 @@ def _final_run(
     settings = _settings(config, batch, budget)
     objective = Objective(
         suggest=lambda trial: dict(schedule),
-        make_workload=_factory(config, batch, device),
+        make_workload=_factory(config, batch, device, store),
         settings=settings,
         run_params={**run_params(config.onecycle_sweep(), device), "batch_size": batch},
         mlflow=target,
