@@ -12,22 +12,23 @@ import math
 import os
 import socket
 import time
-import warnings
 from collections.abc import Callable
 
 import optuna
 import torch
-from optuna.trial import TrialState
 
 from storage import Store, SweepRecord
+from storage.bulk_trials import Finish
 from storage.errors import StoreError
-from storage.tracking import ProcessTracking
+from storage.tracking import BULK_ENV, ProcessTracking
+from storage.trial_recording import Asked, TrialRecorder, run_recorder
 from sweeps.config import SweepConfig, parse_config
 from sweeps.errors import TooManyFailures, UsageError
 from sweeps.runner._coordination import (
     Heartbeats,
     _StaleWatcher,
     heartbeat_interval,
+    recorder_for,
     riding_out_outages,
     stale_trial_handler,
     start_under_lock,
@@ -72,6 +73,7 @@ def run_sweep(
     _share_cores(device)
     interval = heartbeat_interval()
     study = _open_study(store, record, config, space, interval)
+    recorder = recorder_for(study)
     make_workload = workload_factory(config, device)
     tracking = ProcessTracking(store.spec.mlflow_uri)
     target = MlflowTarget(
@@ -92,7 +94,7 @@ def run_sweep(
     worker = f"{socket.gethostname()}:{os.getpid()}"
     n_trials = config.search.n_trials
     fused_context = _fused_context(
-        config, fused, objective, target, store, study, space, worker, interval, progress
+        config, fused, objective, target, store, recorder, space, worker, interval, progress
     )
     status = "running"
     watcher = _StaleWatcher(study, interval)
@@ -104,10 +106,10 @@ def run_sweep(
             if fused_context is not None:
                 more = _fused_batch(fused_context, n_trials)
             else:
-                trial = _next_trial(store, study, n_trials, worker, interval)
-                more = trial is not None
-                if trial is not None:
-                    _one_trial(study, trial, objective, progress, make_workload, config, interval)
+                asked = _next_trial(store, recorder, n_trials, worker, interval)
+                more = asked is not None
+                if asked is not None:
+                    _one_trial(recorder, asked, objective, progress, make_workload, interval)
                     tracking.sync().raise_errors()
             if not more:
                 status = "finished"
@@ -178,7 +180,7 @@ def _fused_context(
     objective: Objective,
     target: MlflowTarget,
     store: Store,
-    study: optuna.Study,
+    recorder: TrialRecorder,
     space: SearchSpace,
     worker: str,
     interval: int,
@@ -203,9 +205,12 @@ def _fused_context(
         log.info("fused_trials: auto chose %d", size)
     else:
         size = int(setting)
+    bulk_runs = os.environ.get(BULK_ENV, "1") != "0"
     return FusedContext(
         store=store,
-        study=study,
+        study=recorder.study,
+        recorder=recorder,
+        runs=run_recorder(target.tracking, store.mlflow, store.spec.mlflow_uri, bulk=bulk_runs),
         config=config,
         space=space,
         settings=objective.settings,
@@ -257,70 +262,53 @@ def _fused_batch(context: FusedContext, n_trials: int) -> bool:
 
 
 def _next_trial(
-    store: Store, study: optuna.Study, n_trials: int, worker: str, interval: int
-) -> optuna.Trial | None:
+    store: Store, recorder: TrialRecorder, n_trials: int, worker: str, interval: int
+) -> Asked | None:
+    """Start the next trial, or return None when the sweep has ``n_trials`` finished."""
+
+    def ask(room: int) -> Asked:
+        asked = recorder.ask()
+        asked.trial.set_user_attr("worker", worker)
+        return asked
+
     return riding_out_outages(
-        "start the next trial", lambda: _start_next(store, study, n_trials, worker, interval)
+        "start the next trial",
+        lambda: start_under_lock(store, recorder.study, n_trials, interval, ask),
     )
 
 
-def _start_next(
-    store: Store, study: optuna.Study, n_trials: int, worker: str, interval: int
-) -> optuna.Trial | None:
-    """Start the next trial, or return None when the sweep has ``n_trials`` finished."""
-
-    def ask(room: int) -> optuna.Trial:
-        with warnings.catch_warnings():  # we run the heartbeats ourselves (Heartbeats)
-            warnings.filterwarnings("ignore", message="Heartbeat of storage")
-            trial = study.ask()
-        trial.set_user_attr("worker", worker)
-        study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
-        return trial
-
-    return start_under_lock(store, study, n_trials, interval, ask)
-
-
 def _one_trial(
-    study: optuna.Study,
-    trial: optuna.Trial,
+    recorder: TrialRecorder,
+    asked: Asked,
     objective: Objective,
     progress: Progress,
     make_workload: Callable[[], Workload],
-    config: SweepConfig,
     interval: int,
 ) -> None:
     workload = make_workload()
-    progress.trial_started(trial.number, workload.steps_per_epoch * config.workload.epochs)
-    heartbeat = Heartbeats(study, [trial._trial_id], interval)
+    progress.trial_started(asked.number, workload.steps_per_epoch * objective.settings.epochs)
+    heartbeat = Heartbeats(recorder, [asked.trial_id], interval)
     try:
-        value = objective(trial)
+        value = objective(asked.trial)
     except optuna.TrialPruned:
-        _tell(study, trial, state=TrialState.PRUNED)
+        _tell(recorder, asked, "PRUNED")
     except StoreError:
-        _tell(study, trial, state=TrialState.FAIL)
+        _tell(recorder, asked, "FAIL")
         raise
     except (KeyboardInterrupt, SystemExit):
-        _tell(study, trial, state=TrialState.FAIL)
+        _tell(recorder, asked, "FAIL")
         raise
     except (TrialDiverged, Exception):  # user code that raised, or a diverged loss: recorded
-        _tell(study, trial, state=TrialState.FAIL)
+        _tell(recorder, asked, "FAIL")
     else:
-        _tell(study, trial, value)
+        _tell(recorder, asked, "COMPLETE", value)
     finally:
         heartbeat.stop()
 
 
-def _tell(
-    study: optuna.Study,
-    trial: optuna.Trial,
-    value: float | None = None,
-    state: TrialState | None = None,
-) -> None:
-    """Tell the outcome, unless another worker already failed the trial as stale."""
-
-    def tell() -> None:
-        # skip_if_finished: Optuna 5 refuses to tell a finished trial with a ValueError.
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            study.tell(trial, value, state=state, skip_if_finished=True)
-
-    riding_out_outages(f"record the outcome of trial {trial.number}", tell)
+def _tell(recorder: TrialRecorder, asked: Asked, state: str, value: float | None = None) -> None:
+    """Record the outcome, unless another worker already failed the trial as stale."""
+    riding_out_outages(
+        f"record the outcome of trial {asked.number}",
+        lambda: recorder.finish([Finish(asked.trial_id, state, value)], set()),
+    )
