@@ -5,7 +5,7 @@ a :class:`TrialRecorder`, and opens their runs through a :class:`RunRecorder`. E
 implementations, one through Optuna's (MLflow's) API and one through the bulk writers
 (:mod:`storage.bulk_trials`, :mod:`storage.bulk_runs`), picked once per worker by
 :func:`trial_recorder` and :func:`run_recorder`: the writers only where the library's tables
-are the ones they know (:mod:`storage.table_shapes`). The two stores are chosen apart because
+are the ones they know (:mod:`storage.schema_guard`). The two stores are chosen apart because
 they can differ (a PostgreSQL study with an MLflow tracking server). Optuna's private corners
 these need (a trial's id, the study's id and storage) are reached here and nowhere in
 ``sweeps``; see ``docs/architecture.md``.

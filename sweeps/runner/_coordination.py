@@ -27,7 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from storage import Store
 from storage.errors import StoreUnavailable
-from storage.schema_lock import store_lock
+from storage.store_locks import store_lock
 from storage.trial_queries import (
     count_by_state,
     optuna_now,

@@ -156,7 +156,7 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
         times.train_s = time.perf_counter() - started
         tell_started = time.perf_counter()
         hooks.flush()
-        told = [(m, _outcome(context, outcome, i, started)) for i, m in enumerate(members)]
+        told = [(m, _member_outcome(context, outcome, i, started)) for i, m in enumerate(members)]
         # Heartbeats go on until every member is told: telling hundreds of trials one by
         # one (Optuna's API path) can outlast the stale-trial grace period.
         _finish(context, told, done)
@@ -166,7 +166,7 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
         # Whatever stopped the batch (Ctrl+C, a store error, a bug), no trial stays RUNNING;
         # trials already told keep their outcome and their runs.
         why = f"{type(error).__name__}: {error}"
-        failed = Told(TrialState.FAIL, None, why, None, started)
+        failed = MemberOutcome(TrialState.FAIL, None, why, None, started)
         with contextlib.suppress(Exception):
             _finish(context, [(m, failed) for m in members if m.trial_id not in done], done)
         beats.stop()
@@ -198,8 +198,8 @@ def _start_runs(context: FusedContext, members: Sequence[Member]) -> None:
 
 
 @dataclass(frozen=True)
-class Told:
-    """A member's outcome, as the batch tells it."""
+class MemberOutcome:
+    """One member's outcome (state, value, reason, result), as the batch records it."""
 
     state: TrialState
     value: float | None
@@ -209,24 +209,28 @@ class Told:
     attrs: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _outcome(context: FusedContext, outcome: FusedOutcome, index: int, started: float) -> Told:
+def _member_outcome(
+    context: FusedContext, outcome: FusedOutcome, index: int, started: float
+) -> MemberOutcome:
     result = outcome.results[index]
     if index in outcome.stopped:
-        return Told(TrialState.PRUNED, None, None, result, started)
+        return MemberOutcome(TrialState.PRUNED, None, None, result, started)
     value = result.final.get(context.settings.metric, math.nan)
     reason = result.diverged
     if reason is None and not math.isfinite(value):
         reason = "objective value is NaN"
     if reason is not None:
-        return Told(TrialState.FAIL, None, f"diverged: {reason}", result, started)
+        return MemberOutcome(TrialState.FAIL, None, f"diverged: {reason}", result, started)
     attrs = {
         key: getattr(result, key)
         for key in ("steps", "samples", "wall_time_s", "best", "samples_to_target")
     }
-    return Told(TrialState.COMPLETE, float(value), None, result, started, attrs)
+    return MemberOutcome(TrialState.COMPLETE, float(value), None, result, started, attrs)
 
 
-def _finish(context: FusedContext, told: Sequence[tuple[Member, Told]], done: set[int]) -> None:
+def _finish(
+    context: FusedContext, told: Sequence[tuple[Member, MemberOutcome]], done: set[int]
+) -> None:
     """Record every member's outcome in Optuna and end their MLflow runs, a batch of writes each.
 
     The same mapping as the single-trial objective: a pruned trial's value is its last

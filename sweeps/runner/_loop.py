@@ -45,7 +45,7 @@ from sweeps.runner._settings import (
     workload_factory,
 )
 from sweeps.space import SearchSpace, make_pruner, make_sampler
-from sweeps.trials import MlflowTarget, Objective, TrialDiverged
+from sweeps.trials import MlflowTarget, TrialDiverged, TrialObjective
 from sweeps.workloads.base import Workload
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def run_sweep(
         record.mlflow_parent_run_id or "",
         record.name,
     )
-    objective = Objective(
+    objective = TrialObjective(
         suggest=space.suggest,
         make_workload=make_workload,
         settings=settings_of(config),
@@ -177,7 +177,7 @@ def _check_failure_rate(outcome: SweepOutcome, config: SweepConfig, name: str) -
 def _fused_context(
     config: SweepConfig,
     fused: int | str | None,
-    objective: Objective,
+    objective: TrialObjective,
     target: MlflowTarget,
     store: Store,
     recorder: TrialRecorder,
@@ -280,7 +280,7 @@ def _next_trial(
 def _one_trial(
     recorder: TrialRecorder,
     asked: Asked,
-    objective: Objective,
+    objective: TrialObjective,
     progress: Progress,
     make_workload: Callable[[], Workload],
     interval: int,

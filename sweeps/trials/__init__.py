@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sweeps.config import OptimizerName
 from sweeps.trials._function import TrialContext, entrypoint_workload, import_entrypoint
-from sweeps.trials._objective import MlflowTarget, Objective, TrialDiverged
+from sweeps.trials._objective import MlflowTarget, TrialDiverged, TrialObjective
 from sweeps.trials._rules import (
     LossWatch,
     TrainResult,
@@ -22,12 +22,12 @@ from sweeps.trials._tracker import trial_run_end
 __all__ = [
     "LossWatch",
     "MlflowTarget",
-    "Objective",
     "OptimizerName",
     "TrainResult",
     "TrainSettings",
     "TrialContext",
     "TrialDiverged",
+    "TrialObjective",
     "divergence_reason",
     "entrypoint_workload",
     "import_entrypoint",

@@ -40,8 +40,8 @@ from sweeps.workloads.base import Split, Task, Workload
 TrainFunction = Callable[["TrialContext"], Any]
 
 
-class TrainingDiverged(Exception):
-    """Raised inside a user's loop when its loss diverges; ends the trial as a failure."""
+class DivergenceStop(Exception):
+    """Stops a user's loop at a diverged loss; the trial then ends with ``TrialDiverged``."""
 
 
 def import_entrypoint(path: str, search: Sequence[Path] = ()) -> TrainFunction:
@@ -114,13 +114,13 @@ class TrialContext:
         self._pending_loss = value
         reason = self._watch.add(value)
         if reason is not None:
-            raise TrainingDiverged(reason)
+            raise DivergenceStop(reason)
 
     def report(self, metrics: Mapping[str, float]) -> None:
         """An evaluation point: tracked in MLflow, reported to Optuna (which may prune)."""
         reason = self._watch.check()
         if reason is not None:
-            raise TrainingDiverged(reason)
+            raise DivergenceStop(reason)
         values = {key: float(value) for key, value in metrics.items()}
         samples = self.updates * self.batch_size
         if self._settings is not None:
@@ -210,8 +210,8 @@ class EntrypointWorkload(Workload):
             returned = self.function(context)
             reason = context._watch.check()
             if reason is not None:
-                raise TrainingDiverged(reason)
-        except TrainingDiverged as error:
+                raise DivergenceStop(reason)
+        except DivergenceStop as error:
             result.diverged, result.diverged_step = str(error), max(context.updates - 1, 0)
             returned = None
         if isinstance(returned, Mapping) and not result.diverged:

@@ -49,8 +49,8 @@ class MlflowTarget:
 
 
 @dataclass
-class Objective:
-    """``study.optimize(Objective(...), catch=(TrialDiverged,))``."""
+class TrialObjective:
+    """``study.optimize(TrialObjective(...), catch=(TrialDiverged,))``."""
 
     suggest: Callable[[optuna.Trial], dict[str, Any]]
     make_workload: Callable[[], Workload]

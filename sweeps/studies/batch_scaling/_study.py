@@ -38,7 +38,7 @@ from sweeps.runner import (
 )
 from sweeps.studies.batch_scaling._config import BatchScalingConfig
 from sweeps.tracking import ROLE_TAG, SWEEP_TAG, ensure_experiment, start_parent_run
-from sweeps.trials import MlflowTarget, Objective, TrainSettings, TrialDiverged
+from sweeps.trials import MlflowTarget, TrainSettings, TrialDiverged, TrialObjective
 
 CURVE_TAG = "onecycle.study_curve"
 Say = Callable[[str], None]
@@ -221,7 +221,7 @@ def _baseline_lr(
             trial.suggest_float("lr", search.low, search.high, log=True), config.momentum
         )
 
-    objective = Objective(
+    objective = TrialObjective(
         suggest=suggest,
         make_workload=_factory(config, batch, device),
         settings=_settings(config, batch, 1.0),
@@ -279,7 +279,7 @@ def _final_run(
     # In memory, one fixed trial, never pruned.
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
     settings = _settings(config, batch, budget)
-    objective = Objective(
+    objective = TrialObjective(
         suggest=lambda trial: dict(schedule),
         make_workload=_factory(config, batch, device),
         settings=settings,
