@@ -130,8 +130,9 @@ class TrialRecorder(ABC):
                 self._storage.set_trial_intermediate_value(trial_id, step, value)
             for key, attr in outcome.user_attrs.items():
                 self._storage.set_trial_user_attr(trial_id, key, attr)
-            # A value with no state is COMPLETE unless it is NaN or infinite-invalid, then
-            # FAIL (Optuna's rule); skip_if_finished: Optuna 5 refuses a finished trial.
+            # Told with no state, a value makes the trial COMPLETE, or FAIL when Optuna finds
+            # it infeasible (NaN), as the one-trial loop always told it; skip_if_finished:
+            # Optuna 5 refuses to tell a finished trial.
             state = None if outcome.state == "COMPLETE" else TrialState[outcome.state]
             self.study.tell(self._handle(trial_id), outcome.value, state, skip_if_finished=True)
         self._asked.pop(trial_id, None)
