@@ -21,7 +21,7 @@ import torch
 
 from sweeps.runner import load_config, settings_of, workload_factory
 from sweeps.space import SearchSpace, make_pruner
-from sweeps.trials import NoHooks, Objective, TrialDiverged
+from sweeps.trials import NoHooks, TrialDiverged, TrialObjective
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits.yaml"
 
@@ -35,7 +35,7 @@ def run(sampler_name: str, seed: int, trials: int) -> list[float | None]:
         else optuna.samplers.RandomSampler(seed=seed)
     )
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=make_pruner(config))
-    objective = Objective(
+    objective = TrialObjective(
         suggest=space.suggest,
         make_workload=workload_factory(config, torch.device("cpu")),
         settings=settings_of(config),

@@ -31,7 +31,7 @@ from mlflow import MlflowClient
 from storage import open_store, resolve_store
 from storage.tracking import InlineTracking, ProcessTracking, Tracking
 from sweeps.tracking import ensure_experiment, start_parent_run
-from sweeps.trials import MlflowTarget, Objective, TrainSettings
+from sweeps.trials import MlflowTarget, TrainSettings, TrialObjective
 from sweeps.workloads import build_workload
 
 SCHEDULE = dict(
@@ -49,10 +49,10 @@ SCHEDULE = dict(
 HIDDEN: list[int] | None = None
 
 
-def objective(epochs: int, target: MlflowTarget | None) -> Objective:
+def objective(epochs: int, target: MlflowTarget | None) -> TrialObjective:
     workload = build_workload("digits", 64, 0, torch.device("cpu"), hidden=HIDDEN)
     _ = workload.split  # load once, outside the timed region
-    return Objective(
+    return TrialObjective(
         suggest=lambda trial: dict(SCHEDULE),
         make_workload=lambda: workload,
         settings=TrainSettings(epochs=epochs),
@@ -61,7 +61,7 @@ def objective(epochs: int, target: MlflowTarget | None) -> Objective:
     )
 
 
-def run_trial(study: optuna.Study, make: Objective) -> float:
+def run_trial(study: optuna.Study, make: TrialObjective) -> float:
     trial = study.ask()
     start = time.perf_counter()
     value = make(trial)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from schedulers import _validation as check
-from schedulers.schedules import LRRangeTestSchedule, OneCycleSchedule
+from schedulers.groups import GROUP_SCHEDULES
 
 if TYPE_CHECKING:
     from schedulers.deepspeed_api import DeepSpeedScheduler
@@ -24,23 +24,18 @@ ALIASES: dict[str, dict[str, str]] = {
 }
 
 
-#: Closed-form schedules whose keywords are their DeepSpeed scheduler's, defaults included
-#: (tested), so their names and defaults are known without importing torch.
-_PLAIN = {"OneCycle": OneCycleSchedule, "LRRangeTest": LRRangeTestSchedule}
 _TYPES = ("LRRangeTest", "OneCycle", "WarmupLR", "WarmupDecayLR", "WarmupCosineLR")
 
 
 def _signature(scheduler_type: str) -> list[inspect.Parameter]:
-    """The keywords of a DeepSpeed scheduler's constructor, ``optimizer`` left out."""
-    if scheduler_type in _PLAIN:
-        state = inspect.Parameter(
-            "last_batch_iteration", inspect.Parameter.KEYWORD_ONLY, default=-1
-        )
-        return [*inspect.signature(_PLAIN[scheduler_type]).parameters.values(), state]
-    from schedulers.deepspeed_api import SCHEDULER_TYPES
+    """The keywords of a DeepSpeed scheduler's constructor, ``optimizer`` left out.
 
-    found = inspect.signature(SCHEDULER_TYPES[scheduler_type].__init__).parameters.values()
-    return [p for p in found if p.name not in ("self", "optimizer")]
+    Read from the torch-free functions in :mod:`schedulers.groups`, which take the same
+    keywords with the same defaults (tested), so no torch is imported.
+    """
+    state = inspect.Parameter("last_batch_iteration", inspect.Parameter.KEYWORD_ONLY, default=-1)
+    found = list(inspect.signature(GROUP_SCHEDULES[scheduler_type]).parameters.values())
+    return [*found[1:], state]  # the first is the groups' base lrs
 
 
 def parameter_names(scheduler_type: str) -> tuple[list[str], list[str]]:

@@ -14,7 +14,6 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from schedulers import _validation as check
 from schedulers.adapter import (
     ScheduledLR,
     base_lrs,
@@ -22,17 +21,8 @@ from schedulers.adapter import (
     unwrap_optimizer,
     warn_momentum_unsupported,
 )
-from schedulers.schedules import (
-    LRRangeTestSchedule,
-    OneCycleSchedule,
-    Schedule,
-    WarmupCosineLRSchedule,
-    WarmupDecayLRSchedule,
-    WarmupLRSchedule,
-)
-
-#: A scalar for every param group, or one value per group.
-PerGroup = float | Sequence[float]
+from schedulers.groups import PerGroup, group_schedules
+from schedulers.schedules import Schedule
 
 
 def _jsonable(value: object) -> object:
@@ -54,28 +44,12 @@ class DeepSpeedScheduler(ScheduledLR):
         self._params = {key: _jsonable(value) for key, value in params.items()}
         super().__init__(optimizer, schedules, last_batch_iteration)
 
-    def _setup_warmup(
-        self,
-        optimizer: object,
-        schedule_type: type[WarmupLRSchedule],
-        params: dict[str, Any],
-        last_batch_iteration: int,
+    def _setup_groups(
+        self, optimizer: object, params: dict[str, Any], last_batch_iteration: int
     ) -> None:
-        """Per-group warm-up schedules: bounds per group, every other key shared."""
+        """One schedule per param group from DeepSpeed's keywords (:mod:`schedulers.groups`)."""
         torch_optimizer = unwrap_optimizer(optimizer)
-        groups = len(torch_optimizer.param_groups)
-        lows = check.per_group("warmup_min_lr", params["warmup_min_lr"], groups)
-        high = params["warmup_max_lr"]
-        highs = (
-            base_lrs(torch_optimizer)
-            if high is None
-            else check.per_group("warmup_max_lr", high, groups)
-        )
-        shared = {k: v for k, v in params.items() if k not in ("warmup_min_lr", "warmup_max_lr")}
-        schedules = [
-            schedule_type(warmup_min_lr=low, warmup_max_lr=top, **shared)
-            for low, top in zip(lows, highs, strict=True)
-        ]
+        schedules = group_schedules(self.deepspeed_type, params, base_lrs(torch_optimizer))
         self._setup(torch_optimizer, params, schedules, last_batch_iteration)
 
     def to_config(self) -> dict[str, Any]:
@@ -128,36 +102,6 @@ class OneCycle(DeepSpeedScheduler):
         decay_mom_rate: float = 0.0,
         last_batch_iteration: int = -1,
     ) -> None:
-        torch_optimizer = unwrap_optimizer(optimizer)
-        groups = len(torch_optimizer.param_groups)
-        per = {
-            name: check.per_group(name, value, groups)
-            for name, value in (
-                ("cycle_min_lr", cycle_min_lr),
-                ("cycle_max_lr", cycle_max_lr),
-                ("cycle_min_mom", cycle_min_mom),
-                ("cycle_max_mom", cycle_max_mom),
-            )
-        }
-        schedules = [
-            OneCycleSchedule(
-                cycle_min_lr=per["cycle_min_lr"][g],
-                cycle_max_lr=per["cycle_max_lr"][g],
-                decay_lr_rate=decay_lr_rate,
-                cycle_first_step_size=cycle_first_step_size,
-                cycle_second_step_size=cycle_second_step_size,
-                cycle_first_stair_count=cycle_first_stair_count,
-                cycle_second_stair_count=cycle_second_stair_count,
-                decay_step_size=decay_step_size,
-                cycle_momentum=cycle_momentum,
-                cycle_min_mom=per["cycle_min_mom"][g],
-                cycle_max_mom=per["cycle_max_mom"][g],
-                decay_mom_rate=decay_mom_rate,
-            )
-            for g in range(groups)
-        ]
-        if cycle_momentum and momentum_key(torch_optimizer) is None:
-            warn_momentum_unsupported(torch_optimizer)
         params = {
             "cycle_min_lr": cycle_min_lr,
             "cycle_max_lr": cycle_max_lr,
@@ -172,7 +116,9 @@ class OneCycle(DeepSpeedScheduler):
             "cycle_max_mom": cycle_max_mom,
             "decay_mom_rate": decay_mom_rate,
         }
-        self._setup(torch_optimizer, params, schedules, last_batch_iteration)
+        self._setup_groups(optimizer, params, last_batch_iteration)
+        if cycle_momentum and momentum_key(self.optimizer) is None:
+            warn_momentum_unsupported(self.optimizer)
 
 
 class LRRangeTest(DeepSpeedScheduler):
@@ -196,25 +142,13 @@ class LRRangeTest(DeepSpeedScheduler):
         lr_range_test_staircase: bool = False,
         last_batch_iteration: int = -1,
     ) -> None:
-        torch_optimizer = unwrap_optimizer(optimizer)
-        groups = len(torch_optimizer.param_groups)
-        mins = check.per_group("lr_range_test_min_lr", lr_range_test_min_lr, groups)
-        schedules = [
-            LRRangeTestSchedule(
-                lr_range_test_min_lr=low,
-                lr_range_test_step_size=lr_range_test_step_size,
-                lr_range_test_step_rate=lr_range_test_step_rate,
-                lr_range_test_staircase=lr_range_test_staircase,
-            )
-            for low in mins
-        ]
         params = {
             "lr_range_test_min_lr": lr_range_test_min_lr,
             "lr_range_test_step_size": lr_range_test_step_size,
             "lr_range_test_step_rate": lr_range_test_step_rate,
             "lr_range_test_staircase": lr_range_test_staircase,
         }
-        self._setup(torch_optimizer, params, schedules, last_batch_iteration)
+        self._setup_groups(optimizer, params, last_batch_iteration)
 
 
 class WarmupLR(DeepSpeedScheduler):
@@ -246,7 +180,7 @@ class WarmupLR(DeepSpeedScheduler):
             "warmup_num_steps": warmup_num_steps,
             "warmup_type": warmup_type,
         }
-        self._setup_warmup(optimizer, WarmupLRSchedule, params, last_batch_iteration)
+        self._setup_groups(optimizer, params, last_batch_iteration)
 
 
 class WarmupDecayLR(DeepSpeedScheduler):
@@ -282,7 +216,7 @@ class WarmupDecayLR(DeepSpeedScheduler):
             "warmup_num_steps": warmup_num_steps,
             "warmup_type": warmup_type,
         }
-        self._setup_warmup(optimizer, WarmupDecayLRSchedule, params, last_batch_iteration)
+        self._setup_groups(optimizer, params, last_batch_iteration)
 
 
 class WarmupCosineLR(DeepSpeedScheduler):
@@ -311,18 +245,6 @@ class WarmupCosineLR(DeepSpeedScheduler):
         warmup_type: str = "log",
         last_batch_iteration: int = -1,
     ) -> None:
-        torch_optimizer = unwrap_optimizer(optimizer)
-        schedules = [
-            WarmupCosineLRSchedule(
-                total_num_steps=total_num_steps,
-                warmup_min_ratio=warmup_min_ratio,
-                warmup_num_steps=warmup_num_steps,
-                cos_min_ratio=cos_min_ratio,
-                warmup_type=warmup_type,
-                base_lr=lr,
-            )
-            for lr in base_lrs(torch_optimizer)
-        ]
         params = {
             "total_num_steps": total_num_steps,
             "warmup_min_ratio": warmup_min_ratio,
@@ -330,7 +252,7 @@ class WarmupCosineLR(DeepSpeedScheduler):
             "cos_min_ratio": cos_min_ratio,
             "warmup_type": warmup_type,
         }
-        self._setup(torch_optimizer, params, schedules, last_batch_iteration)
+        self._setup_groups(optimizer, params, last_batch_iteration)
 
 
 #: DeepSpeed ``type`` name to class.

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Table, and_, select
 
-from storage.table_shapes import TableWriter
+from storage.schema_guard import TableWriter
 
 METRIC_COLUMNS = {"key", "value", "timestamp", "run_uuid", "step", "is_nan"}
 #: One value: (key, value, step, timestamp in ms), as the tracking writer holds them.

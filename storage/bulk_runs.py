@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from storage.errors import StoreError
-from storage.table_shapes import TableWriter
+from storage.schema_guard import TableWriter
 
 COLUMNS: dict[str, set[str]] = {
     "runs": {

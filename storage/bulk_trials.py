@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 
 from storage.errors import StoreError
-from storage.table_shapes import TableWriter
+from storage.schema_guard import TableWriter
 
 #: The columns this writer was written against (Optuna's schema since v3).
 COLUMNS: dict[str, set[str]] = {

@@ -22,9 +22,9 @@ from storage.connect import ATTEMPTS, engine_for, engine_kwargs, ping, with_retr
 from storage.errors import StoreError, StoreUnavailable
 from storage.postgres import ensure_databases
 from storage.redact import redact_url, scrub
-from storage.schema_lock import schema_lock
 from storage.spec import StoreSpec
 from storage.sqlite_dir import prepare_directory
+from storage.store_locks import schema_lock
 from storage.sweep_records import SweepRegistry
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import TrialState
 from sqlalchemy import Engine, text
 
-from storage.table_shapes import tables_match
+from storage.schema_guard import tables_match
 
 __all__ = ["count_by_state", "optuna_now", "rdb_storage", "running_without_heartbeat"]
 

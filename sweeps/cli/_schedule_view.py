@@ -1,8 +1,10 @@
 """See a DeepSpeed scheduler block before training with it: a table, a CSV, a plot.
 
-The values come from driving the real torch adapter on a stand-in optimizer and reading
-``param_groups`` back after every step, so what is shown is what an optimizer would be given,
-momentum included (SGD's ``momentum`` or Adam's ``betas[0]``, per the config's optimizer).
+The values are the closed-form schedules each param group would get
+(:mod:`schedulers.groups`, the same functions the torch classes build their schedules with),
+so what is shown is what an optimizer would be given, momentum included (SGD's ``momentum``
+or Adam's ``betas[0]``, per the config's optimizer), without importing torch; a test holds
+them equal to the torch adapter's ``param_groups`` step by step.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
 import schedulers
+from schedulers.groups import group_schedules
 
 #: Optimizer ``type`` names (DeepSpeed's, lower-cased) previewed with SGD; the rest use AdamW.
 SGD_TYPES = frozenset({"sgd"})
@@ -48,31 +50,46 @@ class Trace:
         return len(self.lrs[0])
 
 
+@dataclass(frozen=True)
+class PreviewOptimizer:
+    """The optimizer a config describes, as far as the schedule needs it."""
+
+    name: str
+    #: Where it keeps momentum: ``momentum`` (SGD) or ``betas[0]`` (AdamW).
+    momentum_name: str
+    lr: float
+
+
 def _group_count(params: Mapping[str, Any]) -> int:
     lengths = [len(v) for v in params.values() if isinstance(v, (list, tuple))]
     return max(lengths, default=1)
 
 
-def preview_optimizer(
-    config: Mapping[str, Any], groups: int, base_lr: float | None
-) -> torch.optim.Optimizer:
-    """A stand-in optimizer shaped like the config's ``optimizer`` block (AdamW if none)."""
+def preview_optimizer(config: Mapping[str, Any], base_lr: float | None) -> PreviewOptimizer:
+    """The config's ``optimizer`` block (AdamW if none), checked as torch would check it."""
     found = config.get("optimizer") if "scheduler" in config else None
     block: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     found = block.get("params")
     params: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     lr = base_lr if base_lr is not None else float(params.get("lr", DEFAULT_BASE_LR))
-    tensors = [{"params": [torch.zeros(1, requires_grad=True)]} for _ in range(groups)]
+    if not lr >= 0.0:
+        raise ValueError(f"Invalid learning rate: {lr}")
     if str(block.get("type", "")).lower() in SGD_TYPES:
-        return torch.optim.SGD(tensors, lr=lr, momentum=float(params.get("momentum", 0.9)))
+        momentum = float(params.get("momentum", 0.9))
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        return PreviewOptimizer("SGD", "momentum", lr)
     betas = params.get("betas", (0.9, 0.999))
-    return torch.optim.AdamW(tensors, lr=lr, betas=(float(betas[0]), float(betas[1])))
+    for index in (0, 1):
+        if not 0.0 <= float(betas[index]) < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {index}: {betas[index]}")
+    return PreviewOptimizer("AdamW", "betas[0]", lr)
 
 
 def trace_schedule(
     config: Mapping[str, Any], steps: int | None = None, base_lr: float | None = None
 ) -> Trace:
-    """Step the scheduler a config describes and record lr and momentum at each step.
+    """The lr and momentum each param group gets at each step from the block a config holds.
 
     Example:
         >>> block = {"type": "OneCycle", "params": {"cycle_min_lr": 0.1, "cycle_max_lr": 1.0,
@@ -81,26 +98,24 @@ def trace_schedule(
         [0.1, 0.55, 1.0, 0.55, 0.1]
     """
     kind, params = schedulers.normalize_block(config)
-    optimizer = preview_optimizer(config, _group_count(params), base_lr)
-    scheduler = schedulers.from_config(optimizer, {"type": kind, "params": params})
-    schedule = scheduler.schedules[0]
+    optimizer = preview_optimizer(config, base_lr)
+    schedules = group_schedules(kind, params, [optimizer.lr] * _group_count(params))
+    schedule = schedules[0]
     total = schedule.horizon if steps is None else steps
-    key = "betas" if "betas" in optimizer.defaults else "momentum"
-    cycled = scheduler.get_mom() is not None
+    cycled = all(s.momentum(0) is not None for s in schedules)
     lrs: list[list[float]] = []
     moms: list[list[float]] = []
     phases: list[str] = []
     for step in range(total):
-        groups = optimizer.param_groups
-        lrs.append([float(g["lr"]) for g in groups])
+        values = [s.values(step) for s in schedules]
+        lrs.append([float(lr) for lr, _ in values])
         if cycled:
-            moms.append([float(g["betas"][0] if key == "betas" else g[key]) for g in groups])
+            moms.append([float(momentum or 0.0) for _, momentum in values])
         phases.append(schedule.phase(step))
-        scheduler.step()
     return Trace(
         kind=kind,
-        optimizer=type(optimizer).__name__,
-        momentum_name=("betas[0]" if key == "betas" else "momentum") if cycled else None,
+        optimizer=optimizer.name,
+        momentum_name=optimizer.momentum_name if cycled else None,
         lrs=lrs,
         moms=moms if cycled else None,
         phases=phases,

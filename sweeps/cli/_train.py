@@ -65,7 +65,7 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
         workload_factory,
     )
     from sweeps.tracking import ensure_experiment, start_parent_run
-    from sweeps.trials import MlflowTarget, Objective
+    from sweeps.trials import MlflowTarget, TrialObjective
 
     config = load_config(sweep_file)
     check_workload(config, str(sweep_file))
@@ -77,7 +77,7 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
     device = resolve_device(config.workload.device)
     console = Console()
     study = optuna.create_study(direction=config.objective.direction)
-    objective = Objective(
+    objective = TrialObjective(
         suggest=lambda trial: dict(params),
         make_workload=workload_factory(config, device),
         settings=settings_of(config),

@@ -26,15 +26,15 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from storage import Store
-from storage.bulk_trials import BulkTrialWriter
 from storage.errors import StoreUnavailable
-from storage.schema_lock import store_lock
+from storage.store_locks import store_lock
 from storage.trial_queries import (
     count_by_state,
     optuna_now,
     rdb_storage,
     running_without_heartbeat,
 )
+from storage.trial_recording import TrialRecorder, trial_recorder
 from sweeps.errors import UsageError
 from sweeps.tracking import FAILURE_TAG
 
@@ -45,6 +45,10 @@ T = TypeVar("T")
 
 
 HEARTBEAT_ENV = "ONECYCLE_HEARTBEAT_S"
+
+
+#: ``0`` sends a worker's trial writes through Optuna's API, one trial at a time.
+OPTUNA_BULK_ENV = "ONECYCLE_OPTUNA_BULK"
 
 
 STALE_REASON = "worker stopped sending heartbeats (killed or lost); the trial was retried"
@@ -65,6 +69,15 @@ def heartbeat_interval() -> int:
     if value < 1:
         raise UsageError(f"{HEARTBEAT_ENV} must be >= 1, got {value}")
     return value
+
+
+def recorder_for(study: optuna.Study) -> TrialRecorder:
+    """The worker's trial recorder, chosen once (see :mod:`storage.trial_recording`).
+
+    The bulk writer unless the store's tables are not the known ones or
+    ``ONECYCLE_OPTUNA_BULK=0``.
+    """
+    return trial_recorder(study, bulk=os.environ.get(OPTUNA_BULK_ENV, "1") != "0")
 
 
 def stale_trial_handler(store: Store) -> Callable[[optuna.Study, FrozenTrial], None]:
@@ -162,29 +175,19 @@ def start_under_lock(
 class Heartbeats:
     """Record running trials' heartbeats every ``interval`` seconds, from a thread of its own.
 
-    One trial or a fused batch alike: ``trial_ids`` are beaten by ``writer`` in one UPDATE when
-    there is one (:class:`storage.bulk_trials.BulkTrialWriter`), else one by one through the
-    study's storage. A missed beat is retried at the next interval.
+    One trial or a fused batch alike: ``trial_ids`` are beaten by the worker's recorder (one
+    UPDATE for all of them through the bulk writer, else one by one through the storage). A
+    missed beat is retried at the next interval.
     """
 
-    def __init__(
-        self,
-        study: optuna.Study,
-        trial_ids: Sequence[int],
-        interval: int,
-        writer: BulkTrialWriter | None = None,
-    ) -> None:
+    def __init__(self, recorder: TrialRecorder, trial_ids: Sequence[int], interval: int) -> None:
         self._stop = threading.Event()
-        storage, ids = study._storage, list(trial_ids)
+        ids = list(trial_ids)
 
         def beat() -> None:
             while not self._stop.wait(interval):
                 with contextlib.suppress(Exception):
-                    if writer is not None:
-                        writer.beat(ids)
-                        continue
-                    for trial_id in ids:
-                        storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+                    recorder.beat(ids)
 
         self._thread = threading.Thread(target=beat, name="onecycle-heartbeats", daemon=True)
         self._thread.start()

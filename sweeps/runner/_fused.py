@@ -17,8 +17,9 @@ A batch is asked, trained and told as a unit, and the bookkeeping is batched wit
   the store with the tell.
 * **Telling** is one transaction for the batch; the runs are ended by the tracking writer
   process (``Tracking.end_runs``) while the next batch trains, and a batch waits only for the
-  previous batch's writes. Where a store's tables are not the ones the bulk writers know, the
-  same steps go through Optuna's and MLflow's APIs, trial by trial.
+  previous batch's writes. The writes go through the worker's recorders
+  (:mod:`storage.trial_recording`), chosen once: the bulk writers, or, where a store's tables
+  are not the ones they know, Optuna's and MLflow's APIs trial by trial.
 
 Each batch's bookkeeping share (ask + run creation + tell + waiting for the writer, over the
 batch's wall time) is logged to the sweep's parent run as ``fused/bookkeeping_share``, with its
@@ -35,7 +36,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import optuna
 import torch
 from optuna.trial import TrialState
 from torch import Tensor
@@ -79,12 +79,11 @@ class _BatchHooks:
         momentum: Tensor | None,
         losses: Tensor,
     ) -> None:
-        if self.context.tracking is not None:
-            self._lr.append(lr)
-            self._loss.append(losses)
-            if momentum is not None:
-                self._mom.append(momentum)
-            self._rows.append((step, list(members), list(alive), int(time.time() * 1000)))
+        self._lr.append(lr)
+        self._loss.append(losses)
+        if momentum is not None:
+            self._mom.append(momentum)
+        self._rows.append((step, list(members), list(alive), int(time.time() * 1000)))
         if step % 10 == 0:
             self.context.progress_step(self.members[0].number, step + 1)
 
@@ -106,9 +105,6 @@ class _BatchHooks:
 
     def flush(self, extra: Mapping[int, tuple[int, dict[str, float]]] | None = None) -> None:
         """Ship buffered per-step values (one device sync), plus evaluation metrics."""
-        tracking = self.context.tracking
-        if tracking is None:
-            return
         points: dict[int, list[Point]] = {}
         if self._rows:
             # Rows shrink when the stack is compacted: concatenate, one sync for all of it.
@@ -134,7 +130,7 @@ class _BatchHooks:
                 (key, float(value), last, now) for key, value in values.items()
             )
         for index, found in points.items():
-            tracking.log_metrics(self.members[index].handle, found)
+            self.context.tracking.log_metrics(self.members[index].handle, found)
         self._lr, self._mom, self._loss, self._rows = [], [], [], []
 
 
@@ -149,9 +145,7 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
     total = workload.steps_per_epoch * context.settings.epochs
     context.progress_start([m.number for m in members], total)
     hooks = _BatchHooks(context, members)
-    beats = Heartbeats(
-        context.study, [m.trial_id for m in members], context.interval, context.writers()[0]
-    )
+    beats = Heartbeats(context.recorder, [m.trial_id for m in members], context.interval)
     started = time.perf_counter()
     done: set[int] = set()  # trial ids whose outcome is recorded
     try:
@@ -162,7 +156,7 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
         times.train_s = time.perf_counter() - started
         tell_started = time.perf_counter()
         hooks.flush()
-        told = [(m, _outcome(context, outcome, i, started)) for i, m in enumerate(members)]
+        told = [(m, _member_outcome(context, outcome, i, started)) for i, m in enumerate(members)]
         # Heartbeats go on until every member is told: telling hundreds of trials one by
         # one (Optuna's API path) can outlast the stale-trial grace period.
         _finish(context, told, done)
@@ -172,27 +166,22 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
         # Whatever stopped the batch (Ctrl+C, a store error, a bug), no trial stays RUNNING;
         # trials already told keep their outcome and their runs.
         why = f"{type(error).__name__}: {error}"
-        failed = Told(TrialState.FAIL, None, why, None, started)
+        failed = MemberOutcome(TrialState.FAIL, None, why, None, started)
         with contextlib.suppress(Exception):
             _finish(context, [(m, failed) for m in members if m.trial_id not in done], done)
         beats.stop()
         raise
-    if context.tracking is not None:
-        mark = context.tracking.mark()
-        if context.last_mark is not None:
-            waited = time.perf_counter()
-            context.tracking.wait_for(context.last_mark).raise_errors()
-            times.sync_s = time.perf_counter() - waited
-        context.last_mark = mark
+    mark = context.tracking.mark()
+    if context.last_mark is not None:
+        waited = time.perf_counter()
+        context.tracking.wait_for(context.last_mark).raise_errors()
+        times.sync_s = time.perf_counter() - waited
+    context.last_mark = mark
 
 
 def _start_runs(context: FusedContext, members: Sequence[Member]) -> None:
     """Create the batch's MLflow runs now (ids on the trials at once); the writer fills them."""
-    tracking = context.tracking
-    if tracking is None:
-        return
-    trials, runs = context.writers()
-    new = []
+    new = {}
     for member in members:
         number = member.number
         tags = {
@@ -203,33 +192,14 @@ def _start_runs(context: FusedContext, members: Sequence[Member]) -> None:
             "onecycle.fused_batch": str(len(members)),
         }
         params = {**schedulers.with_defaults("OneCycle", member.schedule), **context.run_params}
-        new.append(NewRun(f"trial-{number:04d}", tags, params))
-    if runs is not None:
-        run_ids = runs.create(context.experiment_id, new)
-    else:
-        client = context.store.mlflow
-        run_ids = []
-        for run in new:
-            created = client.create_run(
-                context.experiment_id, run_name=run.name, tags=dict(run.tags)
-            )
-            run_ids.append(str(created.info.run_id))
-    by_trial = {}
-    for member, run_id, run in zip(members, run_ids, new, strict=True):
-        tracking.adopt_run(member.handle, run_id)
-        if runs is None:  # the bulk writer stored the params with the run
-            tracking.log_params(member.handle, run.params)
-        if member.api is not None or trials is None:
-            context.study._storage.set_trial_user_attr(member.trial_id, "mlflow_run_id", run_id)
-        else:
-            by_trial[member.trial_id] = {"mlflow_run_id": run_id}
-    if trials is not None and by_trial:
-        trials.set_user_attrs(by_trial)
+        new[member.handle] = NewRun(f"trial-{number:04d}", tags, params)
+    run_ids = context.runs.open(context.experiment_id, new)
+    context.recorder.attach_runs({m.trial_id: run_ids[m.handle] for m in members})
 
 
 @dataclass(frozen=True)
-class Told:
-    """A member's outcome, as the batch tells it."""
+class MemberOutcome:
+    """One member's outcome (state, value, reason, result), as the batch records it."""
 
     state: TrialState
     value: float | None
@@ -239,25 +209,29 @@ class Told:
     attrs: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _outcome(context: FusedContext, outcome: FusedOutcome, index: int, started: float) -> Told:
+def _member_outcome(
+    context: FusedContext, outcome: FusedOutcome, index: int, started: float
+) -> MemberOutcome:
     result = outcome.results[index]
     if index in outcome.stopped:
-        return Told(TrialState.PRUNED, None, None, result, started)
+        return MemberOutcome(TrialState.PRUNED, None, None, result, started)
     value = result.final.get(context.settings.metric, math.nan)
     reason = result.diverged
     if reason is None and not math.isfinite(value):
         reason = "objective value is NaN"
     if reason is not None:
-        return Told(TrialState.FAIL, None, f"diverged: {reason}", result, started)
+        return MemberOutcome(TrialState.FAIL, None, f"diverged: {reason}", result, started)
     attrs = {
         key: getattr(result, key)
         for key in ("steps", "samples", "wall_time_s", "best", "samples_to_target")
     }
-    return Told(TrialState.COMPLETE, float(value), None, result, started, attrs)
+    return MemberOutcome(TrialState.COMPLETE, float(value), None, result, started, attrs)
 
 
-def _finish(context: FusedContext, told: Sequence[tuple[Member, Told]], done: set[int]) -> None:
-    """Tell Optuna every member's outcome and end their MLflow runs, one batch of writes each.
+def _finish(
+    context: FusedContext, told: Sequence[tuple[Member, MemberOutcome]], done: set[int]
+) -> None:
+    """Record every member's outcome in Optuna and end their MLflow runs, a batch of writes each.
 
     The same mapping as the single-trial objective: a pruned trial's value is its last
     intermediate value (as ``study.tell`` does), a failed trial carries ``failure_reason``.
@@ -265,63 +239,29 @@ def _finish(context: FusedContext, told: Sequence[tuple[Member, Told]], done: se
     those) are ended even if recording the rest fails, so a caller that then fails the batch
     leaves recorded trials and their runs as they are.
     """
-    writer, _ = context.writers()
-    bulk: list[Finish] = []
+    outcomes: list[Finish] = []
     ends: dict[str, RunEnd] = {}
-    plot = len(told) <= PLOT_LIMIT
-    try:
-        for member, outcome in told:
-            attrs = dict(outcome.attrs)
-            if outcome.reason is not None:
-                attrs["failure_reason"] = outcome.reason
-            if context.tracking is not None:
-                ends[member.handle] = trial_run_end(
-                    context.settings.metric,
-                    member.schedule,
-                    (outcome.state.name, outcome.reason),
-                    outcome.result,
-                    outcome.started,
-                    outcome.value,
-                    plot=False,
-                )
-            if writer is not None and member.api is None:
-                bulk.append(
-                    Finish(
-                        member.trial_id,
-                        outcome.state.name,
-                        outcome.value,
-                        member.intermediate,
-                        attrs,
-                    )
-                )
-            else:
-                _tell_through_api(context, member, outcome, attrs)
-                done.add(member.trial_id)
-        if writer is not None and bulk:
-            writer.finish(bulk)
-            done.update(finish.trial_id for finish in bulk)
-    finally:
-        if context.tracking is not None:
-            ended = {m.handle: ends[m.handle] for m, _ in told if m.trial_id in done}
-            context.tracking.end_runs(ended)
-            if plot:  # drawn when the writer has nothing else to do; no batch waits for them
-                for handle in ended:
-                    context.tracking.call_when_idle(handle, trial_plot)
-
-
-def _tell_through_api(
-    context: FusedContext, member: Member, outcome: Told, attrs: Mapping[str, Any]
-) -> None:
-    storage = context.study._storage
-    # A trial another worker already failed as stale is left as it is, as the bulk path does.
-    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-        for step, value in member.intermediate:
-            storage.set_trial_intermediate_value(member.trial_id, step, value)
-        for key, attr in attrs.items():
-            storage.set_trial_user_attr(member.trial_id, key, attr)
-        context.study.tell(
-            member.api or member.number,
+    for member, outcome in told:
+        attrs = dict(outcome.attrs)
+        if outcome.reason is not None:
+            attrs["failure_reason"] = outcome.reason
+        ends[member.handle] = trial_run_end(
+            context.settings.metric,
+            member.schedule,
+            (outcome.state.name, outcome.reason),
+            outcome.result,
+            outcome.started,
             outcome.value,
-            state=outcome.state,
-            skip_if_finished=True,
+            plot=False,
         )
+        outcomes.append(
+            Finish(member.trial_id, outcome.state.name, outcome.value, member.intermediate, attrs)
+        )
+    try:
+        context.recorder.finish(outcomes, done)
+    finally:
+        ended = {m.handle: ends[m.handle] for m, _ in told if m.trial_id in done}
+        context.tracking.end_runs(ended)
+        if len(told) <= PLOT_LIMIT:  # drawn when the writer is idle; no batch waits for them
+            for handle in ended:
+                context.tracking.call_when_idle(handle, trial_plot)

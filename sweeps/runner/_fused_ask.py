@@ -8,18 +8,14 @@ its trial's number (:mod:`sweeps.space`); big batches are asked in parallel chun
 from __future__ import annotations
 
 import time
-import warnings
-from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
 
 from storage.bulk_trials import NewTrial
+from storage.trial_recording import running_trial
 from sweeps.runner._coordination import start_under_lock
 from sweeps.runner._fused_batch import FusedContext, Member
-
-if TYPE_CHECKING:
-    pass
 
 
 def next_batch(context: FusedContext, n_trials: int) -> list[Member] | None:
@@ -34,7 +30,7 @@ def next_batch(context: FusedContext, n_trials: int) -> list[Member] | None:
 
 
 def _ask(context: FusedContext, take: int) -> list[Member]:
-    study = context.study
+    study, recorder = context.study, context.recorder
     trials = study.get_trials(deepcopy=False)
     history = [t for t in trials if t.state != TrialState.WAITING]
     waiting = len(trials) - len(history)
@@ -47,62 +43,37 @@ def _ask(context: FusedContext, take: int) -> list[Member]:
     )
     mirror.add_trials(history)
     members: list[Member] = []
-    storage = study._storage
-    writer, _ = context.writers()
-    with warnings.catch_warnings():  # heartbeats are ours (Heartbeats), as in the single path
-        warnings.filterwarnings("ignore", message="Heartbeat of storage")
-        for _ in range(min(take, waiting)):
-            trial = study.ask()  # an enqueued trial: its params are fixed
-            schedule = context.space.suggest(trial)
-            template = optuna.trial.create_trial(
-                state=TrialState.RUNNING, params=trial.params, distributions=trial.distributions
-            )
-            shadow_id = mirror._storage.create_new_trial(mirror._study_id, template)
-            shadow = optuna.Trial(mirror, shadow_id)
-            trial.set_user_attr("deepspeed_params", schedule)
-            trial.set_user_attr("worker", context.worker)
-            storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
-            members.append(Member(trial._trial_id, trial.number, shadow, schedule, api=trial))
-        sampled = []
-        sampling = time.perf_counter()
-        count = take - len(members)
-        if context.sampling is not None and context.sampling.chunked(count):
-            first = len(trials)
-            for found in context.sampling.sample(history, study.direction, first, count):
-                template = optuna.trial.create_trial(
-                    state=TrialState.RUNNING,
-                    params=found.params,
-                    distributions=found.distributions,
-                )
-                shadow_id = mirror._storage.create_new_trial(mirror._study_id, template)
-                sampled.append((optuna.Trial(mirror, shadow_id), found.schedule))
-        else:
-            for _ in range(count):
-                shadow = mirror.ask()
-                sampled.append((shadow, context.space.suggest(shadow)))
-        context.last_sample_s = time.perf_counter() - sampling
-        attrs = [{"deepspeed_params": plan, "worker": context.worker} for _, plan in sampled]
-        if writer is not None:
-            new = [
-                NewTrial(shadow.params, shadow.distributions, attr)
-                for (shadow, _), attr in zip(sampled, attrs, strict=True)
-            ]
-            for (shadow, schedule), started in zip(
-                sampled, writer.start(study._study_id, new), strict=True
-            ):
-                members.append(Member(started.trial_id, started.number, shadow, schedule))
-        else:
-            for (shadow, schedule), attr in zip(sampled, attrs, strict=True):
-                template = optuna.trial.create_trial(
-                    state=TrialState.RUNNING,
-                    params=shadow.params,
-                    distributions=shadow.distributions,
-                    user_attrs=attr,
-                )
-                trial_id = storage.create_new_trial(study._study_id, template_trial=template)
-                trial = optuna.Trial(study, trial_id)
-                storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
-                members.append(Member(trial_id, trial.number, shadow, schedule, api=trial))
+    for _ in range(min(take, waiting)):
+        asked = recorder.ask()  # an enqueued trial: its params are fixed
+        trial = asked.trial
+        schedule = context.space.suggest(trial)
+        shadow = running_trial(mirror, trial.params, trial.distributions)
+        trial.set_user_attr("deepspeed_params", schedule)
+        trial.set_user_attr("worker", context.worker)
+        members.append(Member(asked.trial_id, asked.number, shadow, schedule))
+    sampled = []
+    sampling = time.perf_counter()
+    count = take - len(members)
+    if context.sampling is not None and context.sampling.chunked(count):
+        first = len(trials)
+        for found in context.sampling.sample(history, study.direction, first, count):
+            shadow = running_trial(mirror, found.params, found.distributions)
+            sampled.append((shadow, found.schedule))
+    else:
+        for _ in range(count):
+            shadow = mirror.ask()
+            sampled.append((shadow, context.space.suggest(shadow)))
+    context.last_sample_s = time.perf_counter() - sampling
+    new = [
+        NewTrial(
+            shadow.params,
+            shadow.distributions,
+            {"deepspeed_params": schedule, "worker": context.worker},
+        )
+        for shadow, schedule in sampled
+    ]
+    for (shadow, schedule), started in zip(sampled, recorder.start(new), strict=True):
+        members.append(Member(started.trial_id, started.number, shadow, schedule))
     for member in members:
         member.handle = f"trial-{member.number}-{member.trial_id}"
     return members

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from storage.bulk_runs import BulkRunWriter
-from storage.bulk_trials import BulkTrialWriter
-from storage.tracking import BULK_ENV
-from storage.trial_queries import rdb_storage
 from sweeps.space import BatchSampling
 from sweeps.trials import TrainSettings
 
 if TYPE_CHECKING:
     from storage import Store
     from storage.tracking import Tracking
+    from storage.trial_recording import RunRecorder, TrialRecorder
     from sweeps.config import SweepConfig
     from sweeps.space import SearchSpace
     from sweeps.task import Task
@@ -31,25 +27,15 @@ SamplerFactory = Callable[[int], optuna.samplers.BaseSampler]
 PrunerFactory = Callable[[], optuna.pruners.BasePruner]
 
 
-#: ``0`` sends the batch's Optuna writes through Optuna's API, one trial at a time.
-OPTUNA_BULK_ENV = "ONECYCLE_OPTUNA_BULK"
-
-
 @dataclass
 class Member:
-    """One trial of a batch: its stored trial, its mirror (for pruning), its schedule.
-
-    ``api`` is Optuna's own handle on the stored trial where the trial goes through Optuna's
-    API (an enqueued trial, or a store the bulk writer does not know); None when the batch's
-    writes go through :class:`storage.bulk_trials.BulkTrialWriter`.
-    """
+    """One trial of a batch: its stored trial, its mirror (for pruning), its schedule."""
 
     trial_id: int
     number: int
     shadow: optuna.Trial
     schedule: dict[str, Any]
     handle: str = ""
-    api: optuna.Trial | None = None
     intermediate: list[tuple[int, float]] = field(default_factory=list)
 
 
@@ -78,17 +64,23 @@ class BatchTimes:
 
 @dataclass
 class FusedContext:
-    """What a fused batch needs from the sweep runner (built once per worker)."""
+    """What a fused batch needs from the sweep runner (built once per worker).
+
+    ``recorder`` and ``runs`` write the trials and their MLflow runs, through the bulk writers
+    or the APIs as chosen for the worker (:mod:`storage.trial_recording`).
+    """
 
     store: Store
     study: optuna.Study
+    recorder: TrialRecorder
+    runs: RunRecorder
     config: SweepConfig
     space: SearchSpace
     settings: TrainSettings
     make_workload: Callable[[], Task]
     make_sampler: SamplerFactory
     make_pruner: PrunerFactory
-    tracking: Tracking | None
+    tracking: Tracking
     experiment_id: str
     parent_run_id: str
     run_params: Mapping[str, Any]
@@ -104,16 +96,3 @@ class FusedContext:
     last_mark: str | None = None
     #: Seconds the sampler took in the last :func:`next_batch`.
     last_sample_s: float = 0.0
-    _writers: tuple[BulkTrialWriter | None, BulkRunWriter | None] | None = None
-
-    def writers(self) -> tuple[BulkTrialWriter | None, BulkRunWriter | None]:
-        """The bulk writers for this store's Optuna and MLflow databases (None: the APIs)."""
-        if self._writers is None:
-            trials, runs = None, None
-            storage = rdb_storage(self.study)
-            if storage is not None and os.environ.get(OPTUNA_BULK_ENV, "1") != "0":
-                trials = BulkTrialWriter.for_engine(storage.engine)
-            if self.tracking is not None and os.environ.get(BULK_ENV, "1") != "0":
-                runs = BulkRunWriter.for_uri(self.store.spec.mlflow_uri)
-            self._writers = (trials, runs)
-        return self._writers

@@ -13,23 +13,24 @@ import os
 import socket
 import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import optuna
 import torch
-from optuna.trial import TrialState
 
 from storage import Store, SweepRecord
+from storage.bulk_trials import Finish
 from storage.errors import StoreError
-from storage.tracking import ProcessTracking
+from storage.tracking import BULK_ENV, ProcessTracking
+from storage.trial_recording import Asked, TrialRecorder, run_recorder
 from sweeps.config import SweepConfig, parse_config
 from sweeps.errors import TooManyFailures, UsageError
 from sweeps.runner._coordination import (
     Heartbeats,
     _StaleWatcher,
     heartbeat_interval,
+    recorder_for,
     riding_out_outages,
     stale_trial_handler,
     start_under_lock,
@@ -49,8 +50,8 @@ from sweeps.runner._slots import check_gpu_choice, gpu_slots, run_slots
 from sweeps.space import SearchSpace, make_pruner, make_sampler
 from sweeps.trials import (
     MlflowTarget,
-    Objective,
     TrialDiverged,
+    TrialObjective,
     TrialRunner,
     as_runner,
     split_command,
@@ -83,6 +84,7 @@ def run_sweep(
     _share_cores(device)
     interval = heartbeat_interval()
     study = _open_study(store, record, config, space, interval)
+    recorder = recorder_for(study)
     secrets = (store.spec.setting, store.spec.optuna_url, store.spec.mlflow_uri)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     slots = gpu_slots(gpus, config.workload.gpus_per_trial, torch.cuda.is_available(), visible)
@@ -100,7 +102,7 @@ def run_sweep(
         record.mlflow_parent_run_id or "",
         record.name,
     )
-    objective = Objective(
+    objective = TrialObjective(
         suggest=space.suggest,
         make_workload=make_workload,
         settings=settings_of(config),
@@ -111,7 +113,7 @@ def run_sweep(
     worker = f"{socket.gethostname()}:{os.getpid()}"
     n_trials = config.search.n_trials
     fused_context = _fused_context(
-        config, fused, objective, target, store, study, space, worker, interval, progress
+        config, fused, objective, target, store, recorder, space, worker, interval, progress
     )
     status = "running"
     watcher = _StaleWatcher(study, interval)
@@ -124,11 +126,11 @@ def run_sweep(
         if fused_context is not None:
             return _fused_batch(fused_context, n_trials)
         with starting:
-            trial = _next_trial(store, study, n_trials, worker, interval)
-        if trial is None:
+            asked = _next_trial(store, recorder, n_trials, worker, interval)
+        if asked is None:
             return False
         mine = replace(objective, make_workload=makers[slot])
-        _one_trial(study, trial, mine, progress, makers[slot], config, interval)
+        _one_trial(recorder, asked, mine, progress, makers[slot], config, interval)
         with syncing:
             tracking.sync().raise_errors()
         return True
@@ -203,10 +205,10 @@ def _check_failure_rate(outcome: SweepOutcome, config: SweepConfig, name: str) -
 def _fused_context(
     config: SweepConfig,
     fused: int | str | None,
-    objective: Objective,
+    objective: TrialObjective,
     target: MlflowTarget,
     store: Store,
-    study: optuna.Study,
+    recorder: TrialRecorder,
     space: SearchSpace,
     worker: str,
     interval: int,
@@ -228,9 +230,12 @@ def _fused_context(
         log.info("fused_trials: auto chose %d", size)
     else:
         size = int(setting)
+    bulk_runs = os.environ.get(BULK_ENV, "1") != "0"
     return FusedContext(
         store=store,
-        study=study,
+        study=recorder.study,
+        recorder=recorder,
+        runs=run_recorder(target.tracking, store.mlflow, store.spec.mlflow_uri, bulk=bulk_runs),
         config=config,
         space=space,
         settings=objective.settings,
@@ -282,70 +287,54 @@ def _fused_batch(context: FusedContext, n_trials: int) -> bool:
 
 
 def _next_trial(
-    store: Store, study: optuna.Study, n_trials: int, worker: str, interval: int
-) -> optuna.Trial | None:
+    store: Store, recorder: TrialRecorder, n_trials: int, worker: str, interval: int
+) -> Asked | None:
+    """Start the next trial, or return None when the sweep has ``n_trials`` finished."""
+
+    def ask(room: int) -> Asked:
+        asked = recorder.ask()
+        asked.trial.set_user_attr("worker", worker)
+        return asked
+
     return riding_out_outages(
-        "start the next trial", lambda: _start_next(store, study, n_trials, worker, interval)
+        "start the next trial",
+        lambda: start_under_lock(store, recorder.study, n_trials, interval, ask),
     )
 
 
-def _start_next(
-    store: Store, study: optuna.Study, n_trials: int, worker: str, interval: int
-) -> optuna.Trial | None:
-    """Start the next trial, or return None when the sweep has ``n_trials`` finished."""
-
-    def ask(room: int) -> optuna.Trial:
-        with warnings.catch_warnings():  # we run the heartbeats ourselves (Heartbeats)
-            warnings.filterwarnings("ignore", message="Heartbeat of storage")
-            trial = study.ask()
-        trial.set_user_attr("worker", worker)
-        study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
-        return trial
-
-    return start_under_lock(store, study, n_trials, interval, ask)
-
-
 def _one_trial(
-    study: optuna.Study,
-    trial: optuna.Trial,
-    objective: Objective,
+    recorder: TrialRecorder,
+    asked: Asked,
+    objective: TrialObjective,
     progress: Progress,
     make_workload: Callable[[], TrialRunner],
     config: SweepConfig,
     interval: int,
 ) -> None:
     runner = make_workload()
-    progress.trial_started(trial.number, runner.planned_steps(config.workload.epochs))
-    heartbeat = Heartbeats(study, [trial._trial_id], interval)
+    progress.trial_started(asked.number, runner.planned_steps(config.workload.epochs))
+    heartbeat = Heartbeats(recorder, [asked.trial_id], interval)
     try:
-        value = objective(trial)
+        value = objective(asked.trial)
     except optuna.TrialPruned:
-        _tell(study, trial, state=TrialState.PRUNED)
+        _tell(recorder, asked, "PRUNED")
     except StoreError:
-        _tell(study, trial, state=TrialState.FAIL)
+        _tell(recorder, asked, "FAIL")
         raise
     except (KeyboardInterrupt, SystemExit):
-        _tell(study, trial, state=TrialState.FAIL)
+        _tell(recorder, asked, "FAIL")
         raise
     except (TrialDiverged, Exception):  # user code that raised, or a diverged loss: recorded
-        _tell(study, trial, state=TrialState.FAIL)
+        _tell(recorder, asked, "FAIL")
     else:
-        _tell(study, trial, value)
+        _tell(recorder, asked, "COMPLETE", value)
     finally:
         heartbeat.stop()
 
 
-def _tell(
-    study: optuna.Study,
-    trial: optuna.Trial,
-    value: float | None = None,
-    state: TrialState | None = None,
-) -> None:
-    """Tell the outcome, unless another worker already failed the trial as stale."""
-
-    def tell() -> None:
-        # skip_if_finished: Optuna 5 refuses to tell a finished trial with a ValueError.
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            study.tell(trial, value, state=state, skip_if_finished=True)
-
-    riding_out_outages(f"record the outcome of trial {trial.number}", tell)
+def _tell(recorder: TrialRecorder, asked: Asked, state: str, value: float | None = None) -> None:
+    """Record the outcome, unless another worker already failed the trial as stale."""
+    riding_out_outages(
+        f"record the outcome of trial {asked.number}",
+        lambda: recorder.finish([Finish(asked.trial_id, state, value)], set()),
+    )

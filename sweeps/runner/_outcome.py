@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 import schedulers
 from storage import Store, SweepRecord
-from storage.schema_lock import store_lock
+from storage.store_locks import store_lock
 from storage.trial_queries import count_by_state
 from sweeps.tracking import log_sweep_summary
 

@@ -74,7 +74,7 @@ def _slim(history: Sequence[FrozenTrial]) -> bytes:
 
 def _without_user_attrs(trial: FrozenTrial) -> FrozenTrial:
     slim = copy.copy(trial)
-    slim._user_attrs = {}
+    slim.user_attrs = {}
     return slim
 
 

@@ -16,11 +16,11 @@ from sweeps.trials._command_runner import (
     CommandTrials,
     command_spec,
 )
-from sweeps.trials._context import ContextBase, TrainingDiverged
+from sweeps.trials._context import ContextBase, DivergenceStop
 from sweeps.trials._env import RunnerEnv
 from sweeps.trials._function import FunctionRunner, TrialContext, import_entrypoint
 from sweeps.trials._launch import split_command
-from sweeps.trials._objective import MlflowTarget, Objective, TrialDiverged
+from sweeps.trials._objective import MlflowTarget, TrialDiverged, TrialObjective
 from sweeps.trials._probe import Probe, RangeTestDone
 from sweeps.trials._rules import (
     LossWatch,
@@ -44,11 +44,11 @@ __all__ = [
     "CommandSpec",
     "CommandTrials",
     "ContextBase",
+    "DivergenceStop",
     "FunctionRunner",
     "LossWatch",
     "MlflowTarget",
     "NoHooks",
-    "Objective",
     "OptimizerName",
     "Probe",
     "RangeTestDone",
@@ -57,10 +57,10 @@ __all__ = [
     "TaskRunner",
     "TrainResult",
     "TrainSettings",
-    "TrainingDiverged",
     "TrainingHooks",
     "TrialContext",
     "TrialDiverged",
+    "TrialObjective",
     "TrialRunner",
     "as_runner",
     "command_spec",

@@ -21,7 +21,7 @@ import schedulers
 from sweeps.trials._rules import LossWatch
 
 
-class TrainingDiverged(Exception):
+class DivergenceStop(Exception):
     """Raised inside a user's loop when its loss diverges; ends the trial as a divergence."""
 
 
@@ -99,10 +99,10 @@ class ContextBase:
     def _stop_if_diverged(self, reason: str | None) -> None:
         if reason is not None:
             self._diverged(reason)
-            raise TrainingDiverged(reason)
+            raise DivergenceStop(reason)
 
     def _diverged(self, reason: str) -> None:
-        """Called once a divergence is found, before :class:`TrainingDiverged` is raised."""
+        """Called once a divergence is found, before :class:`DivergenceStop` is raised."""
 
     def _before_step(self, optimizer: HasParamGroups) -> None:
         self._record(self.updates, optimizer, self._pending_loss)

@@ -35,7 +35,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from sweeps.task import Task, import_attribute
-from sweeps.trials._context import ContextBase, HasParamGroups, TrainingDiverged
+from sweeps.trials._context import ContextBase, DivergenceStop, HasParamGroups
 from sweeps.trials._probe import Probe, ProbeScheduler, RangeTestDone
 from sweeps.trials._rules import TrainResult, TrainSettings, record_evaluation
 from sweeps.trials._task import NoHooks, TrainingHooks
@@ -172,8 +172,8 @@ class FunctionRunner:
             returned = self.function(context)
             reason = context._watch.check()
             if reason is not None:
-                raise TrainingDiverged(reason)
-        except TrainingDiverged as error:
+                raise DivergenceStop(reason)
+        except DivergenceStop as error:
             result.diverged, result.diverged_step = str(error), max(context.updates - 1, 0)
             returned = None
         if isinstance(returned, Mapping) and not result.diverged:

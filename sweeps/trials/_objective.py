@@ -48,8 +48,8 @@ class MlflowTarget:
 
 
 @dataclass
-class Objective:
-    """``study.optimize(Objective(...), catch=(TrialDiverged,))``."""
+class TrialObjective:
+    """``study.optimize(TrialObjective(...), catch=(TrialDiverged,))``."""
 
     suggest: Callable[[optuna.Trial], dict[str, Any]]
     #: The trial runner (a :class:`Task` is run by the task runner).

@@ -81,7 +81,6 @@ LONG_FUNCTIONS = {
     "sweeps/cli/_train.py:train_command": "a command: parse, train once, track, print",
     "sweeps/studies/batch_scaling/_study.py:run_study": "the study's steps in the order run",
     "sweeps/studies/batch_scaling/_report.py:_comparison": "one table of the report",
-    "sweeps/runner/_fused_ask.py:_ask": "enqueued, sampled and chunked asks of one batch",
     "sweeps/runner/_loop.py:run_sweep": "the worker's lifecycle: set up, loop, close",
 }
 

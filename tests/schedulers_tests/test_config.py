@@ -108,14 +108,15 @@ def test_every_type_round_trips(kind: str) -> None:
 
 
 def test_the_torch_free_keyword_lists_are_the_adapters_own() -> None:
-    """OneCycle's and LRRangeTest's names and defaults come from the closed-form schedules
-    (no torch import); they must be exactly what the DeepSpeed-API constructors take."""
+    """Every type's names and defaults come from schedulers.groups (no torch import); they
+    must be exactly what the DeepSpeed-API constructors take."""
     import inspect
 
     from schedulers.config import _signature
     from schedulers.deepspeed_api import SCHEDULER_TYPES
 
-    for kind in ("OneCycle", "LRRangeTest"):
+    assert len(SCHEDULER_TYPES) == 5
+    for kind in SCHEDULER_TYPES:
         adapter = [
             (p.name, p.default)
             for p in inspect.signature(SCHEDULER_TYPES[kind].__init__).parameters.values()

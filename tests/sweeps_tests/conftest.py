@@ -14,7 +14,7 @@ import torch
 from storage import Store, open_store, resolve_store
 from storage.tracking import ProcessTracking
 from sweeps.tracking import ensure_experiment, start_parent_run
-from sweeps.trials import MlflowTarget, Objective, TrainSettings
+from sweeps.trials import MlflowTarget, TrainSettings, TrialObjective
 from sweeps.workloads import build_workload
 
 SCHEDULE = dict(
@@ -38,9 +38,9 @@ class TrackedSweep:
 
     def objective(
         self, schedule: dict[str, Any] | None = None, epochs: int = 5, **settings: Any
-    ) -> Objective:
+    ) -> TrialObjective:
         chosen = dict(SCHEDULE if schedule is None else schedule)
-        return Objective(
+        return TrialObjective(
             suggest=lambda trial: dict(chosen),
             make_workload=lambda: build_workload("digits", 64, 0, torch.device("cpu")),
             settings=TrainSettings(epochs=epochs, **settings),

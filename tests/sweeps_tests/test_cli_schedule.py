@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,106 @@ def test_console_script_help_runs() -> None:
     )
     assert result.returncode == 0
     assert "schedule" in result.stdout
+
+
+def _torch_trace(config: dict[str, Any], steps: int, base_lr: float) -> tuple[Any, ...]:
+    """What the torch adapter writes into an optimizer's param groups, step by step."""
+    import torch
+
+    import schedulers
+
+    kind, params = schedulers.normalize_block(config)
+    groups = max((len(v) for v in params.values() if isinstance(v, list)), default=1)
+    tensors = [{"params": [torch.zeros(1, requires_grad=True)]} for _ in range(groups)]
+    found = config.get("optimizer", {})
+    optimizer: torch.optim.Optimizer
+    if found.get("type") == "SGD":
+        optimizer = torch.optim.SGD(tensors, lr=base_lr, momentum=found["params"]["momentum"])
+    else:
+        optimizer = torch.optim.AdamW(tensors, lr=base_lr)
+    scheduler = schedulers.from_config(optimizer, {"type": kind, "params": params})
+    cycled = scheduler.get_mom() is not None
+    lrs, moms = [], []
+    for _ in range(steps):
+        lrs.append([float(g["lr"]) for g in optimizer.param_groups])
+        if cycled:
+            key = "betas" if "betas" in optimizer.defaults else "momentum"
+            moms.append(
+                [float(g[key][0] if key == "betas" else g[key]) for g in optimizer.param_groups]
+            )
+        scheduler.step()
+    return type(optimizer).__name__, lrs, moms if cycled else None
+
+
+SGD = {"type": "SGD", "params": {"lr": 0.1, "momentum": 0.9}}
+CONFIGS = {
+    "one-cycle-adamw": {
+        "type": "OneCycle",
+        "params": {"cycle_min_lr": 1e-3, "cycle_max_lr": 0.05, "cycle_first_step_size": 17},
+    },
+    "one-cycle-sgd-groups-stairs-decay": {
+        "optimizer": SGD,
+        "scheduler": {
+            "type": "OneCycle",
+            "params": {
+                "cycle_min_lr": [0.01, 0.001],
+                "cycle_max_lr": [0.1, 0.02],
+                "cycle_first_step_size": 9,
+                "cycle_second_step_size": 13,
+                "cycle_first_stair_count": 3,
+                "decay_step_size": 4,
+                "decay_lr_rate": 0.01,
+                "decay_mom_rate": 0.02,
+                "cycle_min_mom": [0.8, 0.85],
+            },
+        },
+    },
+    "one-cycle-no-momentum": {
+        "type": "OneCycle",
+        "params": {"cycle_min_lr": 0.01, "cycle_max_lr": 0.1, "cycle_momentum": False},
+    },
+    "range-test-staircase": {
+        "optimizer": SGD,
+        "scheduler": {
+            "type": "LRRangeTest",
+            "params": {"lr_range_test_step_size": 7, "lr_range_test_staircase": True},
+        },
+    },
+    "warmup-to-the-optimizer-lr": {"type": "WarmupLR", "params": {"warmup_num_steps": 20}},
+    "warmup-decay": {
+        "type": "WarmupDecayLR",
+        "params": {"total_num_steps": 60, "warmup_num_steps": 15, "warmup_type": "linear"},
+    },
+    "warmup-cosine": {
+        "type": "WarmupCosineLR",
+        "params": {"total_num_steps": 80, "warmup_num_steps": 10},
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_the_shown_values_are_what_the_torch_adapter_applies(name: str) -> None:
+    from sweeps.cli._schedule_view import trace_schedule
+
+    config = CONFIGS[name]
+    trace = trace_schedule(config, steps=120, base_lr=0.3)
+    expected = _torch_trace(config, 120, 0.3)
+    assert (trace.optimizer, trace.lrs, trace.moms) == expected
+    assert len(set(map(tuple, trace.lrs))) > 2  # the schedule moves in the steps compared
+
+
+def test_schedule_imports_no_torch(tmp_path: Path) -> None:
+    """``onecycle schedule`` reads a block and prints values: no torch (see bench_cli_start)."""
+    warmup = write(tmp_path, "w.yaml", "type: WarmupCosineLR\nparams: {total_num_steps: 50}\n")
+    for config in (EXAMPLE, warmup):
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "sweeps", "schedule", str(config)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr[-500:]
+        imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+        assert "schedulers.groups" in imported  # the check sees the imports at all
+        assert not {m for m in imported if m == "torch" or m.startswith("torch.")}

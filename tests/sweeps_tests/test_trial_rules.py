@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sweeps.trials import LossWatch, TrainSettings, TrialContext, divergence_reason, train
-from sweeps.trials._function import FunctionRunner, TrainingDiverged
+from sweeps.trials._function import DivergenceStop, FunctionRunner
 from sweeps.trials._task import NoHooks
 from sweeps.workloads import build_workload
 
@@ -46,7 +46,7 @@ def test_a_users_loop_on_an_accelerator_has_its_losses_checked() -> None:
     context = _context(ACCELERATOR)
     context.log_loss(torch.tensor(2.0))
     context.log_loss(torch.tensor(math.inf))  # held on the device until the next check
-    with pytest.raises(TrainingDiverged, match="non-finite loss"):
+    with pytest.raises(DivergenceStop, match="non-finite loss"):
         context.report({"val_accuracy": 0.5})
 
 
@@ -55,7 +55,7 @@ def test_losses_on_a_real_gpu_are_checked() -> None:
     context = _context(torch.device("cuda"))
     context.log_loss(torch.tensor(2.0, device="cuda"))
     context.log_loss(torch.tensor(100.0, device="cuda"))
-    with pytest.raises(TrainingDiverged, match="exceeded 10x"):
+    with pytest.raises(DivergenceStop, match="exceeded 10x"):
         context.report({"val_accuracy": 0.5})
 
 

@@ -41,7 +41,7 @@ from sweeps.runner import (
 from sweeps.studies.batch_scaling._config import BatchScalingConfig
 from sweeps.task import Direction
 from sweeps.tracking import ROLE_TAG, SWEEP_TAG, ensure_experiment, start_parent_run
-from sweeps.trials import MlflowTarget, Objective, TrainSettings, TrialDiverged
+from sweeps.trials import MlflowTarget, TrainSettings, TrialDiverged, TrialObjective
 
 CURVE_TAG = "onecycle.study_curve"
 Say = Callable[[str], None]
@@ -254,7 +254,7 @@ def _baseline_lr(
             trial.suggest_float("lr", search.low, search.high, log=True), config.momentum
         )
 
-    objective = Objective(
+    objective = TrialObjective(
         suggest=suggest,
         make_workload=_factory(config, batch, device, store),
         settings=_settings(config, batch, 1.0),
@@ -312,7 +312,7 @@ def _final_run(
     # In memory, one fixed trial, never pruned.
     study = optuna.create_study(direction=_objective(config)[1], pruner=optuna.pruners.NopPruner())
     settings = _settings(config, batch, budget)
-    objective = Objective(
+    objective = TrialObjective(
         suggest=lambda trial: dict(schedule),
         make_workload=_factory(config, batch, device, store),
         settings=settings,

@@ -1,10 +1,13 @@
-"""Serialise schema creation between processes that open a new store at the same moment.
+"""Named locks shared by every process using one store: a file lock or a PostgreSQL advisory lock.
 
-Optuna and MLflow create their tables and stamp Alembic's version table on first use. Two
-workers doing that at once on a fresh store collide ("migration expected to match one row ...
-0 found"). Holding this lock around the first use of each backend makes the second process
-wait and then find the schema in place. SQLite stores lock a file in the store directory;
-PostgreSQL stores take a server-wide advisory lock keyed on the database prefix.
+Two users: :func:`schema_lock` serialises schema creation, and the sweep runner holds
+:func:`store_lock` around "count the trials, then start some" so workers never start more than
+``n_trials``. Schema creation: Optuna and MLflow create their tables and stamp Alembic's version
+table on first use. Two workers doing that at once on a fresh store collide ("migration expected
+to match one row ... 0 found"). Holding the schema lock around the first use of each backend
+makes the second process wait and then find the schema in place. SQLite stores lock a file in
+the store directory; PostgreSQL stores take a server-wide advisory lock keyed on the database
+prefix.
 """
 
 from __future__ import annotations
