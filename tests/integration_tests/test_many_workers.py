@@ -14,12 +14,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 
 from storage import Store, StoreSpec, open_store
 from sweeps.cli import main
 from sweeps.runner import STALE_REASON, create_or_resume, load_config, worker_env
 from tests.conftest import store_args
+from tests.fixtures import digits_sweep, write_sweep
 
 pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
 
@@ -28,30 +28,7 @@ HEARTBEAT_S = 2
 
 
 def tiny_sweep(tmp_path: Path, name: str, n_trials: int, epochs: int = 1) -> Path:
-    config = {
-        "name": name,
-        "workload": {
-            "builtin": "digits",
-            "batch_size": 64,
-            "epochs": epochs,
-            "device": "cpu",
-            "options": {"hidden": [16]},
-        },
-        "search": {
-            "n_trials": n_trials,
-            "sampler": "random",
-            "pruner": "none",
-            "seed": 0,
-            "space": {
-                "cycle_min_lr": {"low": 1e-3, "high": 1e-2, "log": True},
-                "cycle_max_lr": {"low": 1e-2, "high": 0.1, "log": True},
-                "cycle_first_step_size": {"low": 5, "high": 20},
-            },
-        },
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_sweep(tmp_path, digits_sweep(name, n_trials, epochs=epochs))
 
 
 def check_sweep(spec: StoreSpec, name: str, n_trials: int) -> None:
@@ -188,11 +165,10 @@ def test_sweep_stops_when_too_many_trials_fail(
     (tmp_path / "always_fails.py").write_text(
         "def train(ctx):\n    raise RuntimeError('broken training code')\n"
     )
-    config = yaml.safe_load(tiny_sweep(tmp_path, "broken", n_trials=10).read_text())
+    config = digits_sweep("broken", 10)
     config["workload"] = {"entrypoint": "always_fails:train", "device": "cpu", "epochs": 1}
     config["search"]["max_failure_rate"] = 0.5
-    path = tmp_path / "broken.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = write_sweep(tmp_path, config)
     store = str(tmp_path / "store")
     assert main(["run", str(path), "--store", store]) == 1
     err = capsys.readouterr().err

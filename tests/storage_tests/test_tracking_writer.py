@@ -16,6 +16,7 @@ from storage.tracking import InlineTracking, ProcessTracking, Tracking
 from storage.tracking_writer import ORPHAN_REASON, UNENDED_REASON
 from sweeps.tracking import trial_plot
 from tests.conftest import drop_databases
+from tests.fixtures import unique_prefix
 from tests.mlflow_server import mlflow_server
 from tests.requirements import postgres_url
 
@@ -125,10 +126,11 @@ def test_writer_process_closes_runs_its_owner_left_open(sqlite_uri: str) -> None
 def remote_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "postgresql":
         server = postgres_url()
-        spec = resolve_store(server, db_prefix="ocs_test_writer", env={})
+        prefix = unique_prefix("writer")
+        spec = resolve_store(server, db_prefix=prefix, env={})
         open_store(spec).close()
         yield spec.mlflow_uri
-        drop_databases(server, "ocs_test_writer")
+        drop_databases(server, prefix)
     else:
         with mlflow_server(tmp_path) as uri:
             yield uri

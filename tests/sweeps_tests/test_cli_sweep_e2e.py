@@ -20,6 +20,7 @@ import schedulers
 from storage import StoreSpec, open_store
 from sweeps.cli import main
 from tests.conftest import store_args
+from tests.fixtures import digits_sweep, write_sweep
 
 pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
 
@@ -29,33 +30,23 @@ BAD = {"cycle_min_lr": 1e-5, "cycle_max_lr": 2e-5, "cycle_first_step_size": 20}
 
 
 def sweep_file(tmp_path: Path, name: str, n_trials: int, epochs: int = 3) -> Path:
-    config = {
-        "name": name,
-        "workload": {
-            "builtin": "digits",
-            "batch_size": 64,
-            "epochs": epochs,
-            "device": "cpu",
-            "options": {"hidden": [64]},
+    config = digits_sweep(
+        name,
+        n_trials,
+        sampler="tpe",
+        pruner="median",
+        epochs=epochs,
+        hidden=[64],
+        space={
+            "cycle_min_lr": {"low": 1e-5, "high": 1e-2, "log": True},
+            "cycle_max_lr": {"low": 1e-5, "high": 0.3, "log": True},
+            "cycle_first_step_size": {"low": 10, "high": 40},
         },
-        "search": {
-            "n_trials": n_trials,
-            "sampler": "tpe",
-            "pruner": "median",
-            "seed": 0,
-            "space": {
-                "cycle_min_lr": {"low": 1e-5, "high": 1e-2, "log": True},
-                "cycle_max_lr": {"low": 1e-5, "high": 0.3, "log": True},
-                "cycle_first_step_size": {"low": 10, "high": 40},
-            },
-        },
-        "scheduler": {"cycle_min_mom": 0.85, "cycle_max_mom": 0.95},
+        scheduler={"cycle_min_mom": 0.85, "cycle_max_mom": 0.95},
         # three good configs settle the median, then two hopeless ones get pruned
-        "enqueue": [GOOD, dict(GOOD, cycle_max_lr=0.05), dict(GOOD, cycle_max_lr=0.2), BAD, BAD],
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+        enqueue=[GOOD, dict(GOOD, cycle_max_lr=0.05), dict(GOOD, cycle_max_lr=0.2), BAD, BAD],
+    )
+    return write_sweep(tmp_path, config)
 
 
 def status(spec: StoreSpec, name: str, capsys: pytest.CaptureFixture[str]) -> dict:
