@@ -115,14 +115,18 @@ def _finished(spec: StoreSpec, name: str, running: bool = False) -> int:
         return len(study.get_trials(deepcopy=False, states=states))
 
 
-@pytest.mark.parametrize("fused", [None, "3"], ids=["one-by-one", "fused"])
+#: One mode per backend: fused batches on PostgreSQL (its bulk writers copy), one-by-one on
+#: SQLite; both modes are interrupted and resumed on one backend in test_distinct_trials.py.
+@pytest.mark.parametrize(
+    ("backend", "fused"), [("sqlite", None), ("postgresql", "3")], ids=["one-by-one", "fused"]
+)
 def test_interrupted_run_resumes_to_exactly_n_trials(
     new_spec: NewSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str], fused: str | None
 ) -> None:
     """Stopped mid-sweep and resumed; fused, the stop lands in the second batch of three,
     whose members are failed with the reason while the first batch keeps its outcomes."""
     spec = new_spec(artifacts=str(tmp_path / "artifacts"))
-    path = sweep_file(tmp_path, "resume", n_trials=6, epochs=6 if fused is None else 300)
+    path = sweep_file(tmp_path, "resume", n_trials=6, epochs=6 if fused is None else 150)
     if fused is not None:
         # Batches that run their whole length: no pruner, no hopeless configs, lrs that
         # cannot diverge (batch 1: three enqueued trials; batch 2: three sampled ones).
