@@ -25,6 +25,7 @@ def _config(**space: Any) -> dict[str, Any]:
     return config
 
 
+@pytest.mark.slow  # a range test and a whole sweep
 def test_sweep_with_auto_bounds_runs_the_range_test_once_and_searches_around_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

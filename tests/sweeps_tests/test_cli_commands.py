@@ -24,6 +24,7 @@ def small_sweep(tmp_path: Path, name: str = "small", n_trials: int = 3) -> Path:
     return write_sweep(tmp_path, config)
 
 
+@pytest.mark.slow  # a whole sweep
 def test_worker_joins_a_sweep_from_the_store_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -95,6 +96,7 @@ def test_train_with_best_params_tracked_and_untracked(
     assert "`cycle_min_lr` must be <= `cycle_max_lr`" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a whole sweep
 def test_user_entrypoint_sweep_is_tracked_without_logging_code(tmp_path: Path) -> None:
     shutil.copy(EXAMPLES / "custom_train.py", tmp_path / "custom_train_copy.py")
     config = example_sweep("custom", entrypoint="custom_train_copy:train", epochs=3)
