@@ -10,6 +10,7 @@ import pytest
 
 from storage import StoreSpec, resolve_store
 from storage.postgres import drop_databases
+from tests.fixtures import unique_prefix
 from tests.requirements import postgres_url
 
 
@@ -41,7 +42,7 @@ def new_spec(backend: str, tmp_path: Path) -> Iterator[Callable[..., StoreSpec]]
             return resolve_store(
                 str(tmp_path / f"store-{uuid.uuid4().hex[:6]}"), env={}, **overrides
             )
-        prefix = f"ocs_test_{uuid.uuid4().hex[:10]}"
+        prefix = unique_prefix()
         prefixes.append(prefix)
         return resolve_store(server, db_prefix=prefix, env={}, **overrides)
 

@@ -1,23 +1,23 @@
 """Several workers, and every resume, draw new configurations: no sweep trains one twice.
 
-Each sampler on 2 and 4 workers on PostgreSQL and 2 on SQLite (real worker processes through
-``onecycle run --workers``), then interrupted and resumed, and resumed again with a raised
-``n_trials``. Where the sampler allows it (random, QMC, grid), the trials are exactly the ones a
-single worker asks, whatever the number of workers; TPE and CMA-ES keep that for their random
-start.
+What makes a trial's configuration depend on its number alone is the sampler's; what makes the
+numbers unique across processes is the store's lock. So each sampler runs once through real
+worker processes (``onecycle run --workers 2`` on SQLite), and the lock is shown on PostgreSQL
+with 4 workers; each sampler is interrupted, resumed and extended once, one-by-one and fused
+turns alternating, so each mode continues a study the other one started. Where the sampler
+allows it (random, QMC, grid), the trials are exactly the ones a single worker asks, whatever
+the number of workers; TPE and CMA-ES keep that for their random start.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import StoreSpec, open_store, resolve_store
@@ -32,6 +32,8 @@ from sweeps.runner import (
 )
 from sweeps.space import SearchSpace, make_sampler
 from tests.conftest import store_args
+from tests.fixtures import digits_sweep, unique_prefix, write_sweep
+from tests.integration_tests.test_many_workers import check_sweep
 from tests.requirements import postgres_url
 
 pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
@@ -39,43 +41,26 @@ pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyprojec
 SAMPLERS = ["random", "tpe", "qmc", "grid", "cmaes"]
 #: The trials of each sampler that depend on the seed and their number only.
 FIXED_BY_NUMBER = {"random": None, "qmc": None, "grid": None, "tpe": 10, "cmaes": 1}
-N_TRIALS = 9
 #: Trials of the many-worker runs: past TPE's 10 random start-up trials, fewer for the others.
 WORKER_TRIALS = {"tpe": 11}
-CONTINUOUS = {
-    "cycle_min_lr": {"low": 1e-3, "high": 1e-2, "log": True},
-    "cycle_max_lr": {"low": 1e-2, "high": 0.1, "log": True},
-    "cycle_first_step_size": {"low": 5, "high": 20},
-}
 GRID = {  # 12 points
     "cycle_max_lr": {"choices": [0.02, 0.05, 0.1]},
     "cycle_first_step_size": {"low": 5, "high": 20, "step": 5},
 }
 
 
-def sweep_file(tmp_path: Path, name: str, sampler: str, n_trials: int = N_TRIALS) -> Path:
-    config: dict[str, Any] = {
-        "name": name,
-        "workload": {
-            "builtin": "digits",
-            "batch_size": 256,
-            "epochs": 1,
-            "device": "cpu",
-            "options": {"hidden": [8]},
-        },
-        "search": {
-            "n_trials": n_trials,
-            "sampler": sampler,
-            "pruner": "none",
-            "seed": 0,
-            "space": GRID if sampler == "grid" else CONTINUOUS,
-        },
-    }
-    if sampler == "grid":
-        config["scheduler"] = {"cycle_min_lr": 1e-3}
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def sweep_file(tmp_path: Path, name: str, sampler: str, n_trials: int) -> Path:
+    extra: dict[str, Any] = {"scheduler": {"cycle_min_lr": 1e-3}} if sampler == "grid" else {}
+    config = digits_sweep(
+        name,
+        n_trials,
+        sampler=sampler,
+        space=GRID if sampler == "grid" else None,
+        batch_size=256,
+        hidden=[8],
+        **extra,
+    )
+    return write_sweep(tmp_path, config)
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +76,8 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
             if backend == "sqlite":
                 made[backend] = resolve_store(str(folder / "store"), env={}, artifacts=artifacts)
             else:
-                prefix = f"ocs_test_{uuid.uuid4().hex[:10]}"
                 made[backend] = resolve_store(
-                    postgres_url(), db_prefix=prefix, env={}, artifacts=artifacts
+                    postgres_url(), db_prefix=unique_prefix(), env={}, artifacts=artifacts
                 )
         return made[backend]
 
@@ -155,10 +139,11 @@ def check_parent_run(spec: StoreSpec, name: str, n_trials: int) -> None:
         assert artifacts.count("best_deepspeed_config.json") == 1
 
 
-@pytest.mark.parametrize("sampler", SAMPLERS)
-@pytest.mark.parametrize(
-    ("backend", "workers"), [("postgresql", 2), ("postgresql", 4), ("sqlite", 2)]
-)
+#: Each sampler through two worker processes; the store lock under four, on the other backend.
+WORKER_CASES = [(sampler, "sqlite", 2) for sampler in SAMPLERS] + [("random", "postgresql", 4)]
+
+
+@pytest.mark.parametrize(("sampler", "backend", "workers"), WORKER_CASES)
 def test_workers_never_train_one_configuration_twice(
     shared_store: Callable[[str], StoreSpec],
     backend: str,
@@ -174,6 +159,7 @@ def test_workers_never_train_one_configuration_twice(
     assert main(["run", str(path), "--workers", str(workers), *store_args(spec)]) == 0
     captured = capsys.readouterr()
     assert "failed" not in captured.err and "Traceback" not in captured.err
+    check_sweep(spec, name, n_trials)  # exact count, one ended run per trial, record finished
     check_distinct(stored_trials(spec, name), path, sampler, n_trials)
     check_parent_run(spec, name, n_trials)
     # the parent run's history: one best value per summary written
@@ -193,28 +179,35 @@ class _StopAfter(Progress):
             raise KeyboardInterrupt("test stop")
 
 
-@pytest.mark.parametrize("fused", [None, 3], ids=["one-by-one", "fused"])
+#: Which mode interrupts, which resumes: each sampler meets both, each mode does all three.
+FUSED_FIRST = {"random": False, "tpe": True, "qmc": False, "grid": True, "cmaes": False}
+FUSED = 2
+
+
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_resumed_and_extended_sweeps_ask_new_configurations(
-    shared_store: Callable[[str], StoreSpec], sampler: str, fused: int | None, tmp_path: Path
+    shared_store: Callable[[str], StoreSpec], sampler: str, tmp_path: Path
 ) -> None:
-    """Interrupted after 3 trials, resumed to 6, extended to 9: 9 distinct configurations."""
+    """Interrupted after 2 trials, resumed to 4 in the other mode (one-by-one or fused), then
+    extended to 6 in the first mode: 6 distinct configurations."""
     spec = shared_store("sqlite")
-    name = f"resume-{sampler}-{fused or 1}"
-    path = sweep_file(tmp_path, name, sampler, n_trials=6)
+    name = f"resume-{sampler}"
+    first, other = (FUSED, None) if FUSED_FIRST[sampler] else (None, FUSED)
+    path = sweep_file(tmp_path, name, sampler, n_trials=4)
     with open_store(spec) as store:
         record, _ = create_or_resume(store, load_config(path))
         with pytest.raises(KeyboardInterrupt):
-            run_sweep(store, record, _StopAfter(3), fused=fused)
-    assert len(stored_trials(spec, name)) == 3
+            run_sweep(store, record, _StopAfter(2), fused=first)
+    assert len(stored_trials(spec, name)) == 2
     with open_store(spec) as store:
         record, created = create_or_resume(store, load_config(path))
         assert not created
-        assert run_sweep(store, record, fused=fused).finished == 6
-    check_distinct(stored_trials(spec, name), path, sampler, 6)
-    path = sweep_file(tmp_path, name, sampler, n_trials=N_TRIALS)
+        assert run_sweep(store, record, fused=other).finished == 4
+    check_distinct(stored_trials(spec, name), path, sampler, 4)
+    path = sweep_file(tmp_path, name, sampler, n_trials=6)
     with open_store(spec) as store:
-        record, _ = create_or_resume(store, load_config(path))
-        assert run_sweep(store, record, fused=fused).finished == N_TRIALS
-    check_distinct(stored_trials(spec, name), path, sampler, N_TRIALS)
-    check_parent_run(spec, name, N_TRIALS)
+        record, created = create_or_resume(store, load_config(path))
+        assert not created
+        assert run_sweep(store, record, fused=first).finished == 6
+    check_distinct(stored_trials(spec, name), path, sampler, 6)
+    check_parent_run(spec, name, 6)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 
 from storage import open_store, resolve_store
 from sweeps.cli import main
 from tests.conftest import store_args
+from tests.fixtures import CONTINUOUS_SPACE, digits_sweep, write_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 BEFORE_LAYOUT = "4b99d69"
@@ -44,27 +44,9 @@ def _old_tree(target: Path) -> Path:
 def test_a_store_from_before_the_layout_resumes(tmp_path: Path) -> None:
     old = _old_tree(tmp_path / "old")
     assert (old / "sweeps" / "sweep_runner.py").exists()  # really the flat layout
-    sweep = {
-        "name": "compat",
-        "workload": {
-            "builtin": "digits",
-            "batch_size": 256,
-            "epochs": 1,
-            "device": "cpu",
-            "options": {"hidden": [8]},
-        },
-        "search": {
-            "n_trials": 2,
-            "sampler": "random",
-            "pruner": "none",
-            "space": {
-                "cycle_min_lr": {"low": 1e-3, "high": 1e-2, "log": True},
-                "cycle_max_lr": {"low": 1e-2, "high": 0.1, "log": True},
-            },
-        },
-    }
-    path = tmp_path / "compat.yaml"
-    path.write_text(yaml.safe_dump(sweep))
+    space = {key: CONTINUOUS_SPACE[key] for key in ("cycle_min_lr", "cycle_max_lr")}
+    sweep = digits_sweep("compat", 2, space=space, batch_size=256, hidden=[8], seed=None)
+    path = write_sweep(tmp_path, sweep)
     spec = resolve_store(str(tmp_path / "store"), env={})
     created = subprocess.run(
         [sys.executable, "-m", "sweeps", "run", str(path), *store_args(spec)],
@@ -78,7 +60,7 @@ def test_a_store_from_before_the_layout_resumes(tmp_path: Path) -> None:
     with open_store(spec) as store:
         before = store.sweeps.get("compat")
     sweep["search"]["n_trials"] = 4
-    path.write_text(yaml.safe_dump(sweep))
+    write_sweep(tmp_path, sweep)
     assert main(["run", str(path), *store_args(spec)]) == 0
     with open_store(spec) as store:
         after = store.sweeps.get("compat")

@@ -87,7 +87,9 @@ def test_http_uris_are_left_to_the_client() -> None:
 
 
 @pytest.mark.parametrize("bulk", ["1", "0"])
-@pytest.mark.parametrize("kind", [InlineTracking, ProcessTracking])
+@pytest.mark.parametrize(
+    "kind", [InlineTracking, pytest.param(ProcessTracking, marks=pytest.mark.slow)]
+)
 def test_end_runs_writes_held_metrics_finals_tags_and_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bulk: str, kind: type
 ) -> None:

@@ -133,6 +133,7 @@ def _open_and_use(setting: str, prefix: str, index: int, results: multiprocessin
         results.put(f"{type(error).__name__}: {error}")
 
 
+@pytest.mark.slow  # two processes importing MLflow and Optuna
 def test_two_processes_opening_a_new_store_at_once_both_succeed(new_spec: NewSpec) -> None:
     spec = new_spec()
     context = multiprocessing.get_context("spawn")

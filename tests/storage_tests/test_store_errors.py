@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from storage import StoreConfigError, StoreUnavailable, open_store, resolve_store
 from storage.spec import ENV_STORE
+from tests.fixtures import free_port, unique_prefix
 from tests.requirements import postgres_url
 
 
@@ -80,14 +80,8 @@ def test_directory_that_cannot_be_created_is_refused(tmp_path: Path) -> None:
         open_store(resolve_store(str(blocker / "store"), env={}))
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_unreachable_server_fails_fast_without_the_password() -> None:
-    port = _closed_port()
+    port = free_port()  # nothing listens there
     spec = resolve_store(f"postgresql://ann:hunter2@127.0.0.1:{port}/", env={})
     start = time.monotonic()
     with pytest.raises(StoreUnavailable) as caught:
@@ -128,22 +122,21 @@ def test_password_in_a_working_url_is_never_logged_or_shown(
         hide_password=False
     )
     caplog.set_level(logging.DEBUG)
-    spec = resolve_store(
-        with_password, db_prefix="ocs_test_secret", artifacts=str(tmp_path), env={}
-    )
+    prefix = unique_prefix("secret")
+    spec = resolve_store(with_password, db_prefix=prefix, artifacts=str(tmp_path), env={})
     try:
         with open_store(spec) as store:
             from storage import store_info
 
             shown = repr(spec) + spec.describe() + str(store_info(store))
     finally:
-        drop_databases(with_password, "ocs_test_secret")
+        drop_databases(with_password, prefix)
     assert "pw-should-stay-hidden" not in shown
     assert "pw-should-stay-hidden" not in caplog.text
 
 
 def test_unreachable_tracking_server_is_reported(tmp_path: Path) -> None:
-    port = _closed_port()
+    port = free_port()  # nothing listens there
     spec = resolve_store(str(tmp_path), mlflow_uri=f"http://127.0.0.1:{port}", env={})
     with pytest.raises(
         StoreUnavailable,

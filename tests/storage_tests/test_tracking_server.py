@@ -10,6 +10,8 @@ import pytest
 from storage import open_store, resolve_store, store_info
 from tests.mlflow_server import mlflow_server
 
+pytestmark = pytest.mark.slow  # an MLflow server; see pyproject's markers
+
 
 @pytest.fixture(scope="module")
 def server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -16,6 +16,7 @@ from storage.tracking import InlineTracking, ProcessTracking, Tracking
 from storage.tracking_writer import ORPHAN_REASON, UNENDED_REASON
 from sweeps.tracking import trial_plot
 from tests.conftest import drop_databases
+from tests.fixtures import unique_prefix
 from tests.mlflow_server import mlflow_server
 from tests.requirements import postgres_url
 
@@ -25,7 +26,8 @@ WRITERS: dict[str, Callable[[str], Tracking]] = {
 }
 
 
-@pytest.fixture(params=sorted(WRITERS))
+#: The process writer starts a Python process with MLflow in it: the quick subset skips it.
+@pytest.fixture(params=["inline", pytest.param("process", marks=pytest.mark.slow)])
 def writer_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -100,6 +102,7 @@ def test_failures_are_reported_at_sync_and_the_run_still_ends(
     assert client.get_run(run_id).info.status == "FAILED"
 
 
+@pytest.mark.slow  # two processes
 def test_writer_process_closes_runs_its_owner_left_open(sqlite_uri: str) -> None:
     client, run_id = new_run(sqlite_uri)
     code = (
@@ -121,14 +124,20 @@ def test_writer_process_closes_runs_its_owner_left_open(sqlite_uri: str) -> None
     assert [m.value for m in client.get_metric_history(run_id, "lr")] == [0.5]
 
 
-@pytest.fixture(params=["postgresql", "mlflow-server"])
+@pytest.fixture(
+    params=[
+        pytest.param("postgresql", marks=pytest.mark.slow),  # a writer process
+        pytest.param("mlflow-server", marks=pytest.mark.slow),  # a server and a writer process
+    ]
+)
 def remote_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "postgresql":
         server = postgres_url()
-        spec = resolve_store(server, db_prefix="ocs_test_writer", env={})
+        prefix = unique_prefix("writer")
+        spec = resolve_store(server, db_prefix=prefix, env={})
         open_store(spec).close()
         yield spec.mlflow_uri
-        drop_databases(server, "ocs_test_writer")
+        drop_databases(server, prefix)
     else:
         with mlflow_server(tmp_path) as uri:
             yield uri
@@ -145,6 +154,7 @@ def test_process_writer_on_postgresql_and_a_tracking_server(remote_uri: str) -> 
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
+@pytest.mark.slow  # a writer process
 def test_deferred_calls_run_when_idle_after_the_runs_metrics(
     sqlite_uri: str, tmp_path: Path
 ) -> None:

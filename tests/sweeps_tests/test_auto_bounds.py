@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from storage import open_store, resolve_store
 from sweeps.cli import main
@@ -14,14 +13,11 @@ from sweeps.config import Range
 from sweeps.errors import UsageError
 from sweeps.runner import parse_config
 from sweeps.space import resolve_auto
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from tests.fixtures import EXAMPLES, example_sweep, write_sweep
 
 
 def _config(**space: Any) -> dict[str, Any]:
-    config = yaml.safe_load((EXAMPLES / "digits.yaml").read_text())
-    config["name"] = "auto"
-    config["workload"].update(epochs=2, device="cpu", options={"hidden": [32]})
+    config = example_sweep("digits", name="auto", epochs=2, options={"hidden": [32]})
     config["search"].update(n_trials=3, pruner="none")
     config["search"]["space"].update(space)
     config.pop("enqueue")
@@ -29,12 +25,12 @@ def _config(**space: Any) -> dict[str, Any]:
     return config
 
 
+@pytest.mark.slow  # a range test and a whole sweep
 def test_sweep_with_auto_bounds_runs_the_range_test_once_and_searches_around_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "auto.yaml"
     config = _config(cycle_max_lr="auto", cycle_min_lr={"auto": True, "below": 4, "above": 1})
-    path.write_text(yaml.safe_dump(config))
+    path = write_sweep(tmp_path, config)
     store_dir = str(tmp_path / "store")
     assert main(["run", str(path), "--store", store_dir]) == 0
     assert "LR range test for the `auto` bounds" in capsys.readouterr().out

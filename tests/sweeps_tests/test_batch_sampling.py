@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -14,8 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeps.config import SweepConfig
 from sweeps.runner import parse_config
 from sweeps.space import CHUNK, BatchSampling, SearchSpace, chunk_sizes, make_sampler, sample_chunk
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from tests.fixtures import EXAMPLES
 
 
 def _config(sampler: str = "tpe") -> SweepConfig:

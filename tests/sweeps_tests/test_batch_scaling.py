@@ -12,15 +12,13 @@ from storage import open_store, resolve_store
 from sweeps.cli import main
 from sweeps.errors import UsageError
 from sweeps.studies.batch_scaling import CURVE_TAG, parse_study
+from tests.fixtures import EXAMPLES, example_sweep, write_sweep
 
 pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
 
 def _tiny(tmp_path: Path) -> Path:
-    config = yaml.safe_load((EXAMPLES / "batch_scaling.yaml").read_text())
-    config["workload"].update(epochs=1, device="cpu", options={"rows": 3000, "hidden": [16]})
+    config = example_sweep("batch_scaling", epochs=1, options={"rows": 3000, "hidden": [16]})
     config["scale"] = 4
     config["budget_factor"] = 2
     config["eval_samples"] = 512
@@ -30,9 +28,7 @@ def _tiny(tmp_path: Path) -> Path:
     config["scheduler"]["decay_step_size"] = 2
     config["range_test"]["steps"] = 30
     config["execution"] = {"fused_trials": 3}
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_sweep(tmp_path, config, "tiny")
 
 
 def test_tiny_study_reports_four_tracked_curves(

@@ -11,26 +11,20 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 from storage import open_store, resolve_store
 from sweeps.cli import main
 from sweeps.runner import create_or_resume, load_config
-from tests.mlflow_server import free_port
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from tests.fixtures import EXAMPLES, example_sweep, free_port, write_sweep
 
 
 def small_sweep(tmp_path: Path, name: str = "small", n_trials: int = 3) -> Path:
-    config = yaml.safe_load((EXAMPLES / "digits.yaml").read_text())
-    config["name"] = name
-    config["workload"].update(epochs=2, device="cpu", options={"hidden": [32]})
+    config = example_sweep("digits", name=name, epochs=2, options={"hidden": [32]})
     config["search"].update(n_trials=n_trials, pruner="none")
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_sweep(tmp_path, config)
 
 
+@pytest.mark.slow  # a whole sweep
 def test_worker_joins_a_sweep_from_the_store_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -102,13 +96,12 @@ def test_train_with_best_params_tracked_and_untracked(
     assert "`cycle_min_lr` must be <= `cycle_max_lr`" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a whole sweep
 def test_user_entrypoint_sweep_is_tracked_without_logging_code(tmp_path: Path) -> None:
     shutil.copy(EXAMPLES / "custom_train.py", tmp_path / "custom_train_copy.py")
-    config = yaml.safe_load((EXAMPLES / "custom.yaml").read_text())
-    config["workload"].update(entrypoint="custom_train_copy:train", epochs=3, device="cpu")
+    config = example_sweep("custom", entrypoint="custom_train_copy:train", epochs=3)
     config["search"].update(n_trials=3, pruner="none")
-    sweep = tmp_path / "custom.yaml"
-    sweep.write_text(yaml.safe_dump(config))
+    sweep = write_sweep(tmp_path, config, "custom")
     store_dir = str(tmp_path / "store")
     assert main(["run", str(sweep), "--store", store_dir]) == 0
     with open_store(resolve_store(store_dir, env={})) as store:

@@ -20,6 +20,7 @@ import schedulers
 from storage import StoreSpec, open_store
 from sweeps.cli import main
 from tests.conftest import store_args
+from tests.fixtures import digits_sweep, write_sweep
 
 pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
 
@@ -29,33 +30,23 @@ BAD = {"cycle_min_lr": 1e-5, "cycle_max_lr": 2e-5, "cycle_first_step_size": 20}
 
 
 def sweep_file(tmp_path: Path, name: str, n_trials: int, epochs: int = 3) -> Path:
-    config = {
-        "name": name,
-        "workload": {
-            "builtin": "digits",
-            "batch_size": 64,
-            "epochs": epochs,
-            "device": "cpu",
-            "options": {"hidden": [64]},
+    config = digits_sweep(
+        name,
+        n_trials,
+        sampler="tpe",
+        pruner="median",
+        epochs=epochs,
+        hidden=[64],
+        space={
+            "cycle_min_lr": {"low": 1e-5, "high": 1e-2, "log": True},
+            "cycle_max_lr": {"low": 1e-5, "high": 0.3, "log": True},
+            "cycle_first_step_size": {"low": 10, "high": 40},
         },
-        "search": {
-            "n_trials": n_trials,
-            "sampler": "tpe",
-            "pruner": "median",
-            "seed": 0,
-            "space": {
-                "cycle_min_lr": {"low": 1e-5, "high": 1e-2, "log": True},
-                "cycle_max_lr": {"low": 1e-5, "high": 0.3, "log": True},
-                "cycle_first_step_size": {"low": 10, "high": 40},
-            },
-        },
-        "scheduler": {"cycle_min_mom": 0.85, "cycle_max_mom": 0.95},
+        scheduler={"cycle_min_mom": 0.85, "cycle_max_mom": 0.95},
         # three good configs settle the median, then two hopeless ones get pruned
-        "enqueue": [GOOD, dict(GOOD, cycle_max_lr=0.05), dict(GOOD, cycle_max_lr=0.2), BAD, BAD],
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+        enqueue=[GOOD, dict(GOOD, cycle_max_lr=0.05), dict(GOOD, cycle_max_lr=0.2), BAD, BAD],
+    )
+    return write_sweep(tmp_path, config)
 
 
 def status(spec: StoreSpec, name: str, capsys: pytest.CaptureFixture[str]) -> dict:
@@ -124,14 +115,18 @@ def _finished(spec: StoreSpec, name: str, running: bool = False) -> int:
         return len(study.get_trials(deepcopy=False, states=states))
 
 
-@pytest.mark.parametrize("fused", [None, "3"], ids=["one-by-one", "fused"])
+#: One mode per backend: fused batches on PostgreSQL (its bulk writers copy), one-by-one on
+#: SQLite; both modes are interrupted and resumed on one backend in test_distinct_trials.py.
+@pytest.mark.parametrize(
+    ("backend", "fused"), [("sqlite", None), ("postgresql", "3")], ids=["one-by-one", "fused"]
+)
 def test_interrupted_run_resumes_to_exactly_n_trials(
     new_spec: NewSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str], fused: str | None
 ) -> None:
     """Stopped mid-sweep and resumed; fused, the stop lands in the second batch of three,
     whose members are failed with the reason while the first batch keeps its outcomes."""
     spec = new_spec(artifacts=str(tmp_path / "artifacts"))
-    path = sweep_file(tmp_path, "resume", n_trials=6, epochs=6 if fused is None else 300)
+    path = sweep_file(tmp_path, "resume", n_trials=6, epochs=6 if fused is None else 150)
     if fused is not None:
         # Batches that run their whole length: no pruner, no hopeless configs, lrs that
         # cannot diverge (batch 1: three enqueued trials; batch 2: three sampled ones).

@@ -15,16 +15,13 @@ from schedulers import OneCycleSchedule
 from storage import StoreSpec, open_store, resolve_store
 from sweeps.cli import main
 from tests.conftest import store_args
+from tests.fixtures import EXAMPLES, example_sweep, write_sweep
 
 pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
 
 def _sweep(tmp_path: Path, n_trials: int = 8, **execution: Any) -> Path:
-    config = yaml.safe_load((EXAMPLES / "digits.yaml").read_text())
-    config["name"] = "fused"
-    config["workload"].update(epochs=2, device="cpu", options={"hidden": [32]})
+    config = example_sweep("digits", name="fused", epochs=2, options={"hidden": [32]})
     config["search"]["n_trials"] = n_trials
     config["search"]["space"]["cycle_max_lr"] = {"low": 1e-3, "high": 30.0, "log": True}
     config["search"]["space"]["cycle_first_step_size"] = {"low": 10, "high": 30}
@@ -41,9 +38,7 @@ def _sweep(tmp_path: Path, n_trials: int = 8, **execution: Any) -> Path:
     ]
     if execution:
         config["execution"] = execution
-    path = tmp_path / "fused.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_sweep(tmp_path, config)
 
 
 def _trials(spec: StoreSpec) -> list[optuna.trial.FrozenTrial]:
@@ -194,10 +189,9 @@ def test_bad_fused_values_are_usage_errors(
     path.write_text(yaml.safe_dump(config))
     assert main(["run", str(path), "--store", str(tmp_path / "s")]) == 2
     assert "execution.fused_trials" in capsys.readouterr().err
-    custom = yaml.safe_load((EXAMPLES / "custom.yaml").read_text())
+    custom = example_sweep("custom")
     custom["execution"] = {"fused_trials": 4}
-    bad = tmp_path / "custom.yaml"
-    bad.write_text(yaml.safe_dump(custom))
+    bad = write_sweep(tmp_path, custom, "custom")
     (tmp_path / "custom_train.py").write_text((EXAMPLES / "custom_train.py").read_text())
     assert main(["run", str(bad), "--store", str(tmp_path / "s")]) == 2
     assert "write it as a sweeps.Task and name it in `workload.task`" in capsys.readouterr().err

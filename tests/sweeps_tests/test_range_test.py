@@ -6,15 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
 
 from storage import open_store, resolve_store
 from sweeps.cli import main
 from sweeps.range_test import RangeTestSettings, run_range_test, suggest
+from tests.fixtures import example_sweep, write_sweep
 from tests.sweeps_tests.least_squares import LeastSquares
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.mark.parametrize("condition", [10.0, 100.0])
@@ -46,12 +44,7 @@ def test_linear_staircase_mode_is_deepspeeds_lr_range_test() -> None:
 
 
 def _sweep_file(tmp_path: Path) -> Path:
-    config = yaml.safe_load((EXAMPLES / "digits.yaml").read_text())
-    config["name"] = "rt"
-    config["workload"].update(device="cpu", options={"hidden": [64]})
-    path = tmp_path / "rt.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_sweep(tmp_path, example_sweep("digits", name="rt", options={"hidden": [64]}))
 
 
 def test_digits_range_test_logs_lr_and_loss_per_step_and_stops_after_divergence(

@@ -10,8 +10,8 @@ import pytest
 
 from sweeps.cli import main
 from sweeps.runner import load_config
+from tests.fixtures import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 GOOD = (EXAMPLES / "digits.yaml").read_text()
 
 
