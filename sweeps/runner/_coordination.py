@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import threading
 import time
@@ -53,6 +52,10 @@ OPTUNA_BULK_ENV = "ONECYCLE_OPTUNA_BULK"
 
 STALE_REASON = "worker stopped sending heartbeats (killed or lost); the trial was retried"
 
+
+#: Heartbeat intervals without a beat after which a running trial is stale (or lost, when it
+#: never beat): two, so a beat delayed by a busy machine or database is not taken for a death.
+STALE_AFTER_INTERVALS = 2
 
 LOST_REASON = "started but never sent a heartbeat (its worker lost the database or died)"
 
@@ -161,7 +164,7 @@ def start_under_lock(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
-            fail_trials_without_heartbeat(study, math.ceil(1.5 * interval))
+            fail_trials_without_heartbeat(study, STALE_AFTER_INTERVALS * interval)
             found = count_by_state(study)
             finished = found["complete"] + found["pruned"]
             if finished >= n_trials:

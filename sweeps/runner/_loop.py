@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import socket
 import threading
@@ -27,6 +26,7 @@ from storage.trial_recording import Asked, TrialRecorder, run_recorder
 from sweeps.config import SweepConfig, parse_config
 from sweeps.errors import TooManyFailures, UsageError
 from sweeps.runner._coordination import (
+    STALE_AFTER_INTERVALS,
     Heartbeats,
     _StaleWatcher,
     heartbeat_interval,
@@ -72,7 +72,7 @@ def run_sweep(
 
     Several workers (processes or machines) may run this on one sweep at once: starting a trial
     is serialised by a store-wide lock, so they never start more than ``n_trials`` between them.
-    Running trials send heartbeats; one whose worker died is failed after 1.5 heartbeat
+    Running trials send heartbeats; one whose worker died is failed after two heartbeat
     intervals, retried once, and its MLflow run closed. ``fused`` (else the file's
     ``execution.fused_trials``) trains that many trials at a time as one stacked model. A
     command workload runs one trial per GPU slot at once (``gpus`` by ``gpus_per_trial``).
@@ -174,10 +174,10 @@ def _open_study(
 ) -> optuna.Study:
     """The sweep's study, on a storage that fails a trial whose worker went quiet.
 
-    Stale after 1.5 heartbeat intervals, checked every half interval: within two intervals.
+    Stale after two heartbeat intervals, checked every half interval: within two and a half.
     """
     storage = store.heartbeat_storage(
-        interval, math.ceil(1.5 * interval), stale_trial_handler(store)
+        interval, STALE_AFTER_INTERVALS * interval, stale_trial_handler(store)
     )
     return optuna.load_study(
         study_name=record.study_name,
