@@ -37,7 +37,7 @@ def run(sampler_name: str, seed: int, trials: int) -> list[float | None]:
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=make_pruner(config))
     objective = TrialObjective(
         suggest=space.suggest,
-        make_workload=workload_factory(config, torch.device("cpu")),
+        get_runner=workload_factory(config, torch.device("cpu")),
         settings=settings_of(config),
     )
     study.optimize(objective, n_trials=trials, catch=(TrialDiverged,))

@@ -54,7 +54,7 @@ def objective(epochs: int, target: MlflowTarget | None) -> TrialObjective:
     _ = workload.split  # load once, outside the timed region
     return TrialObjective(
         suggest=lambda trial: dict(SCHEDULE),
-        make_workload=lambda: workload,
+        get_runner=lambda: workload,
         settings=TrainSettings(epochs=epochs),
         run_params={"workload": "digits", "batch_size": 64, "optimizer": "sgd", "seed": 0},
         mlflow=target,

@@ -79,7 +79,7 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
     study = optuna.create_study(direction=config.objective.direction)
     objective = TrialObjective(
         suggest=lambda trial: dict(params),
-        make_workload=workload_factory(config, device),
+        get_runner=workload_factory(config, device),
         settings=settings_of(config),
         run_params=run_params(config, device),
     )

@@ -141,7 +141,7 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
     queueing its own, a batch waits for the previous batch's (``sync_s``), which keeps the
     writer at most one batch behind.
     """
-    workload = context.make_workload()
+    workload = context.get_runner()
     total = workload.steps_per_epoch * context.settings.epochs
     context.progress_start([m.number for m in members], total)
     hooks = _BatchHooks(context, members)

@@ -77,7 +77,7 @@ class FusedContext:
     config: SweepConfig
     space: SearchSpace
     settings: TrainSettings
-    make_workload: Callable[[], Task]
+    get_runner: Callable[[], Task]
     make_sampler: SamplerFactory
     make_pruner: PrunerFactory
     tracking: Tracking

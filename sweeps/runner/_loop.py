@@ -93,7 +93,7 @@ def run_sweep(
     makers = [
         workload_factory(config, device, secrets=secrets, gpus=slot, stop=stop) for slot in slots
     ]
-    make_workload = makers[0]
+    get_runner = makers[0]
     tracking = ProcessTracking(store.spec.mlflow_uri)
     target = MlflowTarget(
         store.mlflow,
@@ -104,7 +104,7 @@ def run_sweep(
     )
     objective = TrialObjective(
         suggest=space.suggest,
-        make_workload=make_workload,
+        get_runner=get_runner,
         settings=settings_of(config),
         run_params=run_params(config, device),
         mlflow=target,
@@ -129,7 +129,7 @@ def run_sweep(
             asked = _next_trial(store, recorder, n_trials, worker, interval)
         if asked is None:
             return False
-        mine = replace(objective, make_workload=makers[slot])
+        mine = replace(objective, get_runner=makers[slot])
         _one_trial(recorder, asked, mine, progress, makers[slot], config, interval)
         with syncing:
             tracking.sync().raise_errors()
@@ -222,7 +222,7 @@ def _fused_context(
     from sweeps.trials.fused import auto_fused_trials, fusable_task
 
     try:
-        task = fusable_task(as_runner(objective.make_workload()))
+        task = fusable_task(as_runner(objective.get_runner()))
     except ValueError as error:
         raise UsageError(f"--fused / execution.fused_trials: {error}") from None
     if setting == "auto":
@@ -239,7 +239,7 @@ def _fused_context(
         config=config,
         space=space,
         settings=objective.settings,
-        make_workload=lambda: task,
+        get_runner=lambda: task,
         make_sampler=lambda offset: make_sampler(config, space, offset),
         make_pruner=lambda: make_pruner(config),
         tracking=target.tracking,
@@ -307,11 +307,11 @@ def _one_trial(
     asked: Asked,
     objective: TrialObjective,
     progress: Progress,
-    make_workload: Callable[[], TrialRunner],
+    get_runner: Callable[[], TrialRunner],
     config: SweepConfig,
     interval: int,
 ) -> None:
-    runner = make_workload()
+    runner = get_runner()
     progress.trial_started(asked.number, runner.planned_steps(config.workload.epochs))
     heartbeat = Heartbeats(recorder, [asked.trial_id], interval)
     try:

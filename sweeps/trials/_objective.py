@@ -53,7 +53,7 @@ class TrialObjective:
 
     suggest: Callable[[optuna.Trial], dict[str, Any]]
     #: The trial runner (a :class:`Task` is run by the task runner).
-    make_workload: Callable[[], TrialRunner | Task]
+    get_runner: Callable[[], TrialRunner | Task]
     settings: TrainSettings
     run_params: Mapping[str, Any] = field(default_factory=dict)
     mlflow: MlflowTarget | None = None
@@ -63,7 +63,7 @@ class TrialObjective:
         """Sample, train, track; return the final value of the objective metric."""
         schedule = self.suggest(trial)
         trial.set_user_attr("deepspeed_params", schedule)
-        runner = as_runner(self.make_workload())
+        runner = as_runner(self.get_runner())
         run_id = self._start_run(trial, schedule)
         tracker = TrialTracker(self.mlflow.tracking, run_id) if self.mlflow and run_id else None
         hooks = _TrialHooks(trial, tracker, self.settings.metric, runner.batch_size)

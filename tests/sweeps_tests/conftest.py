@@ -42,7 +42,7 @@ class TrackedSweep:
         chosen = dict(SCHEDULE if schedule is None else schedule)
         return TrialObjective(
             suggest=lambda trial: dict(chosen),
-            make_workload=lambda: build_workload("digits", 64, 0, torch.device("cpu")),
+            get_runner=lambda: build_workload("digits", 64, 0, torch.device("cpu")),
             settings=TrainSettings(epochs=epochs, **settings),
             run_params={
                 "workload": "digits",

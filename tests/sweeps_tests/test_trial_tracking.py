@@ -119,7 +119,7 @@ def test_user_code_that_raises_fails_the_run_and_keeps_what_was_logged(
 ) -> None:
     sweep = tracked_sweep()
     objective = sweep.objective(epochs=3)
-    make = objective.make_workload
+    make = objective.get_runner
 
     def exploding() -> object:
         workload = make()
@@ -135,7 +135,7 @@ def test_user_code_that_raises_fails_the_run_and_keeps_what_was_logged(
         workload.evaluate = evaluate  # type: ignore[method-assign]
         return workload
 
-    objective.make_workload = exploding  # type: ignore[assignment]
+    objective.get_runner = exploding  # type: ignore[assignment]
     with pytest.raises(Boom):
         sweep.study.optimize(objective, n_trials=1)
     sweep.target.tracking.sync()

@@ -256,7 +256,7 @@ def _baseline_lr(
 
     objective = TrialObjective(
         suggest=suggest,
-        make_workload=_factory(config, batch, device, store),
+        get_runner=_factory(config, batch, device, store),
         settings=_settings(config, batch, 1.0),
         run_params={**run_params(config.onecycle_sweep(), device), "batch_size": batch},
         mlflow=target,
@@ -314,7 +314,7 @@ def _final_run(
     settings = _settings(config, batch, budget)
     objective = TrialObjective(
         suggest=lambda trial: dict(schedule),
-        make_workload=_factory(config, batch, device, store),
+        get_runner=_factory(config, batch, device, store),
         settings=settings,
         run_params={**run_params(config.onecycle_sweep(), device), "batch_size": batch},
         mlflow=target,
