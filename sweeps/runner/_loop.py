@@ -285,10 +285,13 @@ def _one_trial(
     make_workload: Callable[[], Workload],
     interval: int,
 ) -> None:
-    workload = make_workload()
-    progress.trial_started(asked.number, workload.steps_per_epoch * objective.settings.epochs)
+    # Beating from the start: a worker's first workload can take longer than the stale-trial
+    # grace to build (first imports, a loaded machine), and the trial would be failed as stale.
     heartbeat = Heartbeats(recorder, [asked.trial_id], interval)
     try:
+        workload = make_workload()
+        steps = workload.steps_per_epoch * objective.settings.epochs
+        progress.trial_started(asked.number, steps)
         value = objective(asked.trial)
     except optuna.TrialPruned:
         _tell(recorder, asked, "PRUNED")
