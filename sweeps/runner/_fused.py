@@ -141,14 +141,16 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
     queueing its own, a batch waits for the previous batch's (``sync_s``), which keeps the
     writer at most one batch behind.
     """
-    workload = context.get_runner()
-    total = workload.steps_per_epoch * context.settings.epochs
-    context.progress_start([m.number for m in members], total)
-    hooks = _BatchHooks(context, members)
+    # Beating from the start: building a worker's first workload can outlast the grace.
     beats = Heartbeats(context.recorder, [m.trial_id for m in members], context.interval)
     started = time.perf_counter()
     done: set[int] = set()  # trial ids whose outcome is recorded
     try:
+        workload = context.get_runner()
+        total = workload.steps_per_epoch * context.settings.epochs
+        context.progress_start([m.number for m in members], total)
+        hooks = _BatchHooks(context, members)
+        started = time.perf_counter()  # building the workload is not bookkeeping
         _start_runs(context, members)
         times.ask_s += time.perf_counter() - started
         started = time.perf_counter()

@@ -311,10 +311,12 @@ def _one_trial(
     config: SweepConfig,
     interval: int,
 ) -> None:
-    runner = get_runner()
-    progress.trial_started(asked.number, runner.planned_steps(config.workload.epochs))
+    # Beating from the start: a worker's first workload can take longer than the stale-trial
+    # grace to build (first imports, a loaded machine), and the trial would be failed as stale.
     heartbeat = Heartbeats(recorder, [asked.trial_id], interval)
     try:
+        runner = get_runner()
+        progress.trial_started(asked.number, runner.planned_steps(config.workload.epochs))
         value = objective(asked.trial)
     except optuna.TrialPruned:
         _tell(recorder, asked, "PRUNED")
