@@ -20,26 +20,16 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import optuna
+from trial_clock import Clock
 
 from storage import open_store, resolve_store
-from sweeps.runner import Progress, SweepOutcome, create_or_resume, parse_config, run_sweep
+from sweeps.runner import create_or_resume, parse_config, run_sweep
 
 HERE = Path(__file__).resolve().parent
-
-
-class Clock(Progress):
-    """Records when each trial ends."""
-
-    def __init__(self) -> None:
-        self.ends: list[float] = [time.perf_counter()]
-
-    def sweep(self, outcome: SweepOutcome, n_trials: int) -> None:
-        self.ends.append(time.perf_counter())
 
 
 def run(backend: str, trials: int, sampler: str) -> list[float]:
