@@ -95,12 +95,14 @@ def run_sweep(
     ]
     get_runner = makers[0]
     tracking = ProcessTracking(store.spec.mlflow_uri)
+    bulk_runs = os.environ.get(BULK_ENV, "1") != "0"
     target = MlflowTarget(
         store.mlflow,
         tracking,
         record.mlflow_experiment_id or "",
         record.mlflow_parent_run_id or "",
         record.name,
+        run_recorder(tracking, store.mlflow, store.spec.mlflow_uri, bulk=bulk_runs),
     )
     objective = TrialObjective(
         suggest=space.suggest,
@@ -230,12 +232,11 @@ def _fused_context(
         log.info("fused_trials: auto chose %d", size)
     else:
         size = int(setting)
-    bulk_runs = os.environ.get(BULK_ENV, "1") != "0"
     return FusedContext(
         store=store,
         study=recorder.study,
         recorder=recorder,
-        runs=run_recorder(target.tracking, store.mlflow, store.spec.mlflow_uri, bulk=bulk_runs),
+        runs=target.runs or run_recorder(target.tracking, store.mlflow, "", bulk=False),
         config=config,
         space=space,
         settings=objective.settings,

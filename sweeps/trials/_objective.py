@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 import schedulers
+from storage.bulk_runs import NewRun
+from storage.trial_recording import RunRecorder, run_recorder
 from sweeps.task import Task
 from sweeps.tracking import FAILURE_TAG, STUDY_TAG, SWEEP_TAG, trial_files
 from sweeps.trials._rules import TrainResult, TrainSettings
@@ -45,6 +48,8 @@ class MlflowTarget:
     experiment_id: str
     parent_run_id: str
     sweep: str
+    #: Opens trials' runs (bulk where the store allows, chosen once per worker); None: the client.
+    runs: RunRecorder | None = None
 
 
 @dataclass
@@ -104,31 +109,28 @@ class TrialObjective:
         return float(value)
 
     def _start_run(self, trial: optuna.Trial, schedule: dict[str, Any]) -> str | None:
+        """Open the trial's run through the worker's run recorder; its tracking handle."""
         if self.mlflow is None:
             return None
         target = self.mlflow
-        study = trial.study.study_name
-        run = target.client.create_run(
-            target.experiment_id,
-            run_name=f"trial-{trial.number:04d}",
-            tags={
-                "mlflow.parentRunId": target.parent_run_id,
-                SWEEP_TAG: target.sweep,
-                STUDY_TAG: study,
-                "onecycle.trial_number": str(trial.number),
-            },
-        )
-        run_id = str(run.info.run_id)
+        tags = {
+            "mlflow.parentRunId": target.parent_run_id,
+            SWEEP_TAG: target.sweep,
+            STUDY_TAG: trial.study.study_name,
+            "onecycle.trial_number": str(trial.number),
+        }
+        params = {**schedulers.with_defaults("OneCycle", schedule), **self.run_params}
+        handle = f"trial-{trial.number}-{uuid.uuid4().hex[:8]}"
+        runs = target.runs or run_recorder(target.tracking, target.client, "", bulk=False)
+        new = NewRun(f"trial-{trial.number:04d}", tags, params)
+        run_id = runs.open(target.experiment_id, {handle: new})[handle]
         try:
-            target.tracking.adopt_run(run_id, run_id)
             trial.set_user_attr("mlflow_run_id", run_id)
-            full = schedulers.with_defaults("OneCycle", schedule)
-            target.tracking.log_params(run_id, {**full, **self.run_params})
         except BaseException as error:  # e.g. Ctrl+C right here: do not leave the run RUNNING
             target.client.set_tag(run_id, FAILURE_TAG, f"{type(error).__name__}: {error}")
             target.client.set_terminated(run_id, "FAILED")
             raise
-        return run_id
+        return handle
 
     def _finish(
         self,
