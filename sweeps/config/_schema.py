@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -19,6 +19,7 @@ from pydantic import (
     StrictBool,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -44,12 +45,30 @@ FUSED_NEEDS_TASK = (
     "your own model)"
 )
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+#: The seeds NumPy and Optuna's samplers accept.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+def _admits_bool(annotation: Any) -> bool:
+    """Whether a field's type names ``bool`` (or ``Any``) anywhere in it."""
+    if annotation is bool or annotation is Any or isinstance(annotation, bool):
+        return True  # a bool instance: an argument of Literal[True]
+    return any(_admits_bool(arg) for arg in get_args(annotation))
 
 
 class Strict(BaseModel):
-    """Unknown keys refused; instances immutable."""
+    """Unknown keys refused; instances immutable; ``true`` is not a number."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """Pydantic reads ``epochs: true`` as 1; a boolean is refused where none is expected."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and not _admits_bool(field.annotation):
+            raise ValueError(f"must be a number, not a boolean, got {value}")
+        return value
 
 
 #: The keys that name what a sweep trains, one per kind of trial (``sweeps.trials.RUNNERS``).
@@ -66,7 +85,7 @@ class Workload(Strict):
     epochs: Annotated[int, Field(ge=1)] = 10
     optimizer: OptimizerName = "sgd"
     device: str = "auto"
-    seed: int = 0
+    seed: Seed = 0
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
     eval_every: Annotated[int, Field(ge=1)] | None = None
     target: float | None = None
@@ -214,7 +233,7 @@ class Search(Strict):
     n_trials: Annotated[int, Field(ge=1)] = 20
     sampler: Literal["tpe", "random", "grid", "cmaes", "qmc"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
-    seed: int | None = 0
+    seed: Seed | None = 0
     max_failure_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     space: dict[str, SpaceEntry] = Field(default_factory=dict)
 
