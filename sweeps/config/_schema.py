@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from schedulers.config import parameter_names
-from sweeps.errors import UsageError
+from sweeps.errors import UsageError, excerpt
 
 ONE_CYCLE_KEYS, _ = parameter_names("OneCycle")
 SCHEDULE_KEYS = [k for k in ONE_CYCLE_KEYS if k != "last_batch_iteration"]
@@ -95,21 +95,21 @@ class Workload(Strict):
     @classmethod
     def _device(cls, value: str) -> str:
         if not _DEVICE.match(value):
-            raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps, got {value!r}")
+            raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps, got {excerpt(value)}")
         return value
 
     @field_validator("entrypoint")
     @classmethod
     def _entrypoint(cls, value: str | None) -> str | None:
         if value is not None and not _ENTRYPOINT.match(value):
-            raise ValueError(f"must look like 'package.module:function', got {value!r}")
+            raise ValueError(f"must look like 'package.module:function', got {excerpt(value)}")
         return value
 
     @field_validator("task")
     @classmethod
     def _task(cls, value: str | None) -> str | None:
         if value is not None and not _ENTRYPOINT.match(value):
-            raise ValueError(f"must look like 'package.module:Class', got {value!r}")
+            raise ValueError(f"must look like 'package.module:Class', got {excerpt(value)}")
         return value
 
     @model_validator(mode="after")
@@ -273,7 +273,7 @@ class SweepConfig(Strict):
         if not _NAME.match(value):
             raise ValueError(
                 "must start with a letter or digit and use only letters, digits, '_', '.', '-' "
-                f"(at most 100 characters), got {value!r}"
+                f"(at most 100 characters), got {excerpt(value)}"
             )
         return value
 
@@ -327,7 +327,7 @@ def format_error(error: ValidationError, root: type[BaseModel] | None = None) ->
     shown = (
         ""
         if isinstance(received, dict) or first["type"].startswith("value_error")
-        else (f", got {received!r}")
+        else (f", got {excerpt(received)}")
     )
     return f"{location}: {message}{shown}"
 
