@@ -12,6 +12,7 @@ from sweeps.config import OptimizerName
 from sweeps.trials._function import FunctionRunner, TrialContext, import_entrypoint
 from sweeps.trials._objective import MlflowTarget, Objective, TrialDiverged
 from sweeps.trials._probe import Probe, RangeTestDone
+from sweeps.trials._reasons import failure_reason
 from sweeps.trials._rules import (
     LossWatch,
     TrainResult,
@@ -44,6 +45,7 @@ __all__ = [
     "TrialRunner",
     "as_runner",
     "divergence_reason",
+    "failure_reason",
     "import_entrypoint",
     "make_optimizer",
     "make_runner",

@@ -22,6 +22,7 @@ from torch.optim import Optimizer
 
 import schedulers
 from sweeps.task import Task, build_model, check_task, import_task, make_task, to_device
+from sweeps.trials._exits import exits_fail_the_trial
 from sweeps.trials._probe import Probe
 from sweeps.trials._rules import (
     LossWatch,
@@ -144,6 +145,7 @@ class TaskRunner:
         """Each method once on an untrained model (:func:`sweeps.task.check_task`)."""
         check_task(self._task, settings.metric, settings.seed)
 
+    @exits_fail_the_trial
     def run(
         self, schedule: Mapping[str, Any], settings: TrainSettings, hooks: TrainingHooks
     ) -> TrainResult:
