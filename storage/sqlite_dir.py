@@ -83,6 +83,23 @@ def prepare_directory(spec: StoreSpec) -> None:
         Path(spec.artifact_location).mkdir(parents=True, exist_ok=True)
 
 
+def require_existing(spec: StoreSpec) -> None:
+    """Refuse a directory store that holds neither database, for a command that only reads.
+
+    Opening a store creates it, so a read-only command given a mistyped ``--store`` would
+    otherwise leave an empty store behind and report on it as if it were the one meant.
+    """
+    if spec.directory is None:
+        return
+    databases = [sqlite_path(url) for url in (spec.optuna_url, spec.mlflow_uri)]
+    files = [database for database in databases if database is not None]
+    if files and not any(database.exists() for database in files):
+        raise StoreConfigError(
+            f"no store at {spec.directory} (no {' or '.join(f.name for f in files)} there); "
+            "check --store or ONECYCLE_STORE (`onecycle run` creates a store)"
+        )
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file behind a ``sqlite:///`` URL, or None for other URLs and in-memory databases."""
     if not url.startswith("sqlite"):

@@ -83,11 +83,11 @@ def store() -> None:
 @store_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def store_info_command(as_json: bool, **options: str | None) -> None:
-    """Backends, versions, sweeps and sizes of the store (no secrets)."""
+    """Backends, versions, sweeps and sizes of the store (no secrets); creates nothing."""
     from sweeps.cli import _store_view as store_view
-    from sweeps.cli._store_options import open_from_options
+    from sweeps.cli._store_options import open_existing_from_options
 
-    with open_from_options(options) as opened:
+    with open_existing_from_options(options) as opened:
         store_view.show_info(opened, Console(), as_json=as_json)
 
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from storage import Store, StoreSpec, open_store, resolve_store
+from storage.sqlite_dir import require_existing
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,3 +68,10 @@ def spec_from_options(options: dict[str, Any]) -> StoreSpec:
 def open_from_options(options: dict[str, Any]) -> Store:
     """Resolve and open the store; raises :class:`storage.StoreError` subclasses."""
     return open_store(spec_from_options(options))
+
+
+def open_existing_from_options(options: dict[str, Any]) -> Store:
+    """Open the store only if it is there: for commands that read and must create nothing."""
+    spec = spec_from_options(options)
+    require_existing(spec)
+    return open_store(spec)
