@@ -102,3 +102,11 @@ class ExitingTask(sweeps.Task):
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         accuracy = (model(self.x).argmax(dim=1) == self.y).float().mean()
         return {"val_accuracy": float(accuracy), "pid": float(os.getpid())}
+
+
+def dies_once(ctx: Any) -> dict[str, float]:
+    """The first trial kills its process with ``os._exit(5)`` (no cleanup runs)."""
+    _steps(ctx)
+    if _first_time(ctx.options):
+        os._exit(5)
+    return {"val_accuracy": 0.75}
