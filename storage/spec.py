@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from storage.errors import StoreConfigError
-from storage.redact import redact_url
+from storage.redact import password_of, redact_url
 
 DEFAULT_STORE = "./.onecycle"
 DEFAULT_DB_PREFIX = "onecycle"
@@ -146,13 +147,35 @@ def resolve_store(
     return spec
 
 
+def _parsed_as_written(key: str, value: str, url: URL | None) -> None:
+    """Refuse a URL whose password the parser would split in the wrong place.
+
+    An unencoded ``@``, ``/``, ``?``, ``#`` or space in the password makes SQLAlchemy read part
+    of it as the host or the path: the connection would go elsewhere and the driver's error
+    would quote that part. The password as written (up to the last ``@``) must be the one parsed.
+    """
+    written = password_of(value)
+    parsed = url.password if url is not None else None
+    if (
+        any(c.isspace() for c in value)
+        or value.partition("://")[2].count("@") > 1
+        or (written is not None and unquote(written) != parsed)
+    ):
+        raise StoreConfigError(
+            f"`{key}`: the user or password in {redact_url(value)!r} has a character that must "
+            "be percent-encoded (@ as %40, / as %2F, : as %3A, ? as %3F, # as %23, space as %20)"
+        )
+
+
 def _postgres_url(setting: str) -> URL:
     try:
         url = make_url(setting)
-    except (ArgumentError, ValueError) as error:
+    except (ArgumentError, ValueError):
+        _parsed_as_written("store", setting, None)
         raise StoreConfigError(
-            f"`store` is not a valid PostgreSQL URL: {redact_url(setting)!r} ({error})"
+            f"`store` is not a valid PostgreSQL URL: {redact_url(setting)!r}"
         ) from None
+    _parsed_as_written("store", setting, url)
     if not url.host:
         raise StoreConfigError(
             f"`store` PostgreSQL URL needs a host, e.g. postgresql://user@host:5432/, "
@@ -175,6 +198,8 @@ def _checked_sqlalchemy_url(key: str, value: str) -> str:
             f"`{key}` must be a SQLAlchemy database URL (sqlite:///path.db or "
             f"postgresql://...), got {redact_url(value)!r}"
         ) from None
+    if url.get_backend_name() != "sqlite":
+        _parsed_as_written(key, value, url)
     if url.get_backend_name() == "postgresql":
         url = url.set(drivername=PSYCOPG_DRIVER)
         return _database_url(url, url.database or "optuna")
@@ -188,10 +213,27 @@ def _checked_mlflow_uri(value: str) -> str:
             f"`mlflow_uri` must be an http(s):// tracking server or a database URL "
             f"(sqlite, postgresql, mysql, mssql), got {redact_url(value)!r}"
         )
+    if scheme in ("http", "https"):
+        _parsed_as_written("mlflow_uri", value, _http_userinfo(value))
+    if scheme not in ("sqlite", "http", "https"):
+        try:
+            parsed = make_url(value)
+        except (ArgumentError, ValueError):
+            _parsed_as_written("mlflow_uri", value, None)
+            raise StoreConfigError(
+                f"`mlflow_uri` is not a valid database URL: {redact_url(value)!r}"
+            ) from None
+        _parsed_as_written("mlflow_uri", value, parsed)
     if scheme == "postgresql":
         url = make_url(value).set(drivername=PSYCOPG_DRIVER)
         return _database_url(url, url.database or "mlflow")
     return value
+
+
+def _http_userinfo(value: str) -> URL | None:
+    """A tracking server URL's password as the HTTP client will read it, in a :class:`URL`."""
+    password = urlsplit(value).password
+    return URL.create("http", password=unquote(password) if password is not None else None)
 
 
 def database_identity(url: str) -> tuple[str, ...] | None:

@@ -26,6 +26,7 @@ from storage.errors import StoreConfigError
 from storage.spec import StoreSpec
 
 BUSY_TIMEOUT_MS = 30_000
+_SQLITE_HEADER = b"SQLite format 3\x00"
 _FAST_COMMITS = False
 
 
@@ -70,8 +71,11 @@ def prepare_directory(spec: StoreSpec) -> None:
             f"`store` directory {directory} is not writable ({error.strerror}); choose another "
             "with --store or ONECYCLE_STORE"
         ) from None
-    for url in (spec.optuna_url, spec.mlflow_uri):
-        database = sqlite_path(url)
+    databases = [sqlite_path(url) for url in (spec.optuna_url, spec.mlflow_uri)]
+    for database in databases:  # all checked before either is created
+        if database is not None:
+            check_sqlite_file(database)
+    for database in databases:
         if database is not None:
             enable_wal(database)
             fast_wal_commits()
@@ -106,6 +110,22 @@ def sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
+def check_sqlite_file(database: Path) -> None:
+    """Refuse a file that is there but is not a SQLite database (a copy gone wrong, a typo)."""
+    try:
+        with database.open("rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise StoreConfigError(f"cannot read {database} ({error.strerror})") from None
+    if header and header != _SQLITE_HEADER:
+        raise StoreConfigError(
+            f"{database} is not a SQLite database; move it aside (or restore it from a backup) "
+            "and run again, or choose another store with --store"
+        )
+
+
 def enable_wal(database: Path) -> None:
     """Switch a SQLite file (created if missing) to WAL journaling."""
     database.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +135,7 @@ def enable_wal(database: Path) -> None:
         mode = connection.execute("pragma journal_mode = wal").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreConfigError(f"cannot put {database} in WAL mode (got {mode!r})")
-    except sqlite3.OperationalError as error:
+    except sqlite3.DatabaseError as error:  # also "file is not a database" past the header
         raise StoreConfigError(f"cannot open SQLite database {database}: {error}") from None
     finally:
         connection.close()

@@ -2,10 +2,12 @@
 
 Anything the user can fix by changing a flag or a file is a :class:`UsageError` (exit 2);
 anything that went wrong while running is a :class:`SweepsError` (exit 1). Tracebacks are shown
-only with ``--debug``.
+only with ``--debug``. A message quotes a user's value through :func:`excerpt` only.
 """
 
 from __future__ import annotations
+
+import reprlib
 
 
 class SweepsError(Exception):
@@ -22,3 +24,38 @@ class UsageError(SweepsError):
 
 class TooManyFailures(SweepsError):
     """A sweep stopped because its failure rate passed ``search.max_failure_rate``."""
+
+
+#: The most characters of a user's value an error message quotes.
+EXCERPT_CHARS = 60
+#: The most characters of one error line (a backstop for messages built from user code's).
+LINE_CHARS = 2000
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, EXCERPT_CHARS, EXCERPT_CHARS
+_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = 4
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, built without rendering all of it.
+
+    An error quotes the value it refuses; a 5,000-character name or a YAML alias bomb (a value
+    of billions of nested items) must not be echoed whole, nor even rendered in full.
+
+    Example:
+        >>> excerpt("a" * 5000)
+        "'aaaaaaaaaaaaaaaaaaaaaaaaaaa...aaaaaaaaaaaaaaaaaaaaaaaaaaaa' (5000 characters)"
+        >>> excerpt([[1, 2, 3, 4, 5]] * 3)
+        '[[1, 2, 3, 4, ...], [1, 2, 3, 4, ...], [1, 2, 3, 4, ...]]'
+    """
+    text = _REPR.repr(value)
+    if len(text) > limit + 10:
+        text = text[: limit - 3] + "..."
+    if isinstance(value, str) and len(value) > limit:
+        text += f" ({len(value)} characters)"
+    return text
+
+
+def one_line(message: str, limit: int = LINE_CHARS) -> str:
+    """``message`` on one line of at most ``limit`` characters (what the CLI prints)."""
+    flat = " ".join(message.split("\n")).strip()
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from storage import StoreConfigError, StoreError, SweepNotFound
 from sweeps.cli._store_options import store_options
-from sweeps.errors import SweepsError, UsageError
+from sweeps.errors import SweepsError, UsageError, one_line
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
 
@@ -157,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     except SweepsError as error:
         if debug:
             raise
-        print(f"onecycle: error: {error}", file=sys.stderr)
+        print(f"onecycle: error: {one_line(str(error))}", file=sys.stderr)
         return error.exit_code
     except StoreError as error:
         if debug:
             raise
-        print(f"onecycle: error: {error}", file=sys.stderr)
+        print(f"onecycle: error: {one_line(str(error))}", file=sys.stderr)
         return 2 if isinstance(error, (StoreConfigError, SweepNotFound)) else 1
     return 0

@@ -16,7 +16,7 @@ from rich.table import Table
 import schedulers
 from storage import Store
 from storage.trial_queries import count_by_state
-from sweeps.cli._store_options import open_from_options, store_options
+from sweeps.cli._store_options import open_existing_from_options, store_options
 from sweeps.errors import UsageError
 from sweeps.runner import best_block
 
@@ -58,7 +58,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
 def status_command(name: str | None, as_json: bool, **options: Any) -> None:
     """Trials of sweep NAME (state, value, duration, worker); every sweep when NAME is omitted."""
     console = Console()
-    with open_from_options(options) as store:
+    with open_existing_from_options(options) as store:
         names = [name] if name else [r.name for r in store.sweeps.list()]
         report = []
         for sweep in names:
@@ -112,7 +112,7 @@ def _best_value(study: optuna.Study) -> float | None:
 def list_command(**options: Any) -> None:
     """The sweeps in the store."""
     console = Console()
-    with open_from_options(options) as store:
+    with open_existing_from_options(options) as store:
         table = Table(title=f"sweeps in {store.spec.describe()}", title_justify="left")
         for column in ("name", "status", "finished / n_trials", "failed", "best", "created"):
             table.add_column(column)
@@ -138,7 +138,7 @@ def summary_command(name: str, **options: Any) -> None:
     """Write sweep NAME's summary to its MLflow parent run now (history, importances, best)."""
     from sweeps.tracking import log_sweep_summary
 
-    with open_from_options(options) as store:
+    with open_existing_from_options(options) as store:
         record = store.sweeps.get(name)
         if not record.mlflow_parent_run_id:
             raise UsageError(f"sweep {name!r} has no MLflow parent run")
@@ -170,7 +170,7 @@ def summary_command(name: str, **options: Any) -> None:
 @store_options
 def best_command(name: str, form: str, output: Path | None, **options: Any) -> None:
     """The best trial's OneCycle params of sweep NAME, e.g. as a DeepSpeed scheduler block."""
-    with open_from_options(options) as store:
+    with open_existing_from_options(options) as store:
         study = _study(store, name)
         block = best_block(study)
     if block is None:

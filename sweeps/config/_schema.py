@@ -23,9 +23,9 @@ from pydantic import (
 )
 
 from schedulers.config import parameter_names
-from sweeps.config._strict import Strict
+from sweeps.config._strict import Seed, Strict
 from sweeps.config._workload import FUSED_NEEDS_TASK, Workload
-from sweeps.errors import UsageError
+from sweeps.errors import UsageError, excerpt
 
 ONE_CYCLE_KEYS, _ = parameter_names("OneCycle")
 SCHEDULE_KEYS = [k for k in ONE_CYCLE_KEYS if k != "last_batch_iteration"]
@@ -138,7 +138,7 @@ class Search(Strict):
     n_trials: Annotated[int, Field(ge=1)] = 20
     sampler: Literal["tpe", "random", "grid", "cmaes", "qmc"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
-    seed: int | None = 0
+    seed: Seed | None = 0
     max_failure_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     space: dict[str, SpaceEntry] = Field(default_factory=dict)
 
@@ -178,7 +178,7 @@ class SweepConfig(Strict):
         if not _NAME.match(value):
             raise ValueError(
                 "must start with a letter or digit and use only letters, digits, '_', '.', '-' "
-                f"(at most 100 characters), got {value!r}"
+                f"(at most 100 characters), got {excerpt(value)}"
             )
         return value
 
@@ -232,7 +232,7 @@ def format_error(error: ValidationError, root: type[BaseModel] | None = None) ->
     shown = (
         ""
         if isinstance(received, dict) or first["type"].startswith("value_error")
-        else (f", got {received!r}")
+        else (f", got {excerpt(received)}")
     )
     return f"{location}: {message}{shown}"
 

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from sweeps.config._strict import Strict
+from sweeps.config._strict import Seed, Strict
+from sweeps.errors import excerpt
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 #: The optimizers a trial can use (sweeps.trials builds them).
@@ -47,7 +48,7 @@ class Workload(Strict):
     epochs: Annotated[int, Field(ge=1)] = 10
     optimizer: OptimizerName = "sgd"
     device: str = "auto"
-    seed: int = 0
+    seed: Seed = 0
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
     eval_every: Annotated[int, Field(ge=1)] | None = None
     target: float | None = None
@@ -57,21 +58,21 @@ class Workload(Strict):
     @classmethod
     def _device(cls, value: str) -> str:
         if not _DEVICE.match(value):
-            raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps, got {value!r}")
+            raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps, got {excerpt(value)}")
         return value
 
     @field_validator("entrypoint")
     @classmethod
     def _entrypoint(cls, value: str | None) -> str | None:
         if value is not None and not _ENTRYPOINT.match(value):
-            raise ValueError(f"must look like 'package.module:function', got {value!r}")
+            raise ValueError(f"must look like 'package.module:function', got {excerpt(value)}")
         return value
 
     @field_validator("task")
     @classmethod
     def _task(cls, value: str | None) -> str | None:
         if value is not None and not _ENTRYPOINT.match(value):
-            raise ValueError(f"must look like 'package.module:Class', got {value!r}")
+            raise ValueError(f"must look like 'package.module:Class', got {excerpt(value)}")
         return value
 
     @field_validator("command")
@@ -83,10 +84,10 @@ class Workload(Strict):
             argv = shlex.split(value) if isinstance(value, str) else value
         except ValueError as error:
             raise ValueError(
-                f"cannot be split like a shell line ({error}), got {value!r}"
+                f"cannot be split like a shell line ({error}), got {excerpt(value)}"
             ) from None
         if not argv:
-            raise ValueError(f"must name a program to run, got {value!r}")
+            raise ValueError(f"must name a program to run, got {excerpt(value)}")
         for name in (n for arg in argv for n in _PLACEHOLDER.findall(arg)):
             if name not in PLACEHOLDERS:
                 raise ValueError(f"unknown placeholder {{{name}}}; known: {list(PLACEHOLDERS)}")
@@ -103,7 +104,7 @@ class Workload(Strict):
         for key in _COMMAND_ONLY:
             if self.command is None and getattr(self, key) is not None:
                 raise ValueError(
-                    f"`{key}` is for a `command` workload, got {getattr(self, key)!r}"
+                    f"`{key}` is for a `command` workload, got {excerpt(getattr(self, key))}"
                 )
         return self
 

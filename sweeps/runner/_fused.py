@@ -47,7 +47,7 @@ from storage.tracking import RunEnd
 from sweeps.runner._coordination import Heartbeats
 from sweeps.runner._fused_batch import BatchTimes, FusedContext, Member
 from sweeps.tracking import STUDY_TAG, SWEEP_TAG, trial_plot
-from sweeps.trials import TrainResult, trial_run_end
+from sweeps.trials import TrainResult, failure_reason, trial_run_end
 from sweeps.trials.fused import FusedOutcome, train_fused
 
 if TYPE_CHECKING:
@@ -218,11 +218,9 @@ def _member_outcome(
     if index in outcome.stopped:
         return MemberOutcome(TrialState.PRUNED, None, None, result, started)
     value = result.final.get(context.settings.metric, math.nan)
-    reason = result.diverged
-    if reason is None and not math.isfinite(value):
-        reason = "objective value is NaN"
+    reason = failure_reason(result, context.settings.metric)
     if reason is not None:
-        return MemberOutcome(TrialState.FAIL, None, f"diverged: {reason}", result, started)
+        return MemberOutcome(TrialState.FAIL, None, reason, result, started)
     attrs = {
         key: getattr(result, key)
         for key in ("steps", "samples", "wall_time_s", "best", "samples_to_target")

@@ -23,6 +23,14 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"workload.device: {name!r} requested but no CUDA GPU is available")
+    count = torch.cuda.device_count() if device.type == "cuda" else 0
+    if device.type == "cuda" and (device.index or 0) >= count:
+        raise UsageError(
+            f"workload.device: {name!r} requested but this machine has {count} CUDA GPU(s) "
+            f"(cuda:0 to cuda:{count - 1})"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"workload.device: {name!r} requested but MPS is not available here")
     return device
 
 
@@ -78,8 +86,8 @@ def check_workload(
     :class:`UsageError` naming the class and the method, and nothing is recorded. With fused
     trials (``fused``, else the file's setting) the model is checked to stack as well.
     """
-    device = resolve_device(config.workload.device)
     try:
+        device = resolve_device(config.workload.device)
         runner = workload_factory(config, device)()
         runner.check(settings_of(config))
     except (ValueError, UsageError) as error:

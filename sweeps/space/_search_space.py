@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from schedulers.schedules import OneCycleSchedule
 from sweeps.config import SCHEDULE_KEYS, Choices, Range, SweepConfig
+from sweeps.errors import excerpt
 from sweeps.space._auto_bounds import resolve_auto
 
 if TYPE_CHECKING:
@@ -302,17 +303,18 @@ class SearchSpace:
             if key not in self.space:
                 if key in self.fixed and self.fixed[key] != value:
                     raise ValueError(
-                        f"{where}.{key}: fixed at {self.fixed[key]!r} in scheduler, got {value!r}"
+                        f"{where}.{key}: fixed at {self.fixed[key]!r} in scheduler, "
+                        f"got {excerpt(value)}"
                     )
                 continue
             entry = self.space[key]
             if isinstance(entry, self._range) and not entry.low <= value <= entry.high:
                 raise ValueError(
-                    f"{where}.{key}: {value!r} is outside the searched range "
+                    f"{where}.{key}: {excerpt(value)} is outside the searched range "
                     f"[{entry.low}, {entry.high}]"
                 )
             if isinstance(entry, self._choices) and value not in entry.choices:
-                raise ValueError(f"{where}.{key}: {value!r} is not one of {entry.choices}")
+                raise ValueError(f"{where}.{key}: {excerpt(value)} is not one of {entry.choices}")
             out[key] = value
         for low_key, high_key in PAIRS:
             low, high = self.space.get(low_key), self.space.get(high_key)

@@ -7,7 +7,7 @@ A room of its own below both the built-in workloads (which are tasks) and the tr
 from __future__ import annotations
 
 from sweeps.task._base import TASK_METHODS, Direction, Task
-from sweeps.task._checks import build_model, check_task, first_batch, to_device
+from sweeps.task._checks import build_model, check_task, first_batch, make_task, to_device
 from sweeps.task._load import check_task_class, import_attribute, import_task
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "first_batch",
     "import_attribute",
     "import_task",
+    "make_task",
     "to_device",
 ]

@@ -8,6 +8,8 @@ class, the method and what was wrong.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -30,6 +32,45 @@ def first_batch(task: Task, epoch: int = 0) -> tuple[Tensor, Tensor]:
             )
         return to_device(batch[0], task.device), to_device(batch[1], task.device)
     raise ValueError(f"{task.name}.batches({epoch}): yielded no batches")
+
+
+def make_task(
+    cls: type[Task], batch_size: int, seed: int, device: torch.device, options: Mapping[str, Any]
+) -> Task:
+    """``cls(batch_size, seed, device, **options)``; ``ValueError`` naming the option at fault.
+
+    An option the constructor does not take is refused by name (with a did-you-mean) before it
+    is called; anything the constructor raises becomes one line naming ``workload.options``.
+    """
+    taken = _option_names(cls)
+    for key in options:
+        if taken is not None and key not in taken:
+            close = difflib.get_close_matches(key, taken, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else f"; it takes {sorted(taken)}"
+            raise ValueError(f"workload.options.{key}: {cls.__name__} takes no such option{hint}")
+    try:
+        return cls(batch_size=batch_size, seed=seed, device=device, **options)
+    except (Exception, SystemExit) as error:
+        raise ValueError(
+            f"workload.options: {cls.__name__}(batch_size=..., seed=..., device=..., "
+            f"**options) raised {type(error).__name__}: {error}"
+        ) from None
+
+
+def _option_names(cls: type[Task]) -> list[str] | None:
+    """The keyword options ``cls``'s constructor takes, or None when it takes any."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    fixed = {"batch_size", "seed", "device"}
+    return [
+        p.name
+        for p in parameters
+        if p.name not in fixed and p.kind is not inspect.Parameter.VAR_POSITIONAL
+    ]
 
 
 def to_device(value: Tensor, device: torch.device) -> Tensor:
@@ -59,6 +100,12 @@ def check_task(task: Task, metric: str, seed: int = 0) -> None:
     torch.manual_seed(seed)
     model = build_model(task)
     x, y = first_batch(task)
+    held = int(x.shape[0]) if isinstance(x, Tensor) and x.dim() else task.batch_size
+    if held < task.batch_size:
+        raise ValueError(
+            f"workload.batch_size: {task.batch_size} is more than {task.name}'s first batch "
+            f"holds ({held} samples): the training set is smaller than one batch"
+        )
     again, _ = first_batch(task)
     if again.shape != x.shape or not torch.equal(again, x):
         raise ValueError(
@@ -83,7 +130,7 @@ def _call(task: Task, method: str, call: Callable[[], T], arguments: str = "()")
     """``call()``, with an exception from user code turned into one line naming the method."""
     try:
         return call()
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         raise ValueError(
             f"{task.name}.{method}{arguments} raised {type(error).__name__}: {error}"
         ) from None

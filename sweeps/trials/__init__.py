@@ -22,6 +22,7 @@ from sweeps.trials._function import FunctionRunner, TrialContext, import_entrypo
 from sweeps.trials._launch import split_command
 from sweeps.trials._objective import MlflowTarget, TrialDiverged, TrialObjective
 from sweeps.trials._probe import Probe, RangeTestDone
+from sweeps.trials._reasons import failure_reason
 from sweeps.trials._rules import (
     LossWatch,
     TrainResult,
@@ -66,6 +67,7 @@ __all__ = [
     "command_spec",
     "current_trial",
     "divergence_reason",
+    "failure_reason",
     "import_entrypoint",
     "make_optimizer",
     "make_runner",

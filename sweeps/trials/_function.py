@@ -36,6 +36,7 @@ from torch.optim import Optimizer
 
 from sweeps.task import Task, import_attribute
 from sweeps.trials._context import ContextBase, DivergenceStop, HasParamGroups
+from sweeps.trials._exits import exits_fail_the_trial
 from sweeps.trials._probe import Probe, ProbeScheduler, RangeTestDone
 from sweeps.trials._rules import TrainResult, TrainSettings, record_evaluation
 from sweeps.trials._task import NoHooks, TrainingHooks
@@ -160,6 +161,7 @@ class FunctionRunner:
             settings,
         )
 
+    @exits_fail_the_trial
     def run(
         self, schedule: Mapping[str, Any], settings: TrainSettings, hooks: TrainingHooks
     ) -> TrainResult:

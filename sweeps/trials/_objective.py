@@ -25,6 +25,7 @@ from storage.bulk_runs import NewRun
 from storage.trial_recording import RunRecorder, run_recorder
 from sweeps.task import Task
 from sweeps.tracking import FAILURE_TAG, STUDY_TAG, SWEEP_TAG, trial_files
+from sweeps.trials._reasons import failure_reason
 from sweeps.trials._rules import TrainResult, TrainSettings
 from sweeps.trials._runners import TrialRunner, as_runner
 from sweeps.trials._tracker import TrialTracker, trial_run_end
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 
 class TrialDiverged(Exception):
-    """The loss diverged; the trial is recorded as failed with this reason, the sweep goes on."""
+    """No usable value (a diverged loss, a missing metric): the trial fails, the sweep goes on."""
 
 
 @dataclass
@@ -85,15 +86,11 @@ class TrialObjective:
             self._finish(run_id, tracker, schedule, "FAIL", why, started, hooks.last)
             raise
         value = result.final.get(self.settings.metric, math.nan)
-        reason: str | None = result.diverged
-        if reason is None and not math.isfinite(value):
-            reason = "objective value is NaN"
+        reason = failure_reason(result, self.settings.metric)
         if reason is not None:
-            trial.set_user_attr("failure_reason", f"diverged: {reason}")
-            self._finish(run_id, tracker, schedule, "FAIL", f"diverged: {reason}", started, result)
-            raise TrialDiverged(
-                f"trial {trial.number} diverged at step {result.diverged_step}: {reason}"
-            )
+            trial.set_user_attr("failure_reason", reason)
+            self._finish(run_id, tracker, schedule, "FAIL", reason, started, result)
+            raise TrialDiverged(f"trial {trial.number} failed at step {result.steps}: {reason}")
         for key in ("steps", "samples", "wall_time_s", "best", "samples_to_target"):
             trial.set_user_attr(key, getattr(result, key))
         self._finish(

@@ -20,7 +20,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 import schedulers
-from sweeps.task import Task, build_model, check_task, import_task, to_device
+from sweeps.task import Task, build_model, check_task, import_task, make_task, to_device
+from sweeps.trials._exits import exits_fail_the_trial
 from sweeps.trials._probe import Probe
 from sweeps.trials._rules import (
     LossWatch,
@@ -144,6 +145,7 @@ class TaskRunner:
         """Each method once on an untrained model (:func:`sweeps.task.check_task`)."""
         check_task(self._task, settings.metric, settings.seed)
 
+    @exits_fail_the_trial
     def run(
         self, schedule: Mapping[str, Any], settings: TrainSettings, hooks: TrainingHooks
     ) -> TrainResult:
@@ -183,21 +185,13 @@ def task_runner(section: WorkloadSection, env: RunnerEnv) -> TaskRunner:
     """A runner for ``workload.builtin`` or ``workload.task``: the task built on the device."""
     device, base = env.device, env.base
     if section.builtin is not None:
-        from sweeps.workloads import build_workload
+        from sweeps.workloads import BUILTIN
 
-        return TaskRunner(
-            build_workload(
-                section.builtin, section.batch_size, section.seed, device, **section.options
+        if section.builtin not in BUILTIN:
+            raise ValueError(
+                f"workload.builtin: must be one of {sorted(BUILTIN)}, got {section.builtin!r}"
             )
-        )
-    cls = import_task(section.task or "", [base] if base else [])
-    try:
-        task = cls(
-            batch_size=section.batch_size, seed=section.seed, device=device, **section.options
-        )
-    except Exception as error:
-        raise ValueError(
-            f"workload.options: {cls.__name__}(batch_size=..., seed=..., device=..., "
-            f"**options) raised {type(error).__name__}: {error}"
-        ) from None
-    return TaskRunner(task)
+        cls: type[Task] = BUILTIN[section.builtin]
+    else:
+        cls = import_task(section.task or "", [base] if base else [])
+    return TaskRunner(make_task(cls, section.batch_size, section.seed, device, section.options))

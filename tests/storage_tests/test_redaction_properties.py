@@ -5,7 +5,6 @@ from __future__ import annotations
 import string
 from urllib.parse import quote
 
-import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -57,11 +56,6 @@ def test_scrubbed_messages_drop_the_password_wherever_it_is_quoted(
     assert not any(form in scrub(url) for form in forms(password))  # no URL to learn it from
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #18: a password with an unencoded '@' leaves its tail in the output; remove "
-    "this mark when that lands",
-)
 @given(
     st.lists(st.text(string.ascii_letters + string.digits, min_size=5, max_size=8), min_size=2),
     st.sampled_from(SCHEMES),

@@ -28,6 +28,7 @@ from torch.func import vmap
 from schedulers import OneCycleSchedule
 from schedulers.batched import BatchedOneCycle
 from sweeps.task import Task, to_device
+from sweeps.trials._exits import exits_fail_the_trial
 from sweeps.trials._rules import TrainResult, TrainSettings, divergence_reason, record_evaluation
 from sweeps.trials.fused._evaluate import evaluate_rows
 from sweeps.trials.fused._fusable import check_fusable
@@ -131,6 +132,7 @@ class _Stack:
         self.mask = torch.ones(len(rows), dtype=torch.bool, device=self.device)
 
 
+@exits_fail_the_trial
 def train_fused(
     workload: Task,
     schedules: Sequence[Mapping[str, Any]],
