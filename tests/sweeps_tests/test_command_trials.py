@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -142,6 +146,41 @@ def test_failing_hanging_silent_and_diverging_scripts_are_recorded_and_see_no_st
         assert password not in given, given
         assert redact_url(url) not in given and "ONECYCLE_STORE" not in seen["env"]
         assert seen["env"]["ONECYCLE_TRIAL_CHANNEL"]
+
+
+@pytest.mark.slow
+def test_a_stopped_worker_ends_its_command_trial_with_every_process_of_it(tmp_path: Path) -> None:
+    """SIGTERM (docker stop, a scheduler) or Ctrl+C: the trial's processes are ended with it,
+    the trial is FAIL with the interruption as its reason, its run is closed, nothing runs on."""
+    workload = {"command": ["python", "wait_forever.py", "{output_dir}"]}
+    path = write_sweep(tmp_path, "stopped", workload, n_trials=2, pruner="none")
+    store_dir = str(tmp_path / "store")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "run", str(path), "--store", store_dir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    marker = tmp_path / "onecycle-trials/stopped/trial-0000/output/script.pgid"
+    deadline = time.monotonic() + 180
+    while not marker.exists():
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "the trial's script never started"
+        time.sleep(0.2)
+    group = int(marker.read_text())
+    os.killpg(group, 0)  # the script's group is alive now
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=90) == 130
+    with pytest.raises(ProcessLookupError):
+        os.killpg(group, 0)
+    with open_store(resolve_store(store_dir, env={})) as store:
+        record = store.sweeps.get("stopped")
+        study = optuna.load_study(study_name=record.study_name, storage=store.optuna_storage)
+        assert [t.state.name for t in study.trials] == ["FAIL"]
+        assert study.trials[0].user_attrs["failure_reason"].startswith("KeyboardInterrupt")
+        runs = trial_runs(store.mlflow, record.mlflow_experiment_id or "")
+        assert {n: run.info.status for n, run in runs.items()} == {0: "FAILED"}
+        assert record.status == "stopped"
 
 
 GOOD = {"cycle_min_lr": 0.005, "cycle_max_lr": 0.1}
