@@ -26,7 +26,6 @@ from storage.errors import StoreConfigError
 from storage.spec import StoreSpec
 
 BUSY_TIMEOUT_MS = 30_000
-_SQLITE_HEADER = b"SQLite format 3\x00"
 _FAST_COMMITS = False
 
 
@@ -111,19 +110,29 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def check_sqlite_file(database: Path) -> None:
-    """Refuse a file that is there but is not a SQLite database (a copy gone wrong, a typo)."""
-    try:
-        with database.open("rb") as file:
-            header = file.read(len(_SQLITE_HEADER))
-    except FileNotFoundError:
+    """Refuse a file that is there but is not a SQLite database (a copy gone wrong, a typo).
+
+    Read through SQLite itself, never with a file handle of our own: closing another handle on
+    a database file drops every POSIX lock this process holds on it, so other connections to it
+    (MLflow keeps engines for the whole process) would then read and write it unlocked.
+    """
+    if not database.is_file() or database.stat().st_size == 0:
         return
-    except OSError as error:
-        raise StoreConfigError(f"cannot read {database} ({error.strerror})") from None
-    if header and header != _SQLITE_HEADER:
+    try:
+        connection = sqlite3.connect(str(database))
+    except sqlite3.Error as error:
+        raise StoreConfigError(f"cannot read {database} ({error})") from None
+    try:
+        connection.execute("pragma schema_version").fetchone()
+    except sqlite3.DatabaseError as error:
+        if "not a database" not in str(error):
+            return  # damaged elsewhere, or locked: opening the store says which
         raise StoreConfigError(
             f"{database} is not a SQLite database; move it aside (or restore it from a backup) "
             "and run again, or choose another store with --store"
-        )
+        ) from None
+    finally:
+        connection.close()
 
 
 def enable_wal(database: Path) -> None:
