@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 
 from storage import Store, SweepExists, SweepRecord
-from sweeps.config import SweepConfig
+from sweeps.config import SweepConfig, Workload
 from sweeps.errors import UsageError
 from sweeps.runner._settings import resolve_device
 from sweeps.space import SearchSpace
@@ -108,8 +108,8 @@ def _resume(store: Store, record: SweepRecord, payload: dict[str, Any]) -> Sweep
     stored = dict(record.config)
     # Records written before range tests existed have no range_test section: the default.
     stored.setdefault("range_test", {**payload.get("range_test", {}), "result": None})
-    # Records written before `workload.task` existed lack the key: its default.
-    stored["workload"] = {"task": None, **stored.get("workload", {})}
+    # Records written before a workload key existed (`task`, `command`, ...) lack it: its default.
+    stored["workload"] = {**_workload_defaults(), **stored.get("workload", {})}
     payload = _comparable(payload, stored)
     # `execution` says how trials run, not what the sweep is: a resume may change it.
     before = {k: v for k, v in stored.items() if k not in ("search", "execution")}
@@ -117,7 +117,9 @@ def _resume(store: Store, record: SweepRecord, payload: dict[str, Any]) -> Sweep
     search_before = {k: v for k, v in stored["search"].items() if k != "n_trials"}
     search_after = {k: v for k, v in payload["search"].items() if k != "n_trials"}
     if before != after or search_before != search_after:
-        key = _first_difference(stored, payload)
+        key = _first_difference(
+            {**before, "search": search_before}, {**after, "search": search_after}
+        )
         raise UsageError(
             f"sweep {record.name!r} already exists in the store with a different config "
             f"(first difference: `{key}`); use a new name, or the file it was created with"
@@ -127,6 +129,12 @@ def _resume(store: Store, record: SweepRecord, payload: dict[str, Any]) -> Sweep
     if record.status != "running":
         record = store.sweeps.update(record.name, status="running")
     return record
+
+
+def _workload_defaults() -> dict[str, Any]:
+    """Every ``workload`` key's default, as a stored config holds it (JSON)."""
+    fields = Workload.model_fields.items()
+    return {name: field.get_default(call_default_factory=True) for name, field in fields}
 
 
 def _first_difference(left: Any, right: Any, path: str = "") -> str:

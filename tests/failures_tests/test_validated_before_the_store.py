@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import StoreSpec
+from storage import StoreSpec, open_store, resolve_store
 from sweeps.cli import main
 from tests.failures_tests.store_state import store_args, store_exists, sweep_file
 
@@ -117,3 +117,27 @@ def test_other_commands_refuse_the_same_way(
     assert main([command, str(path), "--store", str(store), *extra]) == 2
     assert "workload.options.bogus" in capsys.readouterr().err
     assert not store.exists()
+
+
+def test_a_changed_sweep_file_names_the_changed_key_and_records_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resume whose file changed more than `n_trials` is refused naming that key; the raised
+    `n_trials` alone is not what the message blames."""
+    store = tmp_path / "store"
+    original = (
+        "name: drift\nworkload: {builtin: digits, epochs: 1, batch_size: 256, device: cpu, "
+        "options: {hidden: [8]}}\n"
+        f"search: {{n_trials: 1, sampler: random, space: {SPACE}}}\n"
+    )
+    path = tmp_path / "drift.yaml"
+    path.write_text(original)
+    assert main(["run", str(path), "--store", str(store)]) == 0
+    changed = original.replace("n_trials: 1", "n_trials: 2").replace("epochs: 1", "epochs: 2")
+    path.write_text(changed)
+    capsys.readouterr()
+    assert main(["run", str(path), "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert "different config (first difference: `workload.epochs`)" in err
+    with open_store(resolve_store(str(store), env={})) as opened:
+        assert opened.sweeps.get("drift").config["search"]["n_trials"] == 1  # nothing rewritten
