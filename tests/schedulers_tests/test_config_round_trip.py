@@ -143,7 +143,8 @@ def build(block: dict[str, Any]) -> schedulers.DeepSpeedScheduler | None:
     try:
         return schedulers.from_config(optimizer(), block)
     except ValueError as error:
-        named = set(re.findall(r"`(\w+)`", str(error)))
+        names = set(DEFAULTS[block["type"]]) | {"decay_step_size"}
+        named = {name for name in names if re.search(rf"\b{name}\b", str(error))}
         given = set(block["params"]) | {"decay_step_size"}  # the alias names it too
         assert named - given, f"a valid block was refused: {error}"
         return None
