@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from sweeps.runner._coordination import (
         LOST_REASON,
         STALE_REASON,
+        Heartbeats,
+        fail_stale,
         fail_trials_without_heartbeat,
     )
     from sweeps.runner._lifecycle import create_or_resume
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 #: Loaded on first use: most of the runner needs torch, and read-only commands need none.
 _HOMES = {
+    "Heartbeats": "sweeps.runner._coordination",
     "LOST_REASON": "sweeps.runner._coordination",
     "Progress": "sweeps.runner._outcome",
     "STALE_REASON": "sweeps.runner._coordination",
@@ -41,6 +44,7 @@ _HOMES = {
     "check_workload": "sweeps.runner._settings",
     "close_parent": "sweeps.runner._outcome",
     "create_or_resume": "sweeps.runner._lifecycle",
+    "fail_stale": "sweeps.runner._coordination",
     "fail_trials_without_heartbeat": "sweeps.runner._coordination",
     "gpu_slots": "sweeps.runner._slots",
     "load_config": "sweeps.runner._sweep_file",
@@ -61,6 +65,7 @@ __getattr__ = lazy_names(__name__, _HOMES)
 __all__ = [
     "LOST_REASON",
     "STALE_REASON",
+    "Heartbeats",
     "Progress",
     "SweepOutcome",
     "best_block",
@@ -68,6 +73,7 @@ __all__ = [
     "check_workload",
     "close_parent",
     "create_or_resume",
+    "fail_stale",
     "fail_trials_without_heartbeat",
     "gpu_slots",
     "load_config",

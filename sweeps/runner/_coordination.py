@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -161,9 +161,7 @@ def start_under_lock(
     """
     while True:
         with store_lock(store.spec, store.spec.optuna_url, f"sweep-{study.study_name}"):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
+            fail_stale(study)
             fail_trials_without_heartbeat(study, STALE_AFTER_INTERVALS * interval)
             found = count_by_state(study)
             finished = found["complete"] + found["pruned"]
@@ -180,24 +178,55 @@ class Heartbeats:
 
     One trial or a fused batch alike: ``trial_ids`` are beaten by the worker's recorder (one
     UPDATE for all of them through the bulk writer, else one by one through the storage). A
-    missed beat is retried at the next interval.
+    missed beat is retried at the next interval. Every live instance is also beaten just before
+    this process checks for stale trials (:func:`beat_all`), so a loaded machine that starves
+    the beating thread never lets a worker fail its own live trial as stale.
     """
+
+    _live: ClassVar[set[Heartbeats]] = set()
+    _live_lock = threading.Lock()
 
     def __init__(self, recorder: TrialRecorder, trial_ids: Sequence[int], interval: int) -> None:
         self._stop = threading.Event()
-        ids = list(trial_ids)
+        self._beating = threading.Lock()
+        self._recorder = recorder
+        self._ids = list(trial_ids)
 
         def beat() -> None:
             while not self._stop.wait(interval):
-                with contextlib.suppress(Exception):
-                    recorder.beat(ids)
+                self.beat_now()
 
+        with Heartbeats._live_lock:
+            Heartbeats._live.add(self)
         self._thread = threading.Thread(target=beat, name="onecycle-heartbeats", daemon=True)
         self._thread.start()
 
+    def beat_now(self) -> None:
+        """One heartbeat for every trial of this instance; a failure waits for the next one."""
+        with self._beating, contextlib.suppress(Exception):
+            self._recorder.beat(self._ids)
+
+    @classmethod
+    def beat_all(cls) -> None:
+        """Beat every live instance of this process now (before a stale-trial check)."""
+        with cls._live_lock:
+            live = list(cls._live)
+        for heartbeats in live:
+            heartbeats.beat_now()
+
     def stop(self) -> None:
+        with Heartbeats._live_lock:
+            Heartbeats._live.discard(self)
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Optuna's stale-trial check, after this process's own trials were beaten just now."""
+    Heartbeats.beat_all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 class _StaleWatcher:
@@ -209,9 +238,7 @@ class _StaleWatcher:
         def watch() -> None:
             while not self._stop.wait(max(0.5, interval / 2)):
                 try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        optuna.storages.fail_stale_trials(study)
+                    fail_stale(study)
                 except Exception as error:  # retried at the next check
                     log.warning("checking for stale trials failed: %s", error)
 

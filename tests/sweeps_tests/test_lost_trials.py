@@ -13,7 +13,8 @@ from optuna.trial import TrialState
 
 from storage import StoreSpec, open_store
 from storage.trial_queries import count_by_state, optuna_now, rdb_storage
-from sweeps.runner import LOST_REASON, fail_trials_without_heartbeat
+from storage.trial_recording import trial_recorder
+from sweeps.runner import LOST_REASON, Heartbeats, fail_stale, fail_trials_without_heartbeat
 
 
 @pytest.fixture(params=["UTC", "Etc/GMT-5", "Etc/GMT+7"])
@@ -61,3 +62,26 @@ def test_only_old_trials_without_heartbeat_are_failed(
         assert rdb_storage(study) is not None
         found = count_by_state(study)
         assert (found["fail"], found["running"], found["complete"]) == (1, 2, 0)
+
+
+def test_a_worker_never_fails_its_own_live_trial_as_stale(
+    new_spec: Callable[..., StoreSpec],
+) -> None:
+    """A loaded machine can starve the heartbeat thread past the grace; the stale check beats
+    this process's own trials first, so only other workers' silent trials are failed."""
+    with open_store(new_spec()) as store:
+        storage = store.heartbeat_storage(1, 1)
+        study = optuna.create_study(study_name="starved", storage=storage)
+        mine, theirs = study.ask(), study.ask()
+        for trial in (mine, theirs):
+            storage.record_heartbeat(trial._trial_id)
+        # An interval no thread reaches in this test: the beating thread is as good as starved.
+        beats = Heartbeats(trial_recorder(study), [mine._trial_id], interval=3600)
+        try:
+            time.sleep(2.5)  # past the 1 s grace for both trials
+            fail_stale(study)
+        finally:
+            beats.stop()
+        states = {t.number: t.state for t in study.get_trials()}
+        assert states[mine.number] == TrialState.RUNNING
+        assert states[theirs.number] == TrialState.FAIL
