@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,11 +14,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from storage import Store, StoreSpec, open_store
+from storage import Store, StoreSpec, open_store, resolve_store
 from sweeps.cli import main
 from sweeps.runner import STALE_REASON, create_or_resume, load_config, worker_env
 from tests.conftest import store_args
-from tests.fixtures import digits_sweep, write_sweep
+from tests.fixtures import digits_sweep, unique_prefix, write_sweep
+from tests.private_postgres import private_postgres
 
 pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
 
@@ -181,29 +181,17 @@ def test_worker_environment_pins_gpus_round_robin_or_shares_cores() -> None:
     assert int(worker_env(0, 2, [])["ONECYCLE_TORCH_THREADS"]) >= 1
 
 
-def _restart_postgres() -> None:
-    versions = (
-        sorted(Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").exists() else []
-    )
-    if not versions or not shutil.which("pg_ctlcluster"):
-        message = "needs a local PostgreSQL cluster this test may restart (pg_ctlcluster)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1].name, "main", "restart"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+def test_sweep_rides_out_a_postgresql_restart(tmp_path: Path) -> None:
+    """The server restarts mid-sweep (its own private one: restarting the shared test server
+    would break whatever else is using it); the worker rides it out and finishes."""
+    with private_postgres(tmp_path / "server") as server:
+        spec = resolve_store(
+            server.url, db_prefix=unique_prefix(), artifacts=str(tmp_path / "artifacts"), env={}
+        )
+        _ride_out_a_restart(spec, tmp_path, server.restart)
 
 
-def test_sweep_rides_out_a_postgresql_restart(
-    new_spec: NewSpec, backend: str, tmp_path: Path
-) -> None:
-    if backend != "postgresql":
-        pytest.skip("restarts the PostgreSQL server; nothing to restart for SQLite")
-    spec = new_spec(artifacts=str(tmp_path / "artifacts"))
+def _ride_out_a_restart(spec: StoreSpec, tmp_path: Path, restart: Callable[[], None]) -> None:
     path = tiny_sweep(tmp_path, "restart", n_trials=12, epochs=3)
     worker = subprocess.Popen(
         [sys.executable, "-m", "sweeps", "run", str(path), *store_args(spec)],
@@ -223,7 +211,7 @@ def test_sweep_rides_out_a_postgresql_restart(
             break
         assert time.monotonic() < deadline and worker.poll() is None
         time.sleep(0.3)
-    _restart_postgres()
+    restart()
     assert worker.wait(timeout=300) == 0, worker.stderr.read() if worker.stderr else ""
     with open_store(spec) as store:
         study = optuna.load_study(study_name="restart", storage=store.optuna_storage)
