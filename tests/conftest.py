@@ -7,11 +7,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from storage import StoreSpec, resolve_store
 from storage.postgres import drop_databases
 from tests.fixtures import unique_prefix
 from tests.requirements import postgres_url
+
+# Parallel pytest workers on a small machine make an example's time unpredictable; what the
+# property tests check is the values, never how fast one example ran.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 
 def store_args(spec: StoreSpec) -> list[str]:

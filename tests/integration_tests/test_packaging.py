@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # builds wheels and venvs; see pyproject's markers
+pytestmark = [
+    pytest.mark.slow,  # builds wheels and venvs; see pyproject's markers
+    pytest.mark.xdist_group("wheel"),  # one pytest worker builds the module's wheel once
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 

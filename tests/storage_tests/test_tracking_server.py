@@ -10,7 +10,10 @@ import pytest
 from storage import open_store, resolve_store, store_info
 from tests.mlflow_server import mlflow_server
 
-pytestmark = pytest.mark.slow  # an MLflow server; see pyproject's markers
+pytestmark = [
+    pytest.mark.slow,  # an MLflow server; see pyproject's markers
+    pytest.mark.xdist_group("mlflow-server"),  # one pytest worker starts the server once
+]
 
 
 @pytest.fixture(scope="module")
