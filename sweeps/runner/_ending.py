@@ -188,7 +188,7 @@ def reopen(store: Store, record: SweepRecord) -> SweepRecord:
     if parent:
         client = store.mlflow
         run = client.get_run(parent)
-        if run.info.status != "RUNNING":
+        if run.info.status != "RUNNING" and run.info.lifecycle_stage == "active":
             if FAILURE_TAG in run.data.tags:
                 client.delete_tag(parent, FAILURE_TAG)
             client.update_run(parent, "RUNNING")
