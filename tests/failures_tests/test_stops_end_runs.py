@@ -121,6 +121,7 @@ def test_sys_exit_in_a_fused_batch_fails_the_sweep_and_every_run(tmp_path: Path)
     assert "TrialExited: SystemExit(4)" in str(_parent_reason(spec, "fused"))
 
 
+@pytest.mark.slow  # two whole sweeps
 def test_the_artifact_store_going_away_fails_the_sweep_and_ends_every_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -194,6 +195,7 @@ def test_the_loser_of_two_runs_with_different_files_leaves_no_parent_run(
     assert record.config["search"]["space"]["cycle_max_lr"]["low"] == 0.01  # the winner's
 
 
+@pytest.mark.slow  # two whole sweeps
 def test_a_stopped_worker_leaves_the_sweep_to_the_workers_still_running(
     new_spec: NewSpec, tmp_path: Path
 ) -> None:
