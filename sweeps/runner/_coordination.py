@@ -152,25 +152,40 @@ def start_under_lock(
     n_trials: int,
     interval: int,
     start: Callable[[int], T],
+    before_start: Callable[[], None] | None = None,
 ) -> T | None:
     """``start(room)`` once there is room for more trials; None when the sweep is done.
 
     Counting and starting happen under the store's lock, so concurrent workers see each
     other's new trials; ``room`` is how many more may start now (``n_trials`` minus finished
     and running ones). A worker waits while the running trials would fill the sweep.
+    ``before_start`` runs under the lock first (it reopens a sweep that a stopping worker
+    ended, see :mod:`sweeps.runner._ending`).
     """
     while True:
-        with store_lock(store.spec, store.spec.optuna_url, f"sweep-{study.study_name}"):
-            fail_stale(study)
-            fail_trials_without_heartbeat(study, STALE_AFTER_INTERVALS * interval)
+        with sweep_lock(store, study):
+            fail_dead_trials(study, interval)
             found = count_by_state(study)
             finished = found["complete"] + found["pruned"]
             if finished >= n_trials:
                 return None
             room = n_trials - finished - found["running"]
             if room > 0:
+                if before_start is not None:
+                    before_start()
                 return start(room)
         time.sleep(min(1.0, interval / 2))
+
+
+def sweep_lock(store: Store, study: optuna.Study) -> contextlib.AbstractContextManager[None]:
+    """The lock a sweep's workers start trials under (and decide, as one stops, who ends it)."""
+    return store_lock(store.spec, store.spec.optuna_url, f"sweep-{study.study_name}")
+
+
+def fail_dead_trials(study: optuna.Study, interval: int) -> None:
+    """Fail (and retry) trials whose worker stopped beating, and those that never beat."""
+    fail_stale(study)
+    fail_trials_without_heartbeat(study, STALE_AFTER_INTERVALS * interval)
 
 
 class Heartbeats:

@@ -26,6 +26,7 @@ def next_batch(context: FusedContext, n_trials: int) -> list[Member] | None:
         n_trials,
         context.interval,
         lambda room: _ask(context, min(context.fused, room)),
+        context.before_start,
     )
 
 

@@ -96,3 +96,5 @@ class FusedContext:
     last_mark: str | None = None
     #: Seconds the sampler took in the last :func:`next_batch`.
     last_sample_s: float = 0.0
+    #: Run under the store's lock before a batch starts (reopens a sweep a stopping worker ended).
+    before_start: Callable[[], None] | None = None

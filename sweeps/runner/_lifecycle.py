@@ -15,6 +15,7 @@ import optuna
 from storage import Store, SweepExists, SweepRecord
 from sweeps.config import SweepConfig, Workload
 from sweeps.errors import UsageError
+from sweeps.runner._ending import STOPPED_REASON, discard_parent, end_parent, reopen
 from sweeps.runner._settings import resolve_device
 from sweeps.space import SearchSpace
 from sweeps.tracking import ensure_experiment, start_parent_run
@@ -40,15 +41,41 @@ def create_or_resume(
         client, experiment, config.name, config.name, config.model_dump(mode="json")
     )
     try:
-        if config.needs_range_test:
-            if on_range_test is not None:
-                on_range_test(config)
-            config = _with_range_test(store, config, experiment, parent)
+        config = _resolved(store, config, experiment, parent, on_range_test)
         space = SearchSpace(config)
-    except BaseException:
-        client.set_terminated(parent, "FAILED")
+        created = _record_new(store, config, experiment, parent)
+    except SweepExists:  # another process created it first: join that one, or be refused
+        discard_parent(client, experiment, parent)
+        return _resume(store, store.sweeps.get(config.name), config.model_dump(mode="json")), False
+    except KeyboardInterrupt:
+        end_parent(client, parent, "stopped", STOPPED_REASON)
         raise
-    payload = config.model_dump(mode="json")
+    except BaseException as error:
+        end_parent(client, parent, "failed", f"{type(error).__name__}: {error}")
+        raise
+    study = optuna.load_study(study_name=created.study_name, storage=store.optuna_storage)
+    for params in space.enqueued:
+        study.enqueue_trial(params, skip_if_exists=True)
+    return created, True
+
+
+def _resolved(
+    store: Store,
+    config: SweepConfig,
+    experiment: str,
+    parent: str,
+    on_range_test: Callable[[SweepConfig], None] | None,
+) -> SweepConfig:
+    """``config`` with its ``auto`` bounds resolved by the range test, when it has any."""
+    if not config.needs_range_test:
+        return config
+    if on_range_test is not None:
+        on_range_test(config)
+    return _with_range_test(store, config, experiment, parent)
+
+
+def _record_new(store: Store, config: SweepConfig, experiment: str, parent: str) -> SweepRecord:
+    """The new sweep's study and record; :class:`SweepExists` if another process was first."""
     study = optuna.create_study(
         study_name=config.name,
         storage=store.optuna_storage,
@@ -57,20 +84,13 @@ def create_or_resume(
     )
     record = SweepRecord(
         name=config.name,
-        config=payload,
+        config=config.model_dump(mode="json"),
         status="running",
         study_name=study.study_name,
         mlflow_experiment_id=experiment,
         mlflow_parent_run_id=parent,
     )
-    try:
-        created = store.sweeps.create(record)
-    except SweepExists:  # another process created it first: join that one
-        client.delete_run(parent)
-        return _resume(store, store.sweeps.get(config.name), payload), False
-    for params in space.enqueued:
-        study.enqueue_trial(params, skip_if_exists=True)
-    return created, True
+    return store.sweeps.create(record)
 
 
 def _with_range_test(
@@ -126,9 +146,7 @@ def _resume(store: Store, record: SweepRecord, payload: dict[str, Any]) -> Sweep
         )
     if stored["search"]["n_trials"] != payload["search"]["n_trials"]:
         record = store.sweeps.update(record.name, config=payload)
-    if record.status != "running":
-        record = store.sweeps.update(record.name, status="running")
-    return record
+    return reopen(store, record)
 
 
 def _workload_defaults() -> dict[str, Any]:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 
 import optuna
 import torch
@@ -35,10 +36,11 @@ from sweeps.runner._coordination import (
     stale_trial_handler,
     start_under_lock,
 )
+from sweeps.runner._ending import Ending, reopen_if_ended, sweep_ending
 from sweeps.runner._fused import run_batch
 from sweeps.runner._fused_ask import next_batch
 from sweeps.runner._fused_batch import BatchTimes, FusedContext
-from sweeps.runner._outcome import Progress, SweepOutcome, close_parent, outcome_of
+from sweeps.runner._outcome import Progress, SweepOutcome, outcome_of
 from sweeps.runner._settings import (
     THREADS_ENV,
     resolve_device,
@@ -76,48 +78,42 @@ def run_sweep(
     intervals, retried once, and its MLflow run closed. ``fused`` (else the file's
     ``execution.fused_trials``) trains that many trials at a time as one stacked model. A
     command workload runs one trial per GPU slot at once (``gpus`` by ``gpus_per_trial``).
+    However the worker ends, the sweep's status and its parent run's are recorded
+    (:mod:`sweeps.runner._ending`).
     """
-    progress = progress or Progress()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    with sweep_ending(store, record, worker) as ending:
+        return _run(ending, progress or Progress(), fused, gpus)
+
+
+def _run(
+    ending: Ending, progress: Progress, fused: int | str | None, gpus: Sequence[str]
+) -> SweepOutcome:
+    store, record, worker = ending.store, ending.record, ending.worker
     config = parse_config(record.config, f"sweep {record.name!r} in the store")
-    space = SearchSpace(config)
-    device = resolve_device(config.workload.device)
+    space, device = SearchSpace(config), resolve_device(config.workload.device)
     _share_cores(device)
-    interval = heartbeat_interval()
-    study = _open_study(store, record, config, space, interval)
+    ending.interval = interval = heartbeat_interval()
+    ending.study = study = _open_study(store, record, config, space, interval)
     recorder = recorder_for(study)
-    secrets = (store.spec.setting, store.spec.optuna_url, store.spec.mlflow_uri)
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    slots = gpu_slots(gpus, config.workload.gpus_per_trial, torch.cuda.is_available(), visible)
-    check_gpu_choice(split_command(config.workload.command or ""), slots)
     stop = threading.Event()
-    makers = [
-        workload_factory(config, device, secrets=secrets, gpus=slot, stop=stop) for slot in slots
-    ]
-    get_runner = makers[0]
-    tracking = ProcessTracking(store.spec.mlflow_uri)
-    bulk_runs = os.environ.get(BULK_ENV, "1") != "0"
-    target = MlflowTarget(
-        store.mlflow,
-        tracking,
-        record.mlflow_experiment_id or "",
-        record.mlflow_parent_run_id or "",
-        record.name,
-        run_recorder(tracking, store.mlflow, store.spec.mlflow_uri, bulk=bulk_runs),
-    )
+    makers = _slot_runners(store, config, device, gpus, stop)
+    target = _mlflow_target(store, record)
     objective = TrialObjective(
         suggest=space.suggest,
-        get_runner=get_runner,
+        get_runner=makers[0],
         settings=settings_of(config),
         run_params=run_params(config, device),
         mlflow=target,
         progress=progress.step,
     )
-    worker = f"{socket.gethostname()}:{os.getpid()}"
     n_trials = config.search.n_trials
+    reopen = partial(reopen_if_ended, store, record.name)
     fused_context = _fused_context(
         config, fused, objective, target, store, recorder, space, worker, interval, progress
     )
-    status = "running"
+    if fused_context is not None:  # a stopping worker may end the sweep; a batch reopens it
+        fused_context.before_start = reopen
     watcher = _StaleWatcher(study, interval)
     starting, syncing = threading.Lock(), threading.Lock()  # one at a time per worker
 
@@ -128,39 +124,59 @@ def run_sweep(
         if fused_context is not None:
             return _fused_batch(fused_context, n_trials)
         with starting:
-            asked = _next_trial(store, recorder, n_trials, worker, interval)
+            asked = _next_trial(store, recorder, n_trials, worker, interval, reopen)
         if asked is None:
             return False
         mine = replace(objective, get_runner=makers[slot])
         _one_trial(recorder, asked, mine, progress, makers[slot], config, interval)
         with syncing:
-            tracking.sync().raise_errors()
+            target.tracking.sync().raise_errors()
         return True
 
     try:
-        if len(slots) > 1 and fused_context is None:
-            run_slots(len(slots), one_round, stop)
+        if len(makers) > 1 and fused_context is None:
+            run_slots(len(makers), one_round, stop)
         else:
             while one_round(0):
                 pass
-        status = "finished"
         progress.sweep(outcome_of(study, n_trials), n_trials)
-    except TooManyFailures:
-        status = "failed"
-        raise
-    except KeyboardInterrupt:
-        status = "stopped"
-        raise
     finally:
         watcher.stop()
         if fused_context is not None and fused_context.sampling is not None:
             fused_context.sampling.close()
-        tracking.close()
-        if status != "running":
-            store.sweeps.update(record.name, status=status)
-        if status == "finished":
-            close_parent(store, record, study)
+        target.tracking.close()
     return riding_out_outages("count the trials", lambda: outcome_of(study, n_trials))
+
+
+def _slot_runners(
+    store: Store,
+    config: SweepConfig,
+    device: torch.device,
+    gpus: Sequence[str],
+    stop: threading.Event,
+) -> list[Callable[[], TrialRunner]]:
+    """A trial runner factory per GPU slot (one slot unless a command shares ``gpus``)."""
+    secrets = (store.spec.setting, store.spec.optuna_url, store.spec.mlflow_uri)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    slots = gpu_slots(gpus, config.workload.gpus_per_trial, torch.cuda.is_available(), visible)
+    check_gpu_choice(split_command(config.workload.command or ""), slots)
+    return [
+        workload_factory(config, device, secrets=secrets, gpus=slot, stop=stop) for slot in slots
+    ]
+
+
+def _mlflow_target(store: Store, record: SweepRecord) -> MlflowTarget:
+    """Where the worker's trials are tracked: child runs of the sweep's, through its writer."""
+    tracking = ProcessTracking(store.spec.mlflow_uri)
+    bulk_runs = os.environ.get(BULK_ENV, "1") != "0"
+    return MlflowTarget(
+        store.mlflow,
+        tracking,
+        record.mlflow_experiment_id or "",
+        record.mlflow_parent_run_id or "",
+        record.name,
+        run_recorder(tracking, store.mlflow, store.spec.mlflow_uri, bulk=bulk_runs),
+    )
 
 
 def _share_cores(device: torch.device) -> None:
@@ -288,7 +304,12 @@ def _fused_batch(context: FusedContext, n_trials: int) -> bool:
 
 
 def _next_trial(
-    store: Store, recorder: TrialRecorder, n_trials: int, worker: str, interval: int
+    store: Store,
+    recorder: TrialRecorder,
+    n_trials: int,
+    worker: str,
+    interval: int,
+    before_start: Callable[[], None],
 ) -> Asked | None:
     """Start the next trial, or return None when the sweep has ``n_trials`` finished."""
 
@@ -299,7 +320,7 @@ def _next_trial(
 
     return riding_out_outages(
         "start the next trial",
-        lambda: start_under_lock(store, recorder.study, n_trials, interval, ask),
+        lambda: start_under_lock(store, recorder.study, n_trials, interval, ask, before_start),
     )
 
 

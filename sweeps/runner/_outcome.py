@@ -64,14 +64,18 @@ def best_block(study: optuna.Study) -> dict[str, Any] | None:
 SUMMARY_TAG = "onecycle.summary"
 
 
-def _summarised(client: Any, parent: str, finished: int) -> bool:
-    """Whether the parent run already holds the summary of ``finished`` trials (or more)."""
-    run = client.get_run(parent)
+def _summary_of(run: Any) -> int:
+    """How many finished trials the summary on ``run`` counts (-1: none written)."""
     try:
-        written = int(json.loads(run.data.tags.get(SUMMARY_TAG, "{}")).get("finished", -1))
+        return int(json.loads(run.data.tags.get(SUMMARY_TAG, "{}")).get("finished", -1))
     except (TypeError, ValueError):
-        return False
-    return run.info.status == "FINISHED" and written >= finished
+        return -1
+
+
+def _summarised(client: Any, parent: str, finished: int) -> bool:
+    """Whether the parent run is FINISHED with the summary of ``finished`` trials (or more)."""
+    run = client.get_run(parent)
+    return run.info.status == "FINISHED" and _summary_of(run) >= finished
 
 
 def close_parent(store: Store, record: SweepRecord, study: optuna.Study) -> None:
@@ -88,7 +92,10 @@ def close_parent(store: Store, record: SweepRecord, study: optuna.Study) -> None
         return
     with store_lock(store.spec, store.spec.optuna_url, f"summary-{study.study_name}"):
         outcome = outcome_of(study, 0)
-        if _summarised(client, parent, outcome.finished):
+        run = client.get_run(parent)
+        if _summary_of(run) >= outcome.finished:  # a resume found nothing more to run
+            if run.info.status != "FINISHED":
+                client.set_terminated(parent, "FINISHED")
             return
         try:
             log_sweep_summary(client, parent, study, best_block(study))

@@ -6,7 +6,9 @@ A sweep file names them as ``tests.failures_tests.user_code:...``, as it would a
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -109,4 +111,42 @@ def dies_once(ctx: Any) -> dict[str, float]:
     _steps(ctx)
     if _first_time(ctx.options):
         os._exit(5)
+    return {"val_accuracy": 0.75}
+
+
+def waits_once(ctx: Any) -> dict[str, float]:
+    """The first trial marks ``options.marker`` and waits there (for a signal); others train."""
+    if _first_time(ctx.options):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+    _steps(ctx)
+    return {"val_accuracy": 0.75}
+
+
+def always_exits(ctx: Any) -> None:
+    """Every trial calls ``sys.exit(3)``."""
+    sys.exit(3)
+
+
+def interrupted_once(ctx: Any) -> dict[str, float]:
+    """Ctrl+C during the first trial; the others train and report."""
+    _steps(ctx)
+    if _first_time(ctx.options):
+        raise KeyboardInterrupt
+    return {"val_accuracy": 0.75}
+
+
+def loses_the_artifact_store(ctx: Any) -> dict[str, float]:
+    """The first trial to find the sweep's artifact folder (``options.folder``) makes it a file.
+
+    As an artifact store that went away (an unmounted volume) would, every artifact written
+    after that fails; the sweep's databases are unharmed. (The folder appears when the first
+    trial's artifacts are written, so the second trial is the one.)
+    """
+    _steps(ctx)
+    folder = Path(ctx.options["folder"])
+    if folder.is_dir() and _first_time(ctx.options):
+        shutil.rmtree(folder)
+        folder.write_text("the artifact store is gone")
     return {"val_accuracy": 0.75}
