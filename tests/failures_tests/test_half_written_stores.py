@@ -23,13 +23,17 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 from sqlalchemy import create_engine, make_url, text
 
-from storage import StoreSpec, open_store, resolve_store
+from storage import StoreSpec, SweepRecord, open_store, resolve_store
 from storage.postgres import drop_databases
-from storage.store_creation import MARKER
+from storage.run_statuses import _from_search, run_statuses
+from storage.store_creation import MARKER, forget_mlflow_engines
 from sweeps.cli import main
-from tests.failures_tests.store_state import store_args, store_exists, sweep_file
+from sweeps.runner._agreement import REPAIRED_TAG, make_runs_agree
+from sweeps.tracking import FAILURE_TAG, PRUNED_TAG, STATE_TAG
+from tests.failures_tests.store_state import state_of, store_args, store_exists, sweep_file
 from tests.fixtures import unique_prefix
 from tests.requirements import postgres_url
 
@@ -212,3 +216,129 @@ def test_a_full_tablespace_while_creating_a_postgresql_store_drops_what_it_made(
         _usable(spec)
     finally:
         drop_databases(server, prefix)
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_mid_sweep_stops_it_at_once_and_the_resume_makes_them_agree(
+    small_disk: SmallDisk,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ONECYCLE_HEARTBEAT_S", "1")
+    disk = small_disk("16m")
+    spec = resolve_store(str(disk / "store"), env={})
+    path = _sweep(
+        tmp_path, entrypoint="fills_the_disk_once", ballast=disk / "ballast", marker=tmp_path / "m"
+    )
+    started = time.monotonic()
+    assert main(["run", str(path), *store_args(spec)]) == 1
+    assert time.monotonic() - started < 30  # no minute of retrying a disk that stays full
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"onecycle: error: no space left on device: cannot record sweep 'full' at {disk / 'store'} ("
+    )
+    assert err.count("\n") == 1 and "database or disk is full" in err
+
+    (disk / "ballast").unlink()  # free space
+    left = state_of(spec, "full")
+    assert left.trials == ["RUNNING"] and left.runs in (["RUNNING"], ["FAILED"])
+    time.sleep(2.5)  # past the stale-trial grace of 1 s heartbeats
+    assert main(["run", str(path), *store_args(spec)]) == 0
+    state = state_of(spec, "full")
+    assert (state.status, state.parent) == ("finished", "FINISHED")
+    assert (state.trials, state.runs) == (["FAIL", "COMPLETE"], ["FAILED", "FINISHED"])
+
+
+@pytest.mark.slow
+def test_a_trial_complete_in_optuna_whose_run_could_not_end_is_repaired_on_resume(
+    small_disk: SmallDisk,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ONECYCLE_HEARTBEAT_S", "1")
+    disk = small_disk("16m")
+    mlflow_uri = f"sqlite:///{disk / 'mlflow.db'}"  # MLflow on the small disk, Optuna not
+    spec = resolve_store(str(tmp_path / "store"), mlflow_uri=mlflow_uri, env={})
+    # Made beforehand and closed, as by an earlier sweep: MLflow's write-ahead log starts
+    # empty, so the end of the trial's run needs new space on the disk.
+    open_store(spec).close()
+    forget_mlflow_engines(mlflow_uri)
+    path = _sweep(
+        tmp_path, entrypoint="fills_the_disk_once", ballast=disk / "ballast", marker=tmp_path / "m"
+    )
+    flags = [*store_args(spec), "--mlflow-uri", mlflow_uri]
+    assert main(["run", str(path), *flags]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"onecycle: error: no space left on device: cannot record sweep 'full' at {mlflow_uri} ("
+    )
+    assert err.count("\n") == 1
+
+    (disk / "ballast").unlink()
+    left = state_of(spec, "full")
+    assert left.trials == ["COMPLETE"] and left.runs in (["RUNNING"], ["FAILED"])  # apart
+    time.sleep(2.5)  # a RUNNING run is left to its writer for the stale-trial grace
+    assert main(["run", str(path), *flags]) == 0
+    state = state_of(spec, "full")
+    assert (state.trials, state.runs, state.parent) == (["COMPLETE"], ["FINISHED"], "FINISHED")
+    with open_store(spec) as store:
+        record = store.sweeps.get("full")
+        trial = optuna.load_study(study_name="full", storage=store.optuna_storage).trials[0]
+        run = store.mlflow.get_run(str(trial.user_attrs["mlflow_run_id"]))
+        assert run.data.tags[STATE_TAG] == "COMPLETE" and FAILURE_TAG not in run.data.tags
+        assert run.data.tags[REPAIRED_TAG].startswith(f"the run was {left.runs[0]}; its trial")
+        assert run.data.metrics["objective"] == trial.value == 0.75
+        assert record.status == "finished"
+
+
+def test_every_disagreement_is_ended_as_the_trials_state_says(
+    new_spec: Callable[..., StoreSpec],
+) -> None:
+    """The rule on every pair, on both backends; the pairs are written through the public APIs.
+
+    The two tests above produce their disagreement with a real full disk; the other pairs
+    (a pruned trial's run left RUNNING, a failed trial's run FINISHED) are written here with
+    ``MlflowClient`` and ``study.add_trial``, as a stopped worker would leave them.
+    """
+    spec = new_spec()
+    with open_store(spec) as store:
+        client = store.mlflow
+        experiment = client.create_experiment("agree")
+        parent = client.create_run(experiment).info.run_id
+        study = optuna.create_study(study_name="agree", storage=store.optuna_storage)
+        record = SweepRecord("agree", {}, "running", "agree", experiment, parent)
+        cases = [  # (trial state, value, run status left behind, failure tag on the run)
+            (TrialState.COMPLETE, 0.5, "FAILED", "the tracking writer was closed"),
+            (TrialState.FAIL, None, "FINISHED", None),
+            (TrialState.PRUNED, 0.1, "RUNNING", None),
+            (TrialState.COMPLETE, 0.25, "FINISHED", None),  # agrees: untouched
+        ]
+        run_ids = []
+        for state, value, status, tag in cases:
+            tags = {"mlflow.parentRunId": parent, **({FAILURE_TAG: tag} if tag else {})}
+            run_id = client.create_run(experiment, tags=tags).info.run_id
+            if status != "RUNNING":
+                client.set_terminated(run_id, status)
+            attrs = {"mlflow_run_id": run_id, "failure_reason": "diverged: loss 50"}
+            study.add_trial(optuna.trial.create_trial(state=state, value=value, user_attrs=attrs))
+            run_ids.append(run_id)
+
+        assert make_runs_agree(store, study, record, grace_s=3600) == [0, 1]  # RUNNING: wait
+        assert make_runs_agree(store, study, record, grace_s=0) == [2]
+        assert make_runs_agree(store, study, record, grace_s=0) == []
+        runs = [client.get_run(run_id) for run_id in run_ids]
+        assert [run.info.status for run in runs] == ["FINISHED", "FAILED", "KILLED", "FINISHED"]
+        complete, failed, pruned, untouched = (run.data for run in runs)
+        assert FAILURE_TAG not in complete.tags and complete.metrics["objective"] == 0.5
+        assert (
+            "(the run's failure reason was: the tracking writer was closed)"
+            in (complete.tags[REPAIRED_TAG])
+        )
+        assert failed.tags[FAILURE_TAG] == "diverged: loss 50"
+        assert failed.tags[STATE_TAG] == "FAIL" and pruned.tags[PRUNED_TAG] == "true"
+        assert REPAIRED_TAG not in untouched.tags
+        by_table = run_statuses(client, spec.mlflow_uri, run_ids)  # one query
+        assert by_table == _from_search(client, run_ids, parent)  # a tracking server's way
+        assert [by_table[run_id] for run_id in run_ids] == [run.info.status for run in runs]
