@@ -3,7 +3,8 @@
 A connection that is refused or times out is retried a few times with a short backoff (a
 server restarting, a container still starting); a refused login, a missing database or a
 missing driver is reported at once. Every message names the store with its password
-redacted, says what was tried, and what to do.
+redacted, says what was tried, and what to do. A full disk is never retried: it is reported
+at once as "no space left on device" (:mod:`storage.disk_full`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError, OperationalError
 
+from storage.disk_full import FREE_SPACE, is_disk_full, store_full
 from storage.errors import StoreConfigError, StoreUnavailable
 from storage.redact import redact_url, scrub
 
@@ -57,7 +59,7 @@ def engine_for(url: str) -> Engine:
 def is_transient(error: BaseException) -> bool:
     """Whether retrying may help: refused or timed-out connections, not bad credentials."""
     message = str(error).lower()
-    return not any(marker in message for marker in _AUTH_MARKERS)
+    return not any(marker in message for marker in _AUTH_MARKERS) and not is_disk_full(error)
 
 
 def with_retries(what: str, url: str, action: Callable[[], T], attempts: int = ATTEMPTS) -> T:
@@ -66,6 +68,8 @@ def with_retries(what: str, url: str, action: Callable[[], T], attempts: int = A
         try:
             return action()
         except (OperationalError, DBAPIError) as error:
+            if is_disk_full(error):
+                raise store_full(what, url, error, FREE_SPACE) from None
             detail = scrub(str(error.orig or error).strip().splitlines()[0], url)
             if not is_transient(error) or attempt == attempts:
                 raise StoreUnavailable(_explain(what, url, detail, attempt)) from None

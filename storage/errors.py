@@ -3,7 +3,8 @@
 :class:`StoreConfigError` is a setting the user must change (an unknown scheme, Optuna and
 MLflow pointed at one database, a directory that cannot be written): the CLI exits 2.
 :class:`StoreUnavailable` is a store that is configured right but cannot be reached or refuses
-the login: the CLI exits 1. Messages never contain a password.
+the login: the CLI exits 1, as for :class:`StoreFull`, a disk (or PostgreSQL tablespace) with no
+space left. Messages never contain a password.
 """
 
 from __future__ import annotations
@@ -19,6 +20,18 @@ class StoreConfigError(StoreError, ValueError):
 
 class StoreUnavailable(StoreError):
     """The store is configured but cannot be reached, or refuses the login."""
+
+
+class StoreFull(StoreUnavailable):
+    """No space left on the device that holds the store; free space and run again.
+
+    ``detail`` is the driver's own line (redacted), kept so a caller that knows more about
+    what the failure left behind can say so without nesting one message in another.
+    """
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class SweepNotFound(StoreError, LookupError):

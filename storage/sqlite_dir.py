@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
+from storage.disk_full import FREE_SPACE, is_disk_full, store_full
 from storage.errors import StoreConfigError
 from storage.spec import StoreSpec
 
@@ -54,13 +55,19 @@ def fast_wal_commits() -> None:
     _FAST_COMMITS = True
 
 
-def prepare_directory(spec: StoreSpec) -> None:
-    """Create the directory, check it is writable, and put both databases in WAL mode."""
+def prepare_directory(spec: StoreSpec) -> list[Path]:
+    """Create the directory, check it is writable and that its databases are SQLite files.
+
+    Creates no database: that is the store's creation (:mod:`storage.store_creation`), which
+    can then remove what it made. Returns the directories made here (the topmost new one and
+    ``artifacts/``), for that creation to remove if it fails.
+    """
     if spec.directory is None:
-        return
+        return []
     directory = spec.directory
     if directory.exists() and not directory.is_dir():
         raise StoreConfigError(f"`store` {directory} exists and is not a directory")
+    made = [_topmost_missing(directory)] if not directory.exists() else []
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
@@ -70,16 +77,28 @@ def prepare_directory(spec: StoreSpec) -> None:
             f"`store` directory {directory} is not writable ({error.strerror}); choose another "
             "with --store or ONECYCLE_STORE"
         ) from None
-    databases = [sqlite_path(url) for url in (spec.optuna_url, spec.mlflow_uri)]
-    for database in databases:  # all checked before either is created
-        if database is not None:
-            check_sqlite_file(database)
-    for database in databases:
-        if database is not None:
-            enable_wal(database)
-            fast_wal_commits()
+    for database in sqlite_files(spec):  # all checked before either is created
+        check_sqlite_file(database)
     if spec.artifact_location and "://" not in spec.artifact_location:
-        Path(spec.artifact_location).mkdir(parents=True, exist_ok=True)
+        artifacts = Path(spec.artifact_location)
+        if not artifacts.exists():
+            made.append(_topmost_missing(artifacts))
+            artifacts.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def sqlite_files(spec: StoreSpec) -> list[Path]:
+    """The SQLite files of the store's two databases (none for PostgreSQL or a server)."""
+    found = [sqlite_path(url) for url in (spec.optuna_url, spec.mlflow_uri)]
+    return [database for database in found if database is not None]
+
+
+def _topmost_missing(path: Path) -> Path:
+    """The first directory on the way to ``path`` that does not exist (at most ``path``)."""
+    for parent in reversed(path.parents):
+        if not parent.exists():
+            return parent
+    return path
 
 
 def require_existing(spec: StoreSpec) -> None:
@@ -90,8 +109,7 @@ def require_existing(spec: StoreSpec) -> None:
     """
     if spec.directory is None:
         return
-    databases = [sqlite_path(url) for url in (spec.optuna_url, spec.mlflow_uri)]
-    files = [database for database in databases if database is not None]
+    files = sqlite_files(spec)
     if files and not any(database.exists() for database in files):
         raise StoreConfigError(
             f"no store at {spec.directory} (no {' or '.join(f.name for f in files)} there); "
@@ -135,8 +153,12 @@ def check_sqlite_file(database: Path) -> None:
         connection.close()
 
 
-def enable_wal(database: Path) -> None:
-    """Switch a SQLite file (created if missing) to WAL journaling."""
+def enable_wal(database: Path, probe: bool = False) -> None:
+    """Switch a SQLite file (created if missing) to WAL journaling.
+
+    ``probe`` (for a new file) also commits one write, so a disk too full for the WAL and its
+    index is found here, at once, and not by MLflow, which retries for minutes.
+    """
     database.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
@@ -144,7 +166,16 @@ def enable_wal(database: Path) -> None:
         mode = connection.execute("pragma journal_mode = wal").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreConfigError(f"cannot put {database} in WAL mode (got {mode!r})")
+        if probe:
+            connection.executescript(
+                "begin immediate; create table onecycle_probe (x); drop table onecycle_probe; "
+                "commit;"
+            )
     except sqlite3.DatabaseError as error:  # also "file is not a database" past the header
+        if is_disk_full(error, database.parent):
+            raise store_full(
+                f"create {database.name}", str(database.parent), error, FREE_SPACE
+            ) from None
         raise StoreConfigError(f"cannot open SQLite database {database}: {error}") from None
     finally:
         connection.close()

@@ -17,13 +17,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from storage.connect import ATTEMPTS, engine_for, engine_kwargs, ping, with_retries
+from storage.disk_full import FREE_SPACE, is_disk_full, store_full
 from storage.errors import StoreError, StoreUnavailable
-from storage.postgres import ensure_databases
+from storage.postgres import wanted_databases
 from storage.redact import redact_url, scrub
 from storage.spec import StoreSpec
-from storage.sqlite_dir import prepare_directory
+from storage.sqlite_dir import enable_wal, fast_wal_commits, sqlite_files
+from storage.store_creation import Creation, plan, prepare
 from storage.store_locks import schema_lock
 from storage.sweep_records import SweepRegistry
 
@@ -36,6 +39,13 @@ T = TypeVar("T")
 
 #: Seconds to wait for an MLflow tracking server's health check.
 HTTP_TIMEOUT_S = 5.0
+#: What "table/index ... already exists" on opening means: a schema whose creation was cut
+#: short in a database this store did not create (a new store's own is removed instead).
+HALF_MADE = (
+    "; its schema was left half made by an earlier creation that failed (a full disk?) and "
+    "cannot be finished: it holds no data yet, so drop and create that database again (or "
+    "move the file aside) and run again"
+)
 
 
 class Store:
@@ -127,12 +137,15 @@ class Store:
         self.close()
 
 
-def open_store(spec: StoreSpec, attempts: int = ATTEMPTS) -> Store:
+def open_store(spec: StoreSpec, attempts: int = ATTEMPTS, *, create: bool = True) -> Store:
     """Check and prepare the store ``spec`` describes; return it opened.
 
-    Directory stores are created (WAL SQLite files, ``artifacts/``); PostgreSQL stores get
-    their two databases created if missing; every database is pinged and an MLflow tracking
-    server's ``/health`` is checked, each with a bounded wait and retries for transient errors.
+    A new store is created whole or not at all (:mod:`storage.store_creation`): its WAL SQLite
+    files and ``artifacts/``, or its two PostgreSQL databases, then the sweep table, Optuna's
+    and MLflow's schemas; a failure removes what was made. Every database is pinged and an
+    MLflow tracking server's ``/health`` is checked, each with a bounded wait and retries for
+    transient errors. ``create=False`` (commands that only read) refuses a store that is not
+    there instead of creating it.
 
     Example:
         >>> import tempfile
@@ -141,24 +154,49 @@ def open_store(spec: StoreSpec, attempts: int = ATTEMPTS) -> Store:
         >>> store.sweeps.list()
         []
     """
-    if spec.kind == "directory":
-        prepare_directory(spec)
-    else:
-        ensure_databases(spec, attempts)
-    ping(spec.optuna_url, attempts)
-    if spec.mlflow_uri.startswith(("http://", "https://")):
-        check_tracking_server(spec.mlflow_uri, attempts)
-    elif "://" in spec.mlflow_uri and not spec.mlflow_uri.startswith("file:"):
-        ping(spec.mlflow_uri, attempts)
+    creation = prepare(spec)
+    _check_foreign_tracking(spec, attempts)
     store = Store(spec)
-
-    def create_sweep_table() -> None:
-        with schema_lock(spec, spec.optuna_url):
-            store.sweeps.create_schema()
-
-    with_retries("create the sweep table", spec.optuna_url, create_sweep_table, attempts)
+    with schema_lock(spec, spec.optuna_url):
+        try:
+            _build(store, plan(creation, attempts, create), attempts)
+        except BaseException as error:
+            store.close()
+            failure = creation.undo(error)
+            if failure is error:
+                raise
+            raise failure from None
     log.debug("opened store %s", spec.describe())
     return store
+
+
+def _check_foreign_tracking(spec: StoreSpec, attempts: int) -> None:
+    """Reach an MLflow tracking server, or a tracking database this store does not create."""
+    uri = spec.mlflow_uri
+    if uri.startswith(("http://", "https://")):
+        check_tracking_server(uri, attempts)
+        return
+    ours = uri.startswith("postgresql") and make_url(uri).database in wanted_databases(spec)
+    if "://" in uri and not uri.startswith(("file:", "sqlite")) and not ours:
+        ping(uri, attempts)
+
+
+def _build(store: Store, creation: Creation, attempts: int) -> None:
+    """Create what ``creation`` found missing, then, for a new store, both schemas at once."""
+    spec = store.spec
+    for database in sqlite_files(spec):
+        enable_wal(database, probe=database in creation.files)
+        fast_wal_commits()
+    creation.create_databases(attempts)
+    creation.mark()
+    ping(spec.optuna_url, attempts)
+    if spec.mlflow_uri.startswith("postgresql"):
+        ping(spec.mlflow_uri, attempts)
+    with_retries("create the sweep table", spec.optuna_url, store.sweeps.create_schema, attempts)
+    if creation.new:
+        store.mlflow  # noqa: B018 - MLflow's schema, now, while a failure can still be undone
+        store.optuna_storage  # noqa: B018 - and Optuna's
+        creation.finish(attempts)
 
 
 def check_tracking_server(uri: str, attempts: int = ATTEMPTS) -> None:
@@ -186,7 +224,10 @@ def _guard(what: str, url: str, build: Callable[[], T]) -> T:
     except StoreError:
         raise
     except Exception as error:  # MlflowException, optuna.exceptions.StorageInternalError, ...
+        if is_disk_full(error):
+            raise store_full(what, url, error, FREE_SPACE) from None
         detail = scrub(
             str(error).strip().splitlines()[0] if str(error).strip() else repr(error), url
         )
-        raise StoreUnavailable(f"cannot {what} at {redact_url(url)}: {detail}") from None
+        advice = HALF_MADE if "already exists" in detail else ""
+        raise StoreUnavailable(f"cannot {what} at {redact_url(url)}: {detail}{advice}") from None

@@ -7,23 +7,28 @@ table on first use. Two workers doing that at once on a fresh store collide ("mi
 to match one row ... 0 found"). Holding the schema lock around the first use of each backend
 makes the second process wait and then find the schema in place. SQLite stores lock a file in
 the store directory; PostgreSQL stores take a server-wide advisory lock keyed on the database
-prefix.
+prefix. A lock is re-entrant within a thread: creating a store holds the schema lock around
+the first use of each backend, which takes it again.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from storage.connect import engine_for
-from storage.spec import StoreSpec
+from storage.connect import engine_for, with_retries
+from storage.spec import CONNECT_TIMEOUT_S, StoreSpec
 from storage.sqlite_dir import sqlite_path
+
+#: The locks each thread holds, so taking one again nests instead of waiting for itself.
+_HELD = threading.local()
 
 
 @contextmanager
@@ -42,14 +47,36 @@ def store_lock(spec: StoreSpec, url: str, name: str) -> Iterator[None]:
     """
     database = sqlite_path(url)
     if database is not None:
-        with _file_lock((spec.directory or database.parent) / f".{name}.lock"):
+        path = lock_path(spec, database, name)
+        with _once(str(path), lambda: _file_lock(path)):
             yield
         return
     if url.startswith("postgresql") and spec.server_url is not None:
-        with _advisory_lock(spec.server_url, f"onecycle-{name}:{spec.db_prefix}"):
+        server, key = spec.server_url, f"onecycle-{name}:{spec.db_prefix}"
+        with _once(key, lambda: _advisory_lock(server, key)):
             yield
         return
     yield
+
+
+def lock_path(spec: StoreSpec, database: Path, name: str) -> Path:
+    """The file behind lock ``name`` of a store whose database ``database`` is a SQLite file."""
+    return (spec.directory or database.parent) / f".{name}.lock"
+
+
+@contextmanager
+def _once(key: str, take: Callable[[], AbstractContextManager[None]]) -> Iterator[None]:
+    """Hold the lock ``take`` gives, unless this thread holds ``key`` already."""
+    held: set[str] = _HELD.__dict__.setdefault("keys", set())
+    if key in held:
+        yield
+        return
+    with take():
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
 
 
 @contextmanager
@@ -67,10 +94,14 @@ def _file_lock(path: Path) -> Iterator[None]:
 def _advisory_lock(server_url: str, name: str) -> Iterator[None]:
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     url = make_url(server_url)
-    url = url.set(database=url.database or "postgres")
-    engine = engine_for(url.render_as_string(hide_password=False))
+    url = url.set(
+        database=url.database or "postgres",
+        query={"connect_timeout": str(CONNECT_TIMEOUT_S), **dict(url.query)},
+    )
+    rendered = url.render_as_string(hide_password=False)
+    engine = engine_for(rendered)
     try:
-        with engine.connect() as connection:
+        with with_retries("take the store's lock", rendered, engine.connect) as connection:
             connection.execute(text("select pg_advisory_lock(:key)"), {"key": key})
             try:
                 yield

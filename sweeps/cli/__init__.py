@@ -120,8 +120,13 @@ def _quiet_libraries(debug: bool) -> None:
     """MLflow and Alembic announce schema creation at INFO; a CLI user does not need that."""
     level = logging.DEBUG if debug else logging.WARNING
     # Child loggers: importing mlflow resets the level of its root "mlflow" logger.
-    for name in ("mlflow.store.db.utils", "mlflow.store", "alembic"):
+    for name in ("mlflow.store", "alembic"):
         logging.getLogger(name).setLevel(level)
+    # Its "SQLAlchemy database error" is a traceback logged before the error is raised to us;
+    # the CLI reports that error itself, on one line.
+    logging.getLogger("mlflow.store.db.utils").setLevel(
+        logging.DEBUG if debug else logging.CRITICAL
+    )
     # Outcomes are shown by the CLI itself; Optuna's per-trial log lines would interleave.
     logging.getLogger("optuna").setLevel(logging.DEBUG if debug else logging.ERROR)
 

@@ -71,7 +71,7 @@ def open_from_options(options: dict[str, Any]) -> Store:
 
 
 def open_existing_from_options(options: dict[str, Any]) -> Store:
-    """Open the store only if it is there: for commands that read and must create nothing."""
+    """Open the store only if it is there: for commands that read, or join, and create nothing."""
     spec = spec_from_options(options)
     require_existing(spec)
-    return open_store(spec)
+    return open_store(spec, create=False)

@@ -10,7 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from storage import Store
-from sweeps.cli._store_options import open_from_options, store_options
+from sweeps.cli._store_options import (
+    open_existing_from_options,
+    open_from_options,
+    store_options,
+)
 from sweeps.errors import SweepsError, UsageError
 
 if TYPE_CHECKING:
@@ -177,7 +181,7 @@ def worker_command(
     """Join the running sweep NAME from another process or machine (reads it from the store)."""
     console = Console()
     gpu_list = _gpu_list(gpus)
-    with open_from_options(options) as store:
+    with open_existing_from_options(options) as store:  # a worker joins; it never creates
         record = store.sweeps.get(name)
         metric = str(record.config.get("objective", {}).get("metric") or "objective")
         if quiet:

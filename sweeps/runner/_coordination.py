@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from storage import Store
+from storage.disk_full import is_disk_full
 from storage.errors import StoreUnavailable
 from storage.store_locks import store_lock
 from storage.trial_queries import (
@@ -51,6 +52,12 @@ OPTUNA_BULK_ENV = "ONECYCLE_OPTUNA_BULK"
 
 
 STALE_REASON = "worker stopped sending heartbeats (killed or lost); the trial was retried"
+
+#: The reason on a run that ended while its trial's outcome never reached Optuna.
+UNRECORDED_REASON = (
+    "the run ended but its trial's outcome never reached Optuna (the worker stopped or the "
+    "store failed first); the trial was failed as stale and retried"
+)
 
 
 #: Heartbeat intervals without a beat after which a running trial is stale (or lost, when it
@@ -84,7 +91,11 @@ def recorder_for(study: optuna.Study) -> TrialRecorder:
 
 
 def stale_trial_handler(store: Store) -> Callable[[optuna.Study, FrozenTrial], None]:
-    """Retry a trial whose worker died, once, and close its MLflow run as FAILED."""
+    """Retry a trial whose worker died, once, and close its MLflow run as FAILED.
+
+    A run that did end (FINISHED: its trial trained, but the tell never got in) is made FAILED
+    too, so the run agrees with its trial (see ``_agreement``).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
@@ -95,8 +106,11 @@ def stale_trial_handler(store: Store) -> Callable[[optuna.Study, FrozenTrial], N
         if not run_id:
             return
         client = store.mlflow
-        if client.get_run(run_id).info.status == "RUNNING":
-            client.set_tag(run_id, FAILURE_TAG, STALE_REASON)
+        status = client.get_run(run_id).info.status
+        if status != "FAILED":
+            client.set_tag(
+                run_id, FAILURE_TAG, STALE_REASON if status == "RUNNING" else UNRECORDED_REASON
+            )
             client.set_terminated(run_id, "FAILED")
 
     return on_stale
@@ -105,7 +119,8 @@ def stale_trial_handler(store: Store) -> Callable[[optuna.Study, FrozenTrial], N
 def riding_out_outages(what: str, action: Callable[[], T], patience_s: float = 60.0) -> T:
     """Run ``action``, retrying while the database is unreachable (a restart, a failover).
 
-    Gives up after ``patience_s`` seconds with :class:`storage.StoreUnavailable`.
+    Gives up after ``patience_s`` seconds with :class:`storage.StoreUnavailable`. A full disk
+    is raised at once: it stays full until someone frees space.
     """
     deadline = time.monotonic() + patience_s
     pause = 0.5
@@ -113,6 +128,8 @@ def riding_out_outages(what: str, action: Callable[[], T], patience_s: float = 6
         try:
             return action()
         except (OperationalError, InterfaceError, optuna.exceptions.StorageInternalError) as error:
+            if is_disk_full(error):
+                raise
             if time.monotonic() + pause > deadline:
                 raise StoreUnavailable(
                     f"cannot {what}: the database stayed unreachable for {patience_s:.0f} s "

@@ -100,8 +100,8 @@ def _record_end(ending: Ending, status: SweepStatus, reason: str, whole_sweep: b
         _end(ending, status, reason, whole_sweep)
     except Exception as error:  # the store may be what failed: the first error is the news
         log.warning(
-            "could not record that sweep %r %s (it still shows as running; `onecycle run` "
-            "resumes it): %s",
+            "could not record that sweep %r %s (its status or its parent run may still show "
+            "running; `onecycle run` resumes it): %s",
             ending.record.name,
             status,
             scrub(one_line(f"{type(error).__name__}: {error}", 300)),

@@ -21,11 +21,13 @@ import torch
 
 from storage import Store, SweepRecord
 from storage.bulk_trials import Finish
+from storage.disk_full import full_part, is_disk_full, store_full
 from storage.errors import StoreError
 from storage.tracking import BULK_ENV, ProcessTracking
 from storage.trial_recording import Asked, TrialRecorder, run_recorder
 from sweeps.config import SweepConfig, parse_config
-from sweeps.errors import TooManyFailures, UsageError
+from sweeps.errors import TooManyFailures, UsageError, one_line
+from sweeps.runner._agreement import make_runs_agree
 from sweeps.runner._coordination import (
     STALE_AFTER_INTERVALS,
     Heartbeats,
@@ -61,6 +63,8 @@ from sweeps.trials import (
 
 log = logging.getLogger(__name__)
 MIN_TRIALS_FOR_FAILURE_RATE = 4
+#: What a sweep stopped by a full disk keeps, and how to go on.
+KEPT = "the trials it finished are kept: free space and `onecycle run` again to resume it"
 
 
 def run_sweep(
@@ -95,6 +99,7 @@ def _run(
     _share_cores(device)
     ending.interval = interval = heartbeat_interval()
     ending.study = study = _open_study(store, record, config, space, interval)
+    _agree(store, study, record, STALE_AFTER_INTERVALS * interval)
     recorder = recorder_for(study)
     stop = threading.Event()
     makers = _slot_runners(store, config, device, gpus, stop)
@@ -140,6 +145,11 @@ def _run(
             while one_round(0):
                 pass
         progress.sweep(outcome_of(study, n_trials), n_trials)
+    except Exception as error:
+        if is_disk_full(error, store.spec.directory):
+            what, where = f"record sweep {record.name!r}", full_part(store.spec, error)
+            raise store_full(what, where, error, KEPT) from None
+        raise
     finally:
         watcher.stop()
         if fused_context is not None and fused_context.sampling is not None:
@@ -177,6 +187,14 @@ def _mlflow_target(store: Store, record: SweepRecord) -> MlflowTarget:
         record.name,
         run_recorder(tracking, store.mlflow, store.spec.mlflow_uri, bulk=bulk_runs),
     )
+
+
+def _agree(store: Store, study: optuna.Study, record: SweepRecord, grace_s: float) -> None:
+    """Make finished trials' runs agree with Optuna (a failure to do so waits for next time)."""
+    try:
+        make_runs_agree(store, study, record, grace_s)
+    except Exception as error:  # the sweep itself will meet a store that is still failing
+        log.warning("could not check that trials and runs agree: %s", one_line(str(error)))
 
 
 def _share_cores(device: torch.device) -> None:

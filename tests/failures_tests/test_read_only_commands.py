@@ -1,7 +1,9 @@
 """Read-only commands on a ``--store`` that does not exist: "no store at PATH", nothing created.
 
 A typo in ``--store`` (or running from the wrong directory for the default ``./.onecycle``)
-used to create a new empty store and report on it as if it were the one meant.
+used to create a new empty store and report on it as if it were the one meant. ``worker``
+counts as one: it joins a sweep that ``run`` created, so a store that is not there is a typo.
+On PostgreSQL, "there" means its databases (``--db-prefix``) exist on the server.
 """
 
 from __future__ import annotations
@@ -9,8 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
+from storage import redact_url, resolve_store
+from storage.postgres import drop_databases
 from sweeps.cli import main
+from tests.failures_tests.store_state import store_args, store_exists
+from tests.fixtures import unique_prefix
+from tests.requirements import postgres_url
 
 COMMANDS = {
     "list": ["list"],
@@ -19,6 +27,7 @@ COMMANDS = {
     "best": ["best", "mine"],
     "summary": ["summary", "mine"],
     "store info": ["store", "info"],
+    "worker": ["worker", "mine", "--quiet"],
 }
 
 
@@ -45,3 +54,19 @@ def test_the_default_store_is_not_created_either(
     assert main(["list"]) == 2
     assert f"no store at {tmp_path / '.onecycle'} " in capsys.readouterr().err
     assert not (tmp_path / ".onecycle").exists()
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_no_postgresql_databases_are_created_either(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = make_url(postgres_url()).set(password="s3cret").render_as_string(False)
+    spec = resolve_store(server, db_prefix=unique_prefix("typo"), env={})
+    try:
+        assert main([*COMMANDS[command], *store_args(spec)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"onecycle: error: no store at {redact_url(server)} (")
+        assert err.count("\n") == 1 and "s3cret" not in err
+        assert not store_exists(spec)
+    finally:
+        drop_databases(server, spec.db_prefix)

@@ -124,6 +124,12 @@ def waits_once(ctx: Any) -> dict[str, float]:
     return {"val_accuracy": 0.75}
 
 
+def steady(ctx: Any) -> dict[str, float]:
+    """Trains a few updates and reports its metric: a trial that succeeds."""
+    _steps(ctx)
+    return {"val_accuracy": 0.75}
+
+
 def always_exits(ctx: Any) -> None:
     """Every trial calls ``sys.exit(3)``."""
     sys.exit(3)
@@ -149,4 +155,23 @@ def loses_the_artifact_store(ctx: Any) -> dict[str, float]:
     if folder.is_dir() and _first_time(ctx.options):
         shutil.rmtree(folder)
         folder.write_text("the artifact store is gone")
+    return {"val_accuracy": 0.75}
+
+
+def fills_the_disk_once(ctx: Any) -> dict[str, float]:
+    """The first trial trains, then fills the disk at ``options.ballast`` before it reports.
+
+    As a checkpoint written beside the store would: the trial's run is open, and its end
+    (final metrics, status) finds no space left. ``options.marker`` (on another disk) says
+    whether it already did.
+    """
+    _steps(ctx)
+    if _first_time(ctx.options):
+        with open(ctx.options["ballast"], "wb") as ballast:
+            try:
+                while True:
+                    ballast.write(b"\0" * 65536)
+                    ballast.flush()
+            except OSError:
+                pass
     return {"val_accuracy": 0.75}
