@@ -26,6 +26,22 @@ class TooManyFailures(SweepsError):
     """A sweep stopped because its failure rate passed ``search.max_failure_rate``."""
 
 
+class FusedBatchFailed(SweepsError):
+    """The training code of a fused batch raised: every trial of the batch failed with it.
+
+    A single trial's exception fails that trial and the sweep goes on; a fused batch's stops
+    the sweep, since the same stacked code would raise again in the next batch.
+    """
+
+    def __init__(self, numbers: list[int], error: BaseException) -> None:
+        self.reason = f"{type(error).__name__}: {error}"
+        span = f"{numbers[0]}" if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
+        super().__init__(
+            f"fused batch of trials {span} failed in the training code: {self.reason} "
+            "(its trials are FAIL; --debug shows the traceback)"
+        )
+
+
 #: The most characters of a user's value an error message quotes.
 EXCERPT_CHARS = 60
 #: The most characters of one error line (a backstop for messages built from user code's).

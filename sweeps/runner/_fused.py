@@ -43,7 +43,10 @@ from torch import Tensor
 import schedulers
 from storage.bulk_runs import NewRun
 from storage.bulk_trials import Finish
+from storage.disk_full import is_disk_full
+from storage.errors import StoreError
 from storage.tracking import RunEnd
+from sweeps.errors import FusedBatchFailed, SweepsError
 from sweeps.runner._coordination import Heartbeats
 from sweeps.runner._fused_batch import BatchTimes, FusedContext, Member
 from sweeps.tracking import STUDY_TAG, SWEEP_TAG, trial_plot
@@ -154,7 +157,12 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
         _start_runs(context, members)
         times.ask_s += time.perf_counter() - started
         started = time.perf_counter()
-        outcome = train_fused(workload, [m.schedule for m in members], context.settings, hooks)
+        try:
+            outcome = train_fused(workload, [m.schedule for m in members], context.settings, hooks)
+        except Exception as error:  # the user's task (or its sys.exit) in a stacked model
+            if isinstance(error, (SweepsError, StoreError)) or is_disk_full(error):
+                raise
+            raise FusedBatchFailed([m.number for m in members], error) from error
         times.train_s = time.perf_counter() - started
         tell_started = time.perf_counter()
         hooks.flush()
@@ -168,6 +176,8 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
         # Whatever stopped the batch (Ctrl+C, a store error, a bug), no trial stays RUNNING;
         # trials already told keep their outcome and their runs.
         why = f"{type(error).__name__}: {error}"
+        if isinstance(error, FusedBatchFailed):
+            why = error.reason
         failed = MemberOutcome(TrialState.FAIL, None, why, None, started)
         with contextlib.suppress(Exception):
             _finish(context, [(m, failed) for m in members if m.trial_id not in done], done)

@@ -24,7 +24,6 @@ from sweeps.cli import main
 from sweeps.errors import UsageError
 from sweeps.runner import create_or_resume, load_config, run_sweep
 from sweeps.tracking import FAILURE_TAG
-from sweeps.trials._exits import TrialExited
 from tests.failures_tests.store_state import state_of, store_args, sweep_file
 
 SPACE = "{cycle_max_lr: {low: 0.01, high: 0.1}, cycle_min_lr: 0.001, cycle_first_step_size: 2}"
@@ -101,8 +100,11 @@ def test_sys_exit_in_every_trial_stops_on_the_failure_rate_with_the_parent_faile
     assert "4 of 4 trials failed" in str(_parent_reason(spec, "exits"))
 
 
-def test_sys_exit_in_a_fused_batch_fails_the_sweep_and_every_run(tmp_path: Path) -> None:
-    """A fused batch's ``sys.exit`` ends the worker: batch FAIL, runs FAILED, parent FAILED."""
+def test_sys_exit_in_a_fused_batch_fails_the_sweep_and_every_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fused batch's ``sys.exit`` ends the worker with one line: batch FAIL, runs FAILED,
+    parent FAILED."""
     spec = _sqlite(tmp_path)
     path = sweep_file(
         tmp_path,
@@ -111,10 +113,10 @@ def test_sys_exit_in_a_fused_batch_fails_the_sweep_and_every_run(tmp_path: Path)
         f"objective: {{metric: val_accuracy}}\nsearch: {{n_trials: 2, sampler: random, "
         f"space: {SPACE}}}\n",
     )
-    with open_store(spec) as store:
-        record, _ = create_or_resume(store, load_config(path))
-        with pytest.raises(TrialExited, match=r"sys\.exit\(4\)"):
-            run_sweep(store, record, fused=2)
+    assert main(["run", str(path), *store_args(spec), "--fused", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("onecycle: error: fused batch of trials 0-1 failed in the training code")
+    assert "TrialExited: SystemExit(4)" in err and err.count("\n") == 1  # one line, no traceback
     state = state_of(spec, "fused")
     assert (state.status, state.parent) == ("failed", "FAILED")
     assert state.trials == ["FAIL", "FAIL"] and state.runs == ["FAILED", "FAILED"]
