@@ -119,13 +119,14 @@ def _run(
     )
     if fused_context is not None:  # a stopping worker may end the sweep; a batch reopens it
         fused_context.before_start = reopen
+    since = riding_out_outages("count the trials", lambda: outcome_of(study, n_trials))
     watcher = _StaleWatcher(study, interval)
     starting, syncing = threading.Lock(), threading.Lock()  # one at a time per worker
 
     def one_round(slot: int) -> bool:
         outcome = riding_out_outages("count the trials", lambda: outcome_of(study, n_trials))
         progress.sweep(outcome, n_trials)
-        _check_failure_rate(outcome, config, record.name)
+        _check_failure_rate(outcome, since, config, record.name)
         if fused_context is not None:
             return _fused_batch(fused_context, n_trials)
         with starting:
@@ -223,18 +224,30 @@ def _open_study(
     )
 
 
-def _check_failure_rate(outcome: SweepOutcome, config: SweepConfig, name: str) -> None:
-    """Stop the sweep (:class:`TooManyFailures`) once failures pass ``search.max_failure_rate``."""
-    ended = outcome.finished + outcome.failed
-    if (
-        not outcome.done
-        and ended >= MIN_TRIALS_FOR_FAILURE_RATE
-        and outcome.failed / ended > config.search.max_failure_rate
-    ):
+def _check_failure_rate(
+    outcome: SweepOutcome, since: SweepOutcome, config: SweepConfig, name: str
+) -> None:
+    """Stop the sweep (:class:`TooManyFailures`) once failures pass ``search.max_failure_rate``.
+
+    Counted over the trials ended since this worker started (``since``), so a sweep stopped for
+    its failures resumes once its code is fixed. Where nothing succeeds, a rate of 1.0 still
+    stops after ``n_trials`` failures rather than retrying forever.
+    """
+    failed = outcome.failed - since.failed
+    ended = outcome.finished + outcome.failed - since.finished - since.failed
+    if outcome.done or ended < MIN_TRIALS_FOR_FAILURE_RATE:
+        return
+    rate = config.search.max_failure_rate
+    if failed / ended > rate:
         raise TooManyFailures(
-            f"sweep {name!r} stopped: {outcome.failed} of {ended} trials failed, "
-            f"above search.max_failure_rate={config.search.max_failure_rate}; see the "
-            "failure reasons with `onecycle status`"
+            f"sweep {name!r} stopped: {failed} of {ended} trials failed, above "
+            f"search.max_failure_rate={rate}; see the failure reasons with `onecycle status`"
+        )
+    if failed == ended >= config.search.n_trials:
+        raise TooManyFailures(
+            f"sweep {name!r} stopped: all {ended} trials failed (as many as search.n_trials; "
+            f"search.max_failure_rate={rate} never stops it); see the failure reasons with "
+            "`onecycle status`"
         )
 
 

@@ -100,6 +100,40 @@ def test_sys_exit_in_every_trial_stops_on_the_failure_rate_with_the_parent_faile
     assert "4 of 4 trials failed" in str(_parent_reason(spec, "exits"))
 
 
+def test_a_failure_rate_of_one_still_stops_a_sweep_where_every_trial_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``max_failure_rate: 1.0`` never stops on a share of failures; when nothing succeeds the
+    sweep stops after ``n_trials`` failures instead of asking new trials forever."""
+    spec = _sqlite(tmp_path)
+    search = "n_trials: 2, max_failure_rate: 1.0"
+    path = sweep_file(tmp_path, _sweep("hopeless", "always_exits", search=search))
+    assert main(["run", str(path), *store_args(spec)]) == 1
+    assert "all 4 trials failed (as many as search.n_trials" in capsys.readouterr().err
+    state = state_of(spec, "hopeless")
+    assert (state.status, state.parent) == ("failed", "FAILED")
+    assert state.trials == ["FAIL"] * 4 and state.runs == ["FAILED"] * 4
+
+
+def test_a_sweep_stopped_for_its_failures_resumes_once_the_code_is_fixed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rate counts the trials ended since the worker started: the failures recorded before
+    do not stop the resumed sweep at once."""
+    spec, fixed = _sqlite(tmp_path), tmp_path / "fixed"
+    path = sweep_file(
+        tmp_path, _sweep("buggy", "fails_until_fixed", options=f"{{fixed: '{fixed}'}}")
+    )
+    assert main(["run", str(path), *store_args(spec)]) == 1
+    assert "4 of 4 trials failed" in capsys.readouterr().err
+    fixed.touch()
+    assert main(["run", str(path), *store_args(spec)]) == 0
+    state = state_of(spec, "buggy")
+    assert (state.status, state.parent) == ("finished", "FINISHED")
+    assert state.trials == ["FAIL"] * 4 + ["COMPLETE"] * 2
+    assert state.runs == ["FAILED"] * 4 + ["FINISHED"] * 2
+
+
 def test_sys_exit_in_a_fused_batch_fails_the_sweep_and_every_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

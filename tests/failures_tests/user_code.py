@@ -175,3 +175,11 @@ def fills_the_disk_once(ctx: Any) -> dict[str, float]:
             except OSError:
                 pass
     return {"val_accuracy": 0.75}
+
+
+def fails_until_fixed(ctx: Any) -> dict[str, float]:
+    """Raises until the file ``options.fixed`` exists (the user fixed the code), then trains."""
+    if not Path(ctx.options["fixed"]).exists():
+        raise ValueError("a bug in the training code")
+    _steps(ctx)
+    return {"val_accuracy": 0.75}
