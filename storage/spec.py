@@ -167,15 +167,19 @@ def _parsed_as_written(key: str, value: str, url: URL | None) -> None:
         )
 
 
-def _postgres_url(setting: str) -> URL:
+def _parsed_url(key: str, value: str, what: str) -> URL:
+    """``value`` parsed, refused (naming ``key``) if it is no URL or would split its secret."""
     try:
-        url = make_url(setting)
+        url = make_url(value)
     except (ArgumentError, ValueError):
-        _parsed_as_written("store", setting, None)
-        raise StoreConfigError(
-            f"`store` is not a valid PostgreSQL URL: {redact_url(setting)!r}"
-        ) from None
-    _parsed_as_written("store", setting, url)
+        _parsed_as_written(key, value, None)
+        raise StoreConfigError(f"`{key}` is not a valid {what}: {redact_url(value)!r}") from None
+    _parsed_as_written(key, value, url)
+    return url
+
+
+def _postgres_url(setting: str) -> URL:
+    url = _parsed_url("store", setting, "PostgreSQL URL")
     if not url.host:
         raise StoreConfigError(
             f"`store` PostgreSQL URL needs a host, e.g. postgresql://user@host:5432/, "
@@ -216,14 +220,7 @@ def _checked_mlflow_uri(value: str) -> str:
     if scheme in ("http", "https"):
         _parsed_as_written("mlflow_uri", value, _http_userinfo(value))
     if scheme not in ("sqlite", "http", "https"):
-        try:
-            parsed = make_url(value)
-        except (ArgumentError, ValueError):
-            _parsed_as_written("mlflow_uri", value, None)
-            raise StoreConfigError(
-                f"`mlflow_uri` is not a valid database URL: {redact_url(value)!r}"
-            ) from None
-        _parsed_as_written("mlflow_uri", value, parsed)
+        _parsed_url("mlflow_uri", value, "database URL")
     if scheme == "postgresql":
         url = make_url(value).set(drivername=PSYCOPG_DRIVER)
         return _database_url(url, url.database or "mlflow")
