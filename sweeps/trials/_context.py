@@ -21,8 +21,11 @@ import schedulers
 from sweeps.trials._rules import LossWatch
 
 
-class DivergenceStop(Exception):
-    """Raised inside a user's loop when its loss diverges; ends the trial as a divergence."""
+class DivergenceStop(BaseException):
+    """Raised inside a user's loop when its loss diverges; ends the trial as a divergence.
+
+    A ``BaseException``, so that a loop's ``except Exception`` does not swallow it and train on.
+    """
 
 
 class HasParamGroups(Protocol):

@@ -85,3 +85,26 @@ def test_a_users_function_records_samples_to_target_and_best_like_the_loop() -> 
     digits = build_workload("digits", 64, 0, torch.device("cpu"), hidden=[16])
     loop = train(digits, SCHEDULE, TrainSettings(epochs=2, target=0.5))
     assert loop.samples_to_target is not None and loop.samples_to_target % 64 == 0
+
+
+def test_a_users_except_exception_does_not_swallow_the_divergence_stop() -> None:
+    """A loop that guards its logging with ``except Exception`` still stops where the loss
+    diverged (a BaseException, like the range test's stop), not after its last epoch."""
+    updates: list[int] = []
+
+    def careless(ctx: TrialContext) -> dict[str, float]:
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+        scheduler = ctx.scheduler(optimizer)
+        for step in range(40):
+            try:  # noqa: SIM105 - written as users write it
+                ctx.log_loss(torch.tensor(1.0 if step < 5 else math.inf))
+            except Exception:
+                pass  # "logging must never kill training"
+            scheduler.step()
+            updates.append(step)
+        return {"val_accuracy": 0.5}
+
+    workload = FunctionRunner(careless, 16, 0, torch.device("cpu"), 1, {})
+    result = workload.run(SCHEDULE, TrainSettings(epochs=1), NoHooks())
+    assert result.diverged == "non-finite loss"
+    assert updates == list(range(5))  # stopped at the first non-finite loss
