@@ -12,7 +12,10 @@ from typing import Any
 
 import yaml
 
-from sweeps.errors import UsageError
+from sweeps.errors import UsageError, excerpt
+
+#: The most items (mappings, lists, scalars) a sweep file may hold once YAML aliases are expanded.
+MAX_ITEMS = 100_000
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -73,4 +76,45 @@ def load_mapping(path: Path) -> dict[str, Any]:
             raise UsageError(f"{where}: invalid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping at the top, got {type(data).__name__}")
+    _refuse_expansion(path, data)
     return data
+
+
+def _refuse_expansion(path: Path, data: dict[str, Any]) -> None:
+    """Refuse a file whose aliases expand past :data:`MAX_ITEMS`, naming the key that does.
+
+    YAML aliases share one object, so a small file can stand for billions of items; rendering
+    one (the sweep's record, a hash, an error message) would take the machine's memory.
+    """
+    sizes: dict[int, int] = {}
+    if _items(data, sizes) <= MAX_ITEMS:
+        return
+    where: list[str] = []
+    value: Any = data
+    while isinstance(value, dict):
+        big = [(k, v) for k, v in value.items() if _items(v, sizes) > MAX_ITEMS]
+        if not big:
+            break
+        key, value = big[0]
+        where.append(str(key))
+    raise UsageError(
+        f"{path}: {'.'.join(where) or 'the file'}: expands to more than {MAX_ITEMS} items "
+        f"(YAML aliases nested in each other?), got {excerpt(value)}"
+    )
+
+
+def _items(value: Any, sizes: dict[int, int]) -> int:
+    """How many items ``value`` holds expanded, counted once per shared object; capped."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    if id(value) in sizes:
+        return sizes[id(value)]
+    sizes[id(value)] = MAX_ITEMS + 1  # a value that holds itself counts as too big
+    parts = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+    total = 1
+    for part in parts:
+        total = min(total + _items(part, sizes), MAX_ITEMS + 1)
+        if total > MAX_ITEMS:
+            break
+    sizes[id(value)] = total
+    return total

@@ -74,20 +74,45 @@ def test_a_5000_character_name_is_quoted_as_an_excerpt(
     assert not (tmp_path / "store").exists()
 
 
+def _alias_bomb() -> str:
+    """Nine levels of nine aliases, written inline: 9**9 (387 million) strings expanded."""
+    value = '&a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'
+    for level in range(1, 9):
+        value = f"&a{level} [{value}, {', '.join([f'*a{level - 1}'] * 8)}]"
+    return value
+
+
 def test_a_yaml_alias_bomb_as_name_is_refused_fast_and_short(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Nine levels of nine aliases: 9**9 (387 million) strings if the value were rendered."""
-    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    for level in range(1, 9):
-        lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]")
-    body = "\n".join(lines) + "\n" + SWEEP.replace("name: t", "name: *l8")
+    body = SWEEP.replace("name: t", f"name: {_alias_bomb()}")
     path = sweep_file(tmp_path, body)
     started = time.perf_counter()
     assert main(["run", str(path), "--store", str(tmp_path / "store")]) == 2
     assert time.perf_counter() - started < 20
     err = _one_short_line(capsys.readouterr().err)
-    assert "name: Input should be a valid string, got [[[...]" in err
+    assert ": name: expands to more than 100000 items (YAML aliases" in err
+    assert "got [[[...]" in err
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_yaml_alias_bomb_in_free_options_is_refused_before_it_is_rendered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An entrypoint takes any options, so no schema refuses them: the file's size once
+    expanded does. (Rendered into the sweep's record, this one took 10 GB before it was killed.)
+    """
+    workload = (
+        "workload: {entrypoint: 'tests.failures_tests.user_code:steady', "
+        f"options: {{hidden: [16], junk: {_alias_bomb()}}}}}"
+    )
+    body = SWEEP.replace("workload: {builtin: digits, epochs: 1}", workload)
+    path = sweep_file(tmp_path, body + "objective: {metric: val_accuracy}\n")
+    started = time.perf_counter()
+    assert main(["run", str(path), "--store", str(tmp_path / "store")]) == 2
+    assert time.perf_counter() - started < 20
+    err = _one_short_line(capsys.readouterr().err)
+    assert ": workload.options.junk: expands to more than 100000 items" in err
     assert not (tmp_path / "store").exists()
 
 
