@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -26,7 +26,7 @@ from storage.errors import StoreError
 from storage.tracking import BULK_ENV, ProcessTracking
 from storage.trial_recording import Asked, TrialRecorder, run_recorder
 from sweeps.config import SweepConfig, parse_config
-from sweeps.errors import TooManyFailures, UsageError, one_line
+from sweeps.errors import UsageError, one_line
 from sweeps.runner._agreement import make_runs_agree
 from sweeps.runner._coordination import (
     STALE_AFTER_INTERVALS,
@@ -39,6 +39,7 @@ from sweeps.runner._coordination import (
     start_under_lock,
 )
 from sweeps.runner._ending import Ending, reopen_if_ended, sweep_ending
+from sweeps.runner._failure_rate import check_failure_rate
 from sweeps.runner._fused import run_batch
 from sweeps.runner._fused_ask import next_batch
 from sweeps.runner._fused_batch import BatchTimes, FusedContext
@@ -62,7 +63,6 @@ from sweeps.trials import (
 )
 
 log = logging.getLogger(__name__)
-MIN_TRIALS_FOR_FAILURE_RATE = 4
 #: What a sweep stopped by a full disk keeps, and how to go on.
 KEPT = "the trials it finished are kept: free space and `onecycle run` again to resume it"
 
@@ -104,14 +104,7 @@ def _run(
     stop = threading.Event()
     makers = _slot_runners(store, config, device, gpus, stop)
     target = _mlflow_target(store, record)
-    objective = TrialObjective(
-        suggest=space.suggest,
-        get_runner=makers[0],
-        settings=settings_of(config),
-        run_params=run_params(config, device),
-        mlflow=target,
-        progress=progress.step,
-    )
+    objective = _objective(config, space, device, makers[0], target, progress)
     n_trials = config.search.n_trials
     reopen = partial(reopen_if_ended, store, record.name)
     fused_context = _fused_context(
@@ -126,7 +119,7 @@ def _run(
     def one_round(slot: int) -> bool:
         outcome = riding_out_outages("count the trials", lambda: outcome_of(study, n_trials))
         progress.sweep(outcome, n_trials)
-        _check_failure_rate(outcome, since, config, record.name)
+        check_failure_rate(outcome, since, config, record.name)
         if fused_context is not None:
             return _fused_batch(fused_context, n_trials)
         with starting:
@@ -140,23 +133,50 @@ def _run(
         return True
 
     try:
-        if len(makers) > 1 and fused_context is None:
-            run_slots(len(makers), one_round, stop)
-        else:
-            while one_round(0):
-                pass
-        progress.sweep(outcome_of(study, n_trials), n_trials)
-    except Exception as error:
-        if is_disk_full(error, store.spec.directory):
-            what, where = f"record sweep {record.name!r}", full_part(store.spec, error)
-            raise store_full(what, where, error, KEPT) from None
-        raise
+        with _full_disk_named(store, record):
+            if len(makers) > 1 and fused_context is None:
+                run_slots(len(makers), one_round, stop)
+            else:
+                while one_round(0):
+                    pass
+            progress.sweep(outcome_of(study, n_trials), n_trials)
     finally:
         watcher.stop()
         if fused_context is not None and fused_context.sampling is not None:
             fused_context.sampling.close()
         target.tracking.close()
     return riding_out_outages("count the trials", lambda: outcome_of(study, n_trials))
+
+
+def _objective(
+    config: SweepConfig,
+    space: SearchSpace,
+    device: torch.device,
+    get_runner: Callable[[], TrialRunner],
+    target: MlflowTarget,
+    progress: Progress,
+) -> TrialObjective:
+    """One trial's pipeline: suggest, train through the runner, track, tell."""
+    return TrialObjective(
+        suggest=space.suggest,
+        get_runner=get_runner,
+        settings=settings_of(config),
+        run_params=run_params(config, device),
+        mlflow=target,
+        progress=progress.step,
+    )
+
+
+@contextlib.contextmanager
+def _full_disk_named(store: Store, record: SweepRecord) -> Iterator[None]:
+    """A disk that fills mid-sweep ends it with one line naming the full part, never retried."""
+    try:
+        yield
+    except Exception as error:
+        if is_disk_full(error, store.spec.directory):
+            what, where = f"record sweep {record.name!r}", full_part(store.spec, error)
+            raise store_full(what, where, error, KEPT) from None
+        raise
 
 
 def _slot_runners(
@@ -222,33 +242,6 @@ def _open_study(
         sampler=make_sampler(config, space),
         pruner=make_pruner(config),
     )
-
-
-def _check_failure_rate(
-    outcome: SweepOutcome, since: SweepOutcome, config: SweepConfig, name: str
-) -> None:
-    """Stop the sweep (:class:`TooManyFailures`) once failures pass ``search.max_failure_rate``.
-
-    Counted over the trials ended since this worker started (``since``), so a sweep stopped for
-    its failures resumes once its code is fixed. Where nothing succeeds, a rate of 1.0 still
-    stops after ``n_trials`` failures rather than retrying forever.
-    """
-    failed = outcome.failed - since.failed
-    ended = outcome.finished + outcome.failed - since.finished - since.failed
-    if outcome.done or ended < MIN_TRIALS_FOR_FAILURE_RATE:
-        return
-    rate = config.search.max_failure_rate
-    if failed / ended > rate:
-        raise TooManyFailures(
-            f"sweep {name!r} stopped: {failed} of {ended} trials failed, above "
-            f"search.max_failure_rate={rate}; see the failure reasons with `onecycle status`"
-        )
-    if failed == ended >= config.search.n_trials:
-        raise TooManyFailures(
-            f"sweep {name!r} stopped: all {ended} trials failed (as many as search.n_trials; "
-            f"search.max_failure_rate={rate} never stops it); see the failure reasons with "
-            "`onecycle status`"
-        )
 
 
 def _fused_context(

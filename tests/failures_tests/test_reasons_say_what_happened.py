@@ -15,7 +15,7 @@ import pytest
 
 from storage import StoreSpec, open_store
 from sweeps.cli import main
-from sweeps.runner._loop import MIN_TRIALS_FOR_FAILURE_RATE
+from sweeps.runner._failure_rate import MIN_TRIALS_FOR_FAILURE_RATE
 from sweeps.tracking import FAILURE_TAG
 from tests.failures_tests.store_state import state_of, store_args, sweep_file
 
