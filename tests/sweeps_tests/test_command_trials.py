@@ -239,7 +239,7 @@ def test_deepspeed_launcher_trials_record_what_the_engine_applied(
         shutil.copy(EXAMPLES / name, tmp_path / name)
     config = yaml.safe_load((EXAMPLES / "deepspeed.yaml").read_text())
     config["workload"].update(epochs=2, gpus_per_trial=0)
-    config["search"].update(n_trials=2, sampler="random", seed=1)
+    config["search"].update(n_trials=1, sampler="random", seed=1)  # each trial costs ~20 s
     path = tmp_path / "deepspeed.yaml"
     path.write_text(yaml.safe_dump(config))
     store_dir = str(tmp_path / "store")
@@ -247,9 +247,9 @@ def test_deepspeed_launcher_trials_record_what_the_engine_applied(
     with open_store(resolve_store(store_dir, env={})) as store:
         record = store.sweeps.get("deepspeed-digits")
         study = optuna.load_study(study_name=record.study_name, storage=store.optuna_storage)
-        assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+        assert [t.state.name for t in study.trials] == ["COMPLETE"]
         runs = trial_runs(store.mlflow, record.mlflow_experiment_id or "")
-        assert {n: run.info.status for n, run in runs.items()} == {0: "FINISHED", 1: "FINISHED"}
+        assert {n: run.info.status for n, run in runs.items()} == {0: "FINISHED"}
         for trial in study.trials:
             params = schedulers.with_defaults("OneCycle", trial.user_attrs["deepspeed_params"])
             run = runs[trial.number]
