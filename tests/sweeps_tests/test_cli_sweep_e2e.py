@@ -126,7 +126,7 @@ def test_interrupted_run_resumes_to_exactly_n_trials(
     """Stopped mid-sweep and resumed; fused, the stop lands in the second batch of three,
     whose members are failed with the reason while the first batch keeps its outcomes."""
     spec = new_spec(artifacts=str(tmp_path / "artifacts"))
-    path = sweep_file(tmp_path, "resume", n_trials=6, epochs=6 if fused is None else 150)
+    path = sweep_file(tmp_path, "resume", n_trials=6, epochs=6 if fused is None else 60)
     if fused is not None:
         # Batches that run their whole length: no pruner, no hopeless configs, lrs that
         # cannot diverge (batch 1: three enqueued trials; batch 2: three sampled ones).
