@@ -26,6 +26,10 @@ class TooManyFailures(SweepsError):
     """A sweep stopped because its failure rate passed ``search.max_failure_rate``."""
 
 
+class RangeTestFailed(SweepsError):
+    """The training code raised, or called ``sys.exit``, during the LR range test."""
+
+
 class FusedBatchFailed(SweepsError):
     """The training code of a fused batch raised: every trial of the batch failed with it.
 

@@ -20,6 +20,7 @@ from torch.optim import Optimizer
 
 import schedulers
 from schedulers.adapter import ScheduledLR
+from sweeps.errors import RangeTestFailed, SweepsError
 from sweeps.range_test._rule import DIVERGENCE_FACTOR, DivergenceWatch
 from sweeps.task import Task
 from sweeps.trials import OptimizerName, Probe, TrainSettings, TrialRunner, as_runner
@@ -135,7 +136,18 @@ def run_range_test(
 
     probe = Probe(settings.scheduler, settings.momentum, settings.steps, on_update)
     start = time.perf_counter()
-    runner.probe(probe, TrainSettings(1, optimizer, weight_decay, seed))
+    try:
+        runner.probe(probe, TrainSettings(1, optimizer, weight_decay, seed))
+    except SystemExit as error:  # not the sweep's end: one line, as for a trial's sys.exit
+        raise RangeTestFailed(
+            f"the range test's training code called sys.exit({error.code!r})"
+        ) from error
+    except (ValueError, SweepsError):  # said in one line already (a ValueError as usage)
+        raise
+    except Exception as error:
+        raise RangeTestFailed(
+            f"the range test's training code raised {type(error).__name__}: {error}"
+        ) from error
     trace.wall_time_s = time.perf_counter() - start
     if not trace.losses:
         name = runner.task.name if runner.task is not None else "the entrypoint function"

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from storage import StoreSpec, open_store
+from storage import StoreSpec, open_store, resolve_store
 from sweeps.cli import main
 from tests.failures_tests.store_state import state_of, store_args, sweep_file
 
@@ -74,3 +74,30 @@ def test_ctrl_c_in_a_trial_still_stops_the_sweep(
     state = state_of(spec, "exits")
     assert state.status == "stopped"
     assert state.trials == ["FAIL"] and state.runs == ["FAILED"]
+
+
+def test_sys_exit_in_the_range_test_is_one_line_and_records_no_sweep(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It ended `onecycle run` (and `range-test`) silently with the user's status 3."""
+    body = (
+        "name: ranged\nworkload: {entrypoint: 'tests.failures_tests.user_code:"
+        "exits_in_the_range_test', batch_size: 16, epochs: 1}\n"
+        "objective: {metric: val_accuracy}\n"
+        "search: {n_trials: 2, sampler: random, space: {cycle_max_lr: auto, "
+        "cycle_min_lr: 0.001, cycle_first_step_size: 2}}\n"
+    )
+    path = sweep_file(tmp_path, body)
+    store = tmp_path / "store"
+    expected = "range test's training code called sys.exit(3)"
+    for command in (["run", str(path)], ["range-test", str(path)]):
+        assert main([*command, "--store", str(store)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("onecycle: error: ") and expected in err, err[-2000:]
+        assert err.count("\n") == 1 and "Traceback" not in err
+    with open_store(resolve_store(str(store), env={})) as opened:
+        assert opened.sweeps.list() == []  # nothing recorded of the sweep
+        runs = opened.mlflow.search_runs(
+            [e.experiment_id for e in opened.mlflow.search_experiments()]
+        )
+        assert runs and all(run.info.status != "RUNNING" for run in runs)

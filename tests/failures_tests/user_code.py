@@ -183,3 +183,11 @@ def fails_until_fixed(ctx: Any) -> dict[str, float]:
         raise ValueError("a bug in the training code")
     _steps(ctx)
     return {"val_accuracy": 0.75}
+
+
+def exits_in_the_range_test(ctx: Any) -> dict[str, float]:
+    """Calls ``sys.exit(3)`` while the LR range test runs it; trains normally otherwise."""
+    if ctx.in_range_test:
+        sys.exit(3)
+    _steps(ctx)
+    return {"val_accuracy": 0.75}
