@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,12 @@ from tests.requirements import postgres_url
 # property tests check is the values, never how fast one example ran.
 settings.register_profile("suite", deadline=None)
 settings.load_profile("suite")
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one pytest worker more than the cores (at most 4), since many tests spend
+    their time waiting on processes they started; measured in README's Development section."""
+    return min(4, (os.cpu_count() or 1) + 1)
 
 
 def store_args(spec: StoreSpec) -> list[str]:

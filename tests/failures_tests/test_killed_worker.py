@@ -24,6 +24,8 @@ from sweeps.runner import STALE_REASON
 from sweeps.tracking import FAILURE_TAG
 from tests.failures_tests.store_state import state_of, store_args, sweep_file
 
+pytestmark = pytest.mark.slow  # a killed worker, then a resumed sweep; see pyproject's markers
+
 SWEEP = """name: killed
 workload: {{entrypoint: 'tests.failures_tests.user_code:dies_once', epochs: 1,
   options: {{marker: '{marker}'}}}}

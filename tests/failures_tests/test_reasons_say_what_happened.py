@@ -49,6 +49,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow  # whole sweeps
 @pytest.mark.parametrize("entrypoint", list(CASES))
 def test_a_missing_metric_is_named_with_what_was_reported(
     entrypoint: str,

@@ -26,6 +26,8 @@ from sweeps.runner import create_or_resume, load_config, run_sweep
 from sweeps.tracking import FAILURE_TAG
 from tests.failures_tests.store_state import state_of, store_args, sweep_file
 
+pytestmark = pytest.mark.slow  # whole sweeps, some stopped by signals; see pyproject's markers
+
 SPACE = "{cycle_max_lr: {low: 0.01, high: 0.1}, cycle_min_lr: 0.001, cycle_first_step_size: 2}"
 NewSpec = Callable[..., StoreSpec]
 
@@ -44,7 +46,6 @@ def _parent_reason(spec: StoreSpec, name: str) -> str | None:
         return store.mlflow.get_run(record.mlflow_parent_run_id or "").data.tags.get(FAILURE_TAG)
 
 
-@pytest.mark.slow  # a whole `onecycle run` process, stopped by a real signal
 @pytest.mark.parametrize(
     ("sent", "resume"), [(signal.SIGTERM, "run"), (signal.SIGINT, "worker")], ids=["TERM", "INT"]
 )
@@ -157,7 +158,6 @@ def test_sys_exit_in_a_fused_batch_fails_the_sweep_and_every_run(
     assert "TrialExited: SystemExit(4)" in str(_parent_reason(spec, "fused"))
 
 
-@pytest.mark.slow  # two whole sweeps
 def test_the_artifact_store_going_away_fails_the_sweep_and_ends_every_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -231,7 +231,6 @@ def test_the_loser_of_two_runs_with_different_files_leaves_no_parent_run(
     assert record.config["search"]["space"]["cycle_max_lr"]["low"] == 0.01  # the winner's
 
 
-@pytest.mark.slow  # two whole sweeps
 def test_a_stopped_worker_leaves_the_sweep_to_the_workers_still_running(
     new_spec: NewSpec, tmp_path: Path
 ) -> None:

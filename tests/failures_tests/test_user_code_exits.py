@@ -18,6 +18,8 @@ from storage import StoreSpec, open_store, resolve_store
 from sweeps.cli import main
 from tests.failures_tests.store_state import state_of, store_args, sweep_file
 
+pytestmark = pytest.mark.slow  # whole sweeps; see pyproject's markers
+
 SPACE = "{cycle_max_lr: {low: 0.01, high: 0.1}, cycle_min_lr: 0.001, cycle_first_step_size: 2}"
 
 

@@ -92,6 +92,7 @@ def test_refused_in_one_line_before_the_store_exists(
     assert not store_exists(spec)
 
 
+@pytest.mark.slow  # whole sweeps
 def test_a_valid_neighbour_of_the_refused_files_runs(
     new_spec: Callable[..., StoreSpec], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

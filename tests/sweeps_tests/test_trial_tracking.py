@@ -13,6 +13,8 @@ from sweeps.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from sweeps.trials import TrialDiverged
 from tests.sweeps_tests.conftest import SCHEDULE, TrackedSweep
 
+pytestmark = pytest.mark.slow  # whole tracked sweeps; see pyproject's markers
+
 Make = Callable[..., TrackedSweep]
 
 
