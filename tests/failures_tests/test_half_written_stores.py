@@ -222,15 +222,17 @@ def test_a_full_tablespace_while_creating_a_postgresql_store_drops_what_it_made(
         drop_databases(server, prefix)
 
 
+@pytest.fixture
+def disk(small_disk: SmallDisk, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 16 MB disk for a sweep to fill, and 1 s heartbeats so the stale grace passes soon."""
+    monkeypatch.setenv("ONECYCLE_HEARTBEAT_S", "1")
+    return small_disk("16m")
+
+
 @pytest.mark.slow
 def test_a_disk_that_fills_mid_sweep_stops_it_at_once_and_the_resume_makes_them_agree(
-    small_disk: SmallDisk,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("ONECYCLE_HEARTBEAT_S", "1")
-    disk = small_disk("16m")
     spec = resolve_store(str(disk / "store"), env={})
     path = _sweep(
         tmp_path, entrypoint="fills_the_disk_once", ballast=disk / "ballast", marker=tmp_path / "m"
@@ -256,13 +258,8 @@ def test_a_disk_that_fills_mid_sweep_stops_it_at_once_and_the_resume_makes_them_
 
 @pytest.mark.slow
 def test_a_trial_complete_in_optuna_whose_run_could_not_end_is_repaired_on_resume(
-    small_disk: SmallDisk,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    disk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("ONECYCLE_HEARTBEAT_S", "1")
-    disk = small_disk("16m")
     mlflow_uri = f"sqlite:///{disk / 'mlflow.db'}"  # MLflow on the small disk, Optuna not
     spec = resolve_store(str(tmp_path / "store"), mlflow_uri=mlflow_uri, env={})
     # Made beforehand and closed, as by an earlier sweep: MLflow's write-ahead log starts
