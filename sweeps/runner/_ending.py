@@ -79,16 +79,16 @@ def sweep_ending(store: Store, record: SweepRecord, worker: str) -> Iterator[End
         _record_end(ending, "stopped", STOPPED_REASON, whole_sweep=False)
         raise
     except BaseException as error:
-        _record_end(ending, "failed", _reason(error), whole_sweep=False)
+        _record_end(ending, "failed", end_reason(error), whole_sweep=False)
         raise
     try:
         _finish(ending)
     except BaseException as error:  # done, but its summary could not be written
-        _record_end(ending, "failed", _reason(error), whole_sweep=True)
+        _record_end(ending, "failed", end_reason(error), whole_sweep=True)
         raise
 
 
-def _reason(error: BaseException) -> str:
+def end_reason(error: BaseException) -> str:
     """What ended the worker, as the parent run's reason: our own errors need no class name."""
     if isinstance(error, (SweepsError, StoreError)):
         return str(error)
@@ -126,7 +126,7 @@ def _end(ending: Ending, status: SweepStatus, reason: str, whole_sweep: bool) ->
     try:
         _finish(ending)  # stopped after its last trial was recorded: the sweep is finished
     except Exception as error:  # its summary could not be written either
-        _mark(ending, status, f"{reason}; the summary could not be written: {_reason(error)}")
+        _mark(ending, status, f"{reason}; the summary could not be written: {end_reason(error)}")
 
 
 def _mark(ending: Ending, status: SweepStatus, reason: str) -> None:

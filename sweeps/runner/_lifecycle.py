@@ -15,7 +15,13 @@ import optuna
 from storage import Store, SweepExists, SweepRecord
 from sweeps.config import SweepConfig, Workload
 from sweeps.errors import UsageError
-from sweeps.runner._ending import STOPPED_REASON, discard_parent, end_parent, reopen
+from sweeps.runner._ending import (
+    STOPPED_REASON,
+    discard_parent,
+    end_parent,
+    end_reason,
+    reopen,
+)
 from sweeps.runner._settings import resolve_device
 from sweeps.space import SearchSpace
 from sweeps.tracking import ensure_experiment, start_parent_run
@@ -51,7 +57,7 @@ def create_or_resume(
         end_parent(client, parent, "stopped", STOPPED_REASON)
         raise
     except BaseException as error:
-        end_parent(client, parent, "failed", f"{type(error).__name__}: {error}")
+        end_parent(client, parent, "failed", end_reason(error))
         raise
     study = optuna.load_study(study_name=created.study_name, storage=store.optuna_storage)
     for params in space.enqueued:
