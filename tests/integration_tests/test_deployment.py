@@ -41,6 +41,20 @@ def test_every_variable_is_in_env_example_and_no_secret_is_committed() -> None:
     assert not (ROOT / ".env").exists() or ".env" in (ROOT / ".gitignore").read_text()
 
 
+#: What keeps MLflow's telemetry off in a service, and its default in .env.example.
+TELEMETRY_OFF = {"ONECYCLE_TELEMETRY": "0", "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def test_every_service_running_mlflow_has_its_telemetry_off() -> None:
+    for name in ("mlflow", "worker"):
+        environment = COMPOSE["services"][name]["environment"]
+        assert environment["MLFLOW_DISABLE_TELEMETRY"] == "${MLFLOW_DISABLE_TELEMETRY}", name
+    assert COMPOSE["services"]["worker"]["environment"]["ONECYCLE_TELEMETRY"] == (
+        "${ONECYCLE_TELEMETRY}"
+    )
+    assert {key: ENV_EXAMPLE[key] for key in TELEMETRY_OFF} == TELEMETRY_OFF
+
+
 def test_mlflow_is_published_on_loopback_only() -> None:
     ports = COMPOSE["services"]["mlflow"]["ports"]
     assert ports and all(port.startswith("127.0.0.1:") for port in ports)
@@ -58,7 +72,7 @@ def test_worker_command_and_environment_match_the_cli_and_the_store() -> None:
     parsed = worker_cli.make_context(command[1], ["some-sweep"])
     assert parsed.params["name"] == "some-sweep"
     environment = worker["environment"]
-    assert set(environment) == {ENV_STORE, ENV_DB_PREFIX, ENV_MLFLOW}
+    assert set(environment) == {ENV_STORE, ENV_DB_PREFIX, ENV_MLFLOW, *TELEMETRY_OFF}
     assert environment[ENV_MLFLOW] == "http://mlflow:5000"
     store_url = (
         environment[ENV_STORE]
