@@ -29,8 +29,10 @@ __all__ = [
     "RunEnd",
     "SyncReport",
     "Tracking",
+    "start_writer",
 ]
 
+import atexit
 import multiprocessing
 import os
 import queue
@@ -52,7 +54,7 @@ from storage.tracking_writer import (
     RunEnd,
     SyncReport,
     _Executor,
-    _serve,
+    serve_and_exit,
 )
 
 
@@ -78,6 +80,10 @@ class Tracking:
         """Queue metric values ``(key, value, step, timestamp_ms)``; written in batches."""
         if points:
             self._send(("metrics", handle, points))
+
+    def store_ready(self) -> None:
+        """The store exists now: the writer may open its client ahead of the first write."""
+        self._send(("open", "open"))
 
     def call(self, handle: str, target: RunCall, **kwargs: Any) -> None:
         """Run ``target(client, run_id, **kwargs)`` where the writes happen.
@@ -166,7 +172,7 @@ class ProcessTracking(Tracking):
         self._commands: multiprocessing.Queue[tuple[Any, ...]] = context.Queue()
         self._replies: multiprocessing.Queue[tuple[str, SyncReport]] = context.Queue()
         self._process = context.Process(
-            target=_serve,
+            target=serve_and_exit,
             args=(tracking_uri, self._commands, self._replies, os.getpid()),
             name="onecycle-tracking",
             daemon=True,
@@ -179,10 +185,23 @@ class ProcessTracking(Tracking):
         self._closed = False
         self._seen: dict[str, SyncReport] = {}
 
+    @classmethod
+    def for_uri(cls, tracking_uri: str) -> ProcessTracking:
+        """The writer :func:`start_writer` started for ``tracking_uri``, or a new one."""
+        waiting = _WAITING.pop(tracking_uri, None)
+        return waiting if waiting is not None else cls(tracking_uri)
+
     def _send(self, command: tuple[Any, ...]) -> None:
         if self._closed:
             raise StoreUnavailable("the tracking writer is closed")
         self._commands.put(command)
+
+    def discard(self) -> None:
+        """Stop a writer that was never sent a command (nothing of it can be lost)."""
+        self._closed = True
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(timeout=5)
 
     def mark(self) -> str:
         """Send a sync marker now; :meth:`wait_for` it later."""
@@ -232,3 +251,28 @@ class ProcessTracking(Tracking):
         self._closed = True
         self._process.join(timeout=30)
         return report
+
+
+#: Writers started ahead of need, by tracking URI, until a :meth:`ProcessTracking.for_uri` takes
+#: them.
+_WAITING: dict[str, ProcessTracking] = {}
+
+
+def start_writer(tracking_uri: str) -> ProcessTracking:
+    """Start the writer process for ``tracking_uri`` now; the next ``for_uri`` takes it.
+
+    Starting a writer costs its MLflow import (seconds), paid on another core while this process
+    loads torch and the workload instead of after. It does not touch the store before its first
+    command or :meth:`Tracking.store_ready`, so it may start before a new store is created. One
+    that nothing takes is stopped when this process exits.
+    """
+    waiting = _WAITING.get(tracking_uri)
+    if waiting is None:
+        waiting = _WAITING[tracking_uri] = ProcessTracking(tracking_uri)
+    return waiting
+
+
+@atexit.register
+def _discard_waiting() -> None:
+    while _WAITING:
+        _WAITING.popitem()[1].discard()

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import multiprocessing
 import os
 import queue
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from storage.bulk_metrics import BulkMetricWriter
 from storage.bulk_runs import MAX_PARAM_VALUE, BulkRunWriter
 from storage.errors import StoreUnavailable
 from storage.redact import scrub
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 #: One metric value: (key, value, step, timestamp in ms).
 Point = tuple[str, float, int, int]
@@ -95,14 +100,11 @@ class _Executor:
     """Carries out commands against one ``MlflowClient``; shared by both implementations."""
 
     def __init__(self, tracking_uri: str) -> None:
-        from mlflow import MlflowClient
-
         if tracking_uri.startswith("sqlite"):
             from storage.sqlite_dir import fast_wal_commits
 
             fast_wal_commits()  # the writer is its own process: its engines need the hook too
         self.uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri)
         self.run_ids: dict[str, str] = {}
         self.open: set[str] = set()
         self.errors: dict[str, list[str]] = {}
@@ -110,6 +112,17 @@ class _Executor:
         self._bulk_checked = os.environ.get(BULK_ENV, "1") == "0"  # disabled: never look
         self._runs: BulkRunWriter | None = None
         self._runs_checked = self._bulk_checked
+
+    @functools.cached_property
+    def client(self) -> MlflowClient:
+        """The writer's client, made on first use, not at start.
+
+        A writer started early (:func:`storage.tracking.start_writer`) must not touch a store
+        that is still being created.
+        """
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri)
 
     def bulk(self) -> BulkMetricWriter | None:
         """The direct-to-table metric writer, found on first use (MLflow's tables exist then)."""
@@ -141,6 +154,11 @@ class _Executor:
     def _dispatch(self, kind: str, handle: str, args: tuple[Any, ...]) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
+        if kind == "open":
+            self.client  # noqa: B018 - made now, and the direct writers' schema checks run
+            self.bulk()
+            self.bulk_runs()
+            return
         if kind == "adopt":
             self.run_ids[handle] = args[0]
             self.open.add(handle)
@@ -237,6 +255,26 @@ class _Executor:
             self.execute(("end", handle, "FAILED"))
 
 
+def serve_and_exit(
+    tracking_uri: str,
+    commands: multiprocessing.Queue[tuple[Any, ...]],
+    replies: multiprocessing.Queue[tuple[str, SyncReport]],
+    parent: int,
+) -> None:
+    """The writer process's entry point: :func:`_serve`, then leave at once.
+
+    By then everything is written and the last answer is on its way; the interpreter's own
+    teardown of the modules MLflow loads took most of a second, which the owner's ``close``
+    waited for every time.
+    """
+    _serve(tracking_uri, commands, replies, parent)
+    replies.close()
+    replies.join_thread()  # the answer to `close` has left this process
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _serve(
     tracking_uri: str,
     commands: multiprocessing.Queue[tuple[Any, ...]],
@@ -256,6 +294,12 @@ def _serve(
 
     with contextlib.suppress(OSError):
         os.nice(WRITER_NICENESS)
+
+    # MLflow's import costs seconds: paid now, while the owner has other work, not at the first
+    # write. Its client is made later (see `_Executor.client`).
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    from mlflow import MlflowClient  # noqa: F401
+
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     executor = _Executor(tracking_uri)
@@ -320,6 +364,8 @@ def _serve(
             executor.execute((kind, handle, ends))
         elif kind == "idle_call":
             idle.append(command)
+        elif kind == "open":  # the store is there now: open the client before it is needed
+            executor.execute(command)
         elif kind == "mark":  # everything but deferred work
             write(*held)
             replies.put((handle, executor.report()))
