@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from sweeps.cli import main
+from sweeps.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

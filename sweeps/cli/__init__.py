@@ -13,107 +13,82 @@ import logging
 import signal
 import sys
 import threading
-from pathlib import Path
+from typing import NoReturn
 
 import click
-from rich.console import Console
 
-from storage import StoreConfigError, StoreError, SweepNotFound
-from sweeps.cli._store_options import store_options
-from sweeps.errors import SweepsError, UsageError, one_line
+from storage.errors import StoreConfigError, StoreError, SweepNotFound
+from sweeps import phases
+from sweeps.cli._lazy_group import Lazy, LazyGroup
+from sweeps.errors import SweepsError, one_line
 
-_PATH = click.Path(path_type=Path, dir_okay=False)
+#: Every command, where it lives and its ``--help`` line (the command's own: a test checks).
+COMMANDS: dict[str, Lazy] = {
+    "best": Lazy(
+        "sweeps.cli._inspect",
+        "best_command",
+        "The best trial's OneCycle params of sweep NAME, e.g. as a DeepSpeed scheduler block.",
+    ),
+    "list": Lazy("sweeps.cli._inspect", "list_command", "The sweeps in the store."),
+    "range-test": Lazy(
+        "sweeps.cli._range",
+        "range_test_command",
+        "Run an LR range test on SWEEP_FILE's workload and suggest cycle_min_lr / cycle_max_lr.",
+    ),
+    "run": Lazy(
+        "sweeps.cli._sweep",
+        "run_command",
+        "Create the sweep in SWEEP_FILE in the store, or resume it, and run it to n_trials.",
+    ),
+    "schedule": Lazy(
+        "sweeps.cli._schedule",
+        "schedule_command",
+        "Print (and plot) the lr and momentum a DeepSpeed scheduler block gives at each step.",
+    ),
+    "status": Lazy(
+        "sweeps.cli._inspect",
+        "status_command",
+        "Trials of sweep NAME (state, value, duration, worker); every sweep when NAME is omitted.",
+    ),
+    "store": Lazy(
+        "sweeps.cli._store_view", "store_group", "Inspect the store (where studies and runs live)."
+    ),
+    "study": Lazy("sweeps.cli._study", "study_group", "Reproducible studies built from sweeps."),
+    "summary": Lazy(
+        "sweeps.cli._inspect",
+        "summary_command",
+        "Write sweep NAME's summary to its MLflow parent run now (history, importances, best).",
+    ),
+    "train": Lazy(
+        "sweeps.cli._train",
+        "train_command",
+        "Train SWEEP_FILE's workload once with the given params (`onecycle best` output).",
+    ),
+    "ui": Lazy(
+        "sweeps.cli._train", "ui_command", "Open the MLflow UI on the store's tracking data."
+    ),
+    "worker": Lazy(
+        "sweeps.cli._sweep",
+        "worker_command",
+        "Join the running sweep NAME from another process or machine (reads it from the store).",
+    ),
+}
 
 
 @click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 99},
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Print where the command's wall time went, by phase, on stderr [env ONECYCLE_PROFILE=1].",
+)
 @click.version_option(package_name="onecycle-sweeps", prog_name="onecycle")
-def app(debug: bool) -> None:
+def app(debug: bool, profile: bool) -> None:
     """Tune DeepSpeed's 1-Cycle schedule: sweeps tracked in MLflow, stored in SQLite/PostgreSQL."""
-
-
-@app.command()
-@click.argument("config", type=_PATH)
-@click.option("--steps", type=click.IntRange(min=1), help="Steps to trace [default: whole shape].")
-@click.option("--every", type=click.IntRange(min=1), help="Show every N-th step in the table.")
-@click.option("--plot", type=_PATH, help="Write a PNG plot of lr and momentum here.")
-@click.option("--csv", "csv_path", type=_PATH, help="Write every step's values as CSV here.")
-@click.option("--base-lr", type=float, help="Optimizer lr [default: the config's optimizer lr].")
-def schedule(
-    config: Path,
-    steps: int | None,
-    every: int | None,
-    plot: Path | None,
-    csv_path: Path | None,
-    base_lr: float | None,
-) -> None:
-    """Print (and plot) the lr and momentum a DeepSpeed scheduler block gives at each step.
-
-    CONFIG is a DeepSpeed config (JSON or YAML) with a ``scheduler`` block, or the block alone.
-    """
-    from sweeps.cli import _schedule_view as schedule_view
-    from sweeps.config._files import load_mapping
-
-    for target in (plot, csv_path):
-        if target is not None and not target.parent.exists():
-            raise UsageError(f"{target}: directory {target.parent} does not exist")
-    data = load_mapping(config)
-    try:
-        trace = schedule_view.trace_schedule(data, steps=steps, base_lr=base_lr)
-    except (ValueError, TypeError) as error:
-        raise UsageError(f"{config}: {error}") from None
-    console = Console()
-    schedule_view.render_table(trace, console, every=every)
-    if csv_path is not None:
-        schedule_view.write_csv(trace, csv_path)
-        console.print(f"wrote {trace.steps} rows to {csv_path}")
-    if plot is not None:
-        schedule_view.plot_trace(trace, plot)
-        console.print(f"wrote plot to {plot}")
-
-
-@app.group()
-def store() -> None:
-    """Inspect the store (where studies and runs live)."""
-
-
-@store.command("info")
-@store_options
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def store_info_command(as_json: bool, **options: str | None) -> None:
-    """Backends, versions, sweeps and sizes of the store (no secrets); creates nothing."""
-    from sweeps.cli import _store_view as store_view
-    from sweeps.cli._store_options import open_existing_from_options
-
-    with open_existing_from_options(options) as opened:
-        store_view.show_info(opened, Console(), as_json=as_json)
-
-
-def _register_commands() -> None:
-    from sweeps.cli._inspect import best_command, list_command, status_command, summary_command
-    from sweeps.cli._range import range_test_command
-    from sweeps.cli._study import study_group
-    from sweeps.cli._sweep import run_command, worker_command
-    from sweeps.cli._train import train_command, ui_command
-
-    for command in (
-        run_command,
-        worker_command,
-        status_command,
-        list_command,
-        best_command,
-        summary_command,
-        train_command,
-        range_test_command,
-        study_group,
-        ui_command,
-    ):
-        app.add_command(command)
-
-
-_register_commands()
 
 
 def _quiet_libraries(debug: bool) -> None:
@@ -141,12 +116,32 @@ def _interrupt_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+def entry() -> NoReturn:
+    """The ``onecycle`` command: :func:`main`, then an exit without the modules' teardown."""
+    from sweeps.cli import _leaving
+
+    _leaving.skip_teardown()
+    code = main()
+    _leaving.set_code(code)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of raising ``SystemExit``."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    profile = phases.wanted(args)
+    args = [arg for arg in args if arg != "--profile"]  # taken before or after the command
     _quiet_libraries(debug)
     _interrupt_on_sigterm()
+    try:
+        return _run(args, debug)
+    finally:
+        if profile:
+            phases.CLOCK.print()
+
+
+def _run(args: list[str], debug: bool) -> int:
     try:
         app.main(args=args, prog_name="onecycle", standalone_mode=False)
     except click.exceptions.Exit as stop:

@@ -1,13 +1,29 @@
-"""Print what ``onecycle store info`` found, as a table or JSON."""
+"""``onecycle store info``: what the store holds, printed as a table or JSON."""
 
 from __future__ import annotations
 
 import json
 
+import click
 from rich.console import Console
 from rich.table import Table
 
 from storage import Store, store_info
+from sweeps.cli._store_options import open_existing_from_options, store_options
+
+
+@click.group("store")
+def store_group() -> None:
+    """Inspect the store (where studies and runs live)."""
+
+
+@store_group.command("info")
+@store_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def store_info_command(as_json: bool, **options: str | None) -> None:
+    """Backends, versions, sweeps and sizes of the store (no secrets); creates nothing."""
+    with open_existing_from_options(options) as opened:
+        show_info(opened, Console(), as_json=as_json)
 
 
 def _size(value: object) -> str:

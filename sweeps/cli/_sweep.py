@@ -9,13 +9,16 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from storage import Store
+from storage import Store, SweepRecord
+from storage.tracking import start_writer
 from sweeps.cli._store_options import (
     open_existing_from_options,
     open_from_options,
+    spec_from_options,
     store_options,
 )
 from sweeps.errors import SweepsError, UsageError
+from sweeps.phases import phase
 
 if TYPE_CHECKING:
     from sweeps.config import SweepConfig
@@ -50,59 +53,119 @@ def run_command(
     sweep_file: Path, workers: int, gpus: str | None, fused: int | str | None, **options: Any
 ) -> None:
     """Create the sweep in SWEEP_FILE in the store, or resume it, and run it to n_trials."""
-    from sweeps.runner import check_workload, create_or_resume, load_config
-
-    config = load_config(sweep_file)  # refused here, before the store is touched
+    with phase("imports"):
+        from sweeps.runner import load_config
+    with phase("config"):
+        config = load_config(sweep_file)  # refused here, before the store is touched
     _refuse_unfusable(config, sweep_file, fused)
-    check_workload(config, str(sweep_file), fused)
     gpu_list = _gpu_list(gpus)
-    slots_here = _gpu_slots_here(config, workers, gpu_list)  # refused before the store
     console = Console()
-    with open_from_options(options) as store:
+    if _say_if_finished(config, options, console):
+        return
+    in_process = (workers == 1 and not gpu_list) or _is_command_on_gpus(config, gpu_list)
+    if in_process:  # its MLflow import runs on another core while torch loads here
+        start_writer(spec_from_options(options).mlflow_uri)
+    with phase("imports"):
+        import mlflow  # noqa: F401 - here, to show in --profile; the store and runs need it
+        import torch  # noqa: F401
+
+        from sweeps.runner import check_workload, create_or_resume
+    with phase("workload check"):
+        check_workload(config, str(sweep_file), fused)
+        _gpu_slots_here(config, workers, gpu_list)  # refused before the store
+    with phase("store open"):
+        opened = open_from_options(options)
+    with opened as store:
         if workers > 1 and store.spec.kind == "directory":
             console.print(
                 "note: several workers on a SQLite store share one database file; "
                 "for more than a few, use a PostgreSQL store"
             )
-        record, created = create_or_resume(
-            store,
-            config,
-            on_range_test=lambda c: console.print(
-                f"running the LR range test for the `auto` bounds ({c.range_test.steps} updates "
-                "at most)"
-            ),
-        )
+        if in_process:
+            start_writer(store.spec.mlflow_uri).store_ready()
+        with phase("sweep record"):
+            record, created = create_or_resume(
+                store,
+                config,
+                on_range_test=lambda c: console.print(
+                    f"running the LR range test for the `auto` bounds ({c.range_test.steps} "
+                    "updates at most)"
+                ),
+            )
         verb = "created" if created else "resuming"
         console.print(f"{verb} sweep [bold]{record.name}[/bold] in {store.spec.describe()}")
-        if slots_here:
+        if in_process:
             _run_and_report(store, record.name, config.metric, console, fused, gpu_list)
-            return
-        if workers == 1 and not gpu_list:
-            _run_and_report(store, record.name, config.metric, console, fused)
-            return
-        from sweeps.runner import run_local_workers
+        else:
+            _run_workers(store, record, config, options, fused, workers, gpu_list, console)
 
-        failures = run_local_workers(
-            store,
-            record.name,
-            record.study_name,
-            config.search.n_trials,
-            _store_args(options) + ([] if fused is None else ["--fused", str(fused)]),
-            workers,
-            gpu_list,
-            console,
+
+def _is_command_on_gpus(config: SweepConfig, gpus: list[str]) -> bool:
+    """A command workload given ``--gpus`` runs its trials as slots of this one process."""
+    return config.workload.command is not None and bool(gpus)
+
+
+def _run_workers(
+    store: Store,
+    record: SweepRecord,
+    config: SweepConfig,
+    options: dict[str, Any],
+    fused: int | str | None,
+    workers: int,
+    gpus: list[str],
+    console: Console,
+) -> None:
+    """Run the sweep in ``workers`` local worker processes, then report it."""
+    from sweeps.runner import run_local_workers
+
+    failures = run_local_workers(
+        store,
+        record.name,
+        record.study_name,
+        config.search.n_trials,
+        _store_args(options) + ([] if fused is None else ["--fused", str(fused)]),
+        workers,
+        gpus,
+        console,
+    )
+    outcome = _outcome_of(store, record.name, config.search.n_trials)
+    show_outcome(console, record.name, config.metric, outcome, store)
+    for failure in failures:
+        console.print(failure.line(), style="red", markup=False, highlight=False, soft_wrap=True)
+    if failures:
+        raise SweepsError(
+            f"{len(failures)} of {workers} workers failed (see above); the sweep's finished "
+            f"trials are kept, and `onecycle run` again resumes it"
         )
+
+
+def _say_if_finished(config: SweepConfig, options: dict[str, Any], console: Console) -> bool:
+    """A sweep already finished with this config is reported, not run: no torch, no MLflow.
+
+    Only a store that is there is opened (a new one is created, as ever, once the workload
+    has been checked).
+    """
+    from storage.errors import StoreError
+    from sweeps.runner._lifecycle import finished_already
+
+    try:
+        opened = open_existing_from_options(options)
+    except StoreError:  # not there yet (or failing: the run below says so, as it always has)
+        return False
+    with opened as store:
+        record = finished_already(store, config)
+        if record is None:
+            return False
         outcome = _outcome_of(store, record.name, config.search.n_trials)
+        if not outcome.done:
+            return False
+        console.print(
+            f"sweep [bold]{record.name}[/bold] in {store.spec.describe()} is finished "
+            f"({outcome.finished} of {config.search.n_trials} trials): nothing to run; raise "
+            "search.n_trials to run more"
+        )
         show_outcome(console, record.name, config.metric, outcome, store)
-        for failure in failures:
-            console.print(
-                failure.line(), style="red", markup=False, highlight=False, soft_wrap=True
-            )
-        if failures:
-            raise SweepsError(
-                f"{len(failures)} of {workers} workers failed (see above); the sweep's finished "
-                f"trials are kept, and `onecycle run` again resumes it"
-            )
+    return True
 
 
 def _refuse_unfusable(config: SweepConfig, sweep_file: Path, fused: int | str | None) -> None:
@@ -181,6 +244,7 @@ def worker_command(
     """Join the running sweep NAME from another process or machine (reads it from the store)."""
     console = Console()
     gpu_list = _gpu_list(gpus)
+    start_writer(spec_from_options(options).mlflow_uri)  # MLflow's import, on another core
     with open_existing_from_options(options) as store:  # a worker joins; it never creates
         record = store.sweeps.get(name)
         metric = str(record.config.get("objective", {}).get("metric") or "objective")

@@ -40,7 +40,10 @@ def read_params(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: {error}") from None
 
 
-@click.command("train")
+@click.command(
+    "train",
+    short_help="Train SWEEP_FILE's workload once with the given params (`onecycle best` output).",
+)
 @click.argument("sweep_file", type=_PATH)
 @click.option(
     "--params",
@@ -53,9 +56,12 @@ def read_params(path: Path) -> dict[str, Any]:
 @store_options
 def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options: Any) -> None:
     """Train SWEEP_FILE's workload once with the given params (e.g. `onecycle best` output)."""
+    from storage.tracking import ProcessTracking, start_writer
+
+    if not no_track:  # its MLflow import runs on another core while torch loads here
+        start_writer(spec_from_options(options).mlflow_uri)
     import optuna
 
-    from storage.tracking import ProcessTracking
     from sweeps.runner import (
         check_workload,
         load_config,
@@ -86,13 +92,14 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
     store = None if no_track else open_from_options(options)
     try:
         if store is not None:
+            start_writer(store.spec.mlflow_uri).store_ready()
             experiment = ensure_experiment(store.mlflow, config.name, store.spec.artifact_location)
             parent = start_parent_run(
                 store.mlflow, experiment, config.name, "train", {"params_file": str(params_file)}
             )
             objective.mlflow = MlflowTarget(
                 store.mlflow,
-                ProcessTracking(store.spec.mlflow_uri),
+                ProcessTracking.for_uri(store.spec.mlflow_uri),
                 experiment,
                 parent,
                 config.name,

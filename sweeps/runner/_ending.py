@@ -33,6 +33,7 @@ from storage.errors import StoreError
 from storage.redact import scrub
 from storage.sweep_records import SweepStatus
 from sweeps.errors import SweepsError, TooManyFailures, one_line
+from sweeps.phases import phase
 from sweeps.runner._coordination import fail_dead_trials, sweep_lock
 from sweeps.runner._outcome import close_parent, outcome_of
 from sweeps.tracking import FAILURE_TAG
@@ -135,8 +136,9 @@ def _mark(ending: Ending, status: SweepStatus, reason: str) -> None:
 
 
 def _finish(ending: Ending) -> None:
-    ending.store.sweeps.update(ending.record.name, status="finished")
-    close_parent(ending.store, ending.record, _study(ending))
+    with phase("summary"):
+        ending.store.sweeps.update(ending.record.name, status="finished")
+        close_parent(ending.store, ending.record, _study(ending))
 
 
 def _study(ending: Ending) -> optuna.Study:

@@ -22,7 +22,6 @@ from sweeps.runner._ending import (
     end_reason,
     reopen,
 )
-from sweeps.runner._settings import resolve_device
 from sweeps.space import SearchSpace
 from sweeps.tracking import ensure_experiment, start_parent_run
 
@@ -103,6 +102,7 @@ def _with_range_test(
     store: Store, config: SweepConfig, experiment: str, parent: str
 ) -> SweepConfig:
     from sweeps.range_test import record, run_for_config, settings_for
+    from sweeps.runner._settings import resolve_device
     from sweeps.space import with_result
 
     device = resolve_device(config.workload.device)
@@ -131,6 +131,29 @@ def _comparable(config: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any
 
 
 def _resume(store: Store, record: SweepRecord, payload: dict[str, Any]) -> SweepRecord:
+    stored, payload = _same_sweep(record, payload)
+    if stored["search"]["n_trials"] != payload["search"]["n_trials"]:
+        record = store.sweeps.update(record.name, config=payload)
+    return reopen(store, record)
+
+
+def finished_already(store: Store, config: SweepConfig) -> SweepRecord | None:
+    """The sweep's record if it is finished with this very config; else None.
+
+    A config that differs is refused as :func:`create_or_resume` refuses it; a new
+    ``n_trials`` is work to do, so that sweep is not finished. Reads the store only: no MLflow.
+    """
+    record = store.sweeps.find(config.name)
+    if record is None or record.status != "finished":
+        return None
+    stored, payload = _same_sweep(record, config.model_dump(mode="json"))
+    return record if stored["search"]["n_trials"] == payload["search"]["n_trials"] else None
+
+
+def _same_sweep(
+    record: SweepRecord, payload: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored and the given config, made comparable; :class:`UsageError` if they differ."""
     stored = dict(record.config)
     # Records written before range tests existed have no range_test section: the default.
     stored.setdefault("range_test", {**payload.get("range_test", {}), "result": None})
@@ -150,9 +173,7 @@ def _resume(store: Store, record: SweepRecord, payload: dict[str, Any]) -> Sweep
             f"sweep {record.name!r} already exists in the store with a different config "
             f"(first difference: `{key}`); use a new name, or the file it was created with"
         )
-    if stored["search"]["n_trials"] != payload["search"]["n_trials"]:
-        record = store.sweeps.update(record.name, config=payload)
-    return reopen(store, record)
+    return stored, payload
 
 
 def _workload_defaults() -> dict[str, Any]:

@@ -27,6 +27,7 @@ from storage.tracking import BULK_ENV, ProcessTracking
 from storage.trial_recording import Asked, TrialRecorder, run_recorder
 from sweeps.config import SweepConfig, parse_config
 from sweeps.errors import UsageError, one_line
+from sweeps.phases import phase
 from sweeps.runner._agreement import make_runs_agree
 from sweeps.runner._coordination import (
     STALE_AFTER_INTERVALS,
@@ -122,13 +123,13 @@ def _run(
         check_failure_rate(outcome, since, config, record.name)
         if fused_context is not None:
             return _fused_batch(fused_context, n_trials)
-        with starting:
+        with starting, phase("sampling"):
             asked = _next_trial(store, recorder, n_trials, worker, interval, reopen)
         if asked is None:
             return False
         mine = replace(objective, get_runner=makers[slot])
         _one_trial(recorder, asked, mine, progress, makers[slot], config, interval)
-        with syncing:
+        with syncing, phase("tracking flush"):
             target.tracking.sync().raise_errors()
         return True
 
@@ -144,7 +145,8 @@ def _run(
         watcher.stop()
         if fused_context is not None and fused_context.sampling is not None:
             fused_context.sampling.close()
-        target.tracking.close()
+        with phase("tracking flush"):
+            target.tracking.close()
     return riding_out_outages("count the trials", lambda: outcome_of(study, n_trials))
 
 
@@ -198,7 +200,9 @@ def _slot_runners(
 
 def _mlflow_target(store: Store, record: SweepRecord) -> MlflowTarget:
     """Where the worker's trials are tracked: child runs of the sweep's, through its writer."""
-    tracking = ProcessTracking(store.spec.mlflow_uri)
+    with phase("writer start"):
+        tracking = ProcessTracking.for_uri(store.spec.mlflow_uri)
+        tracking.store_ready()
     bulk_runs = os.environ.get(BULK_ENV, "1") != "0"
     return MlflowTarget(
         store.mlflow,

@@ -18,8 +18,6 @@ from sweeps.config import parse_config as parse_schema
 from sweeps.config._files import load_mapping
 from sweeps.errors import UsageError
 from sweeps.space import check_space
-from sweeps.task import import_task
-from sweeps.trials import import_entrypoint, split_command
 
 __all__ = ["load_config", "parse_config"]
 
@@ -36,6 +34,8 @@ def parse_config(
     try:
         check_space(config)
         if config.workload.entrypoint:
+            from sweeps.trials import import_entrypoint  # user code: torch comes with it
+
             import_entrypoint(config.workload.entrypoint, search)
         if config.workload.task:
             config = _with_task_objective(config, search)
@@ -49,6 +49,8 @@ def parse_config(
 
 def _with_task_objective(config: SweepConfig, search: list[Path]) -> SweepConfig:
     """The objective's metric and direction from the task class where the file has none."""
+    from sweeps.task import import_task
+
     cls = import_task(config.workload.task or "", search)
     objective = config.objective
     update: dict[str, Any] = {}
@@ -79,6 +81,8 @@ def _check_command(config: SweepConfig) -> None:
     workdir = Path(workload.workdir or ".")
     if not workdir.is_dir():
         raise ValueError(f"workload.workdir: no such directory, got {str(workdir)!r}")
+    from sweeps.trials import split_command
+
     program = split_command(workload.command or "")[0]
     local = workdir / program
     if shutil.which(program) is None and not (os.sep in program and local.is_file()):

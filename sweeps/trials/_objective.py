@@ -23,6 +23,7 @@ from torch.optim import Optimizer
 import schedulers
 from storage.bulk_runs import NewRun
 from storage.trial_recording import RunRecorder, run_recorder
+from sweeps.phases import phase
 from sweeps.task import Task
 from sweeps.tracking import FAILURE_TAG, STUDY_TAG, SWEEP_TAG, trial_files
 from sweeps.trials._reasons import failure_reason
@@ -76,7 +77,8 @@ class TrialObjective:
         hooks.progress = self.progress
         started = time.perf_counter()
         try:
-            result = runner.run(schedule, self.settings, hooks)
+            with phase("training"):
+                result = runner.run(schedule, self.settings, hooks)
         except optuna.TrialPruned:
             self._finish(run_id, tracker, schedule, "PRUNED", None, started, hooks.last)
             raise

@@ -56,7 +56,7 @@ def test_wheel_ships_the_three_packages_and_the_console_script(wheel: Path) -> N
         metadata = archive.read(next(n for n in names if n.endswith("/METADATA"))).decode()
         scripts = archive.read(entry_points).decode()
     assert tops == {"schedulers", "storage", "sweeps"}
-    assert "onecycle = sweeps.cli:main" in scripts
+    assert "onecycle = sweeps.cli:entry" in scripts
     assert "Requires-Dist: torch>=2.3" in metadata
     assert "Requires-Python: >=3.10" in metadata
 
