@@ -103,7 +103,35 @@ def _quiet_libraries(debug: bool) -> None:
         logging.DEBUG if debug else logging.CRITICAL
     )
     # Outcomes are shown by the CLI itself; Optuna's per-trial log lines would interleave.
-    logging.getLogger("optuna").setLevel(logging.DEBUG if debug else logging.ERROR)
+    _floor_logger("optuna", logging.DEBUG if debug else logging.ERROR)
+
+
+class _FloorLogger(logging.Logger):
+    """A logger whose level is never set below its floor.
+
+    Optuna sets its own logger to INFO when it is first imported, which commands now do after
+    the CLI has set the level (see ``sweeps.cli._lazy_group``).
+    """
+
+    floor = logging.NOTSET
+
+    def setLevel(self, level: int | str) -> None:
+        """Set the level, but never below :attr:`floor`."""
+        number = logging.getLevelName(level) if isinstance(level, str) else level
+        super().setLevel(max(int(number), self.floor))
+
+
+def _floor_logger(name: str, floor: int) -> None:
+    """Logger ``name`` at ``floor``, kept there (a logger made before this is only set)."""
+    previous = logging.getLoggerClass()
+    logging.setLoggerClass(_FloorLogger)
+    try:
+        logger = logging.getLogger(name)
+    finally:
+        logging.setLoggerClass(previous)
+    if isinstance(logger, _FloorLogger):
+        logger.floor = floor
+    logger.setLevel(floor)
 
 
 def _interrupt_on_sigterm() -> None:

@@ -18,6 +18,7 @@ import schedulers
 from sweeps.cli._store_options import open_from_options, spec_from_options, store_options
 from sweeps.config._files import load_mapping
 from sweeps.errors import UsageError
+from sweeps.phases import phase
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
 
@@ -60,26 +61,28 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
 
     if not no_track:  # its MLflow import runs on another core while torch loads here
         start_writer(spec_from_options(options).mlflow_uri)
-    import optuna
+    with phase("imports"):
+        import optuna
 
-    from sweeps.runner import (
-        check_workload,
-        load_config,
-        resolve_device,
-        run_params,
-        settings_of,
-        workload_factory,
-    )
-    from sweeps.tracking import ensure_experiment, start_parent_run
-    from sweeps.trials import MlflowTarget, TrialObjective
-
-    config = load_config(sweep_file)
-    check_workload(config, str(sweep_file))
-    params = read_params(params_file)
-    try:
-        schedulers.OneCycleSchedule(**params)
-    except (ValueError, TypeError) as error:
-        raise UsageError(f"{params_file}: {error}") from None
+        from sweeps.runner import (
+            check_workload,
+            load_config,
+            resolve_device,
+            run_params,
+            settings_of,
+            workload_factory,
+        )
+        from sweeps.tracking import ensure_experiment, start_parent_run
+        from sweeps.trials import MlflowTarget, TrialObjective
+    with phase("config"):
+        config = load_config(sweep_file)
+        params = read_params(params_file)
+        try:
+            schedulers.OneCycleSchedule(**params)
+        except (ValueError, TypeError) as error:
+            raise UsageError(f"{params_file}: {error}") from None
+    with phase("workload check"):
+        check_workload(config, str(sweep_file))
     device = resolve_device(config.workload.device)
     console = Console()
     study = optuna.create_study(direction=config.objective.direction)
@@ -89,16 +92,19 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
         settings=settings_of(config),
         run_params=run_params(config, device),
     )
-    store = None if no_track else open_from_options(options)
+    with phase("store open"):
+        store = None if no_track else open_from_options(options)
     try:
         if store is not None:
             start_writer(store.spec.mlflow_uri).store_ready()
-            experiment = ensure_experiment(store.mlflow, config.name, store.spec.artifact_location)
-            parent = start_parent_run(
-                store.mlflow, experiment, config.name, "train", {"params_file": str(params_file)}
-            )
+            with phase("tracking setup"):
+                client = store.mlflow
+                experiment = ensure_experiment(client, config.name, store.spec.artifact_location)
+                parent = start_parent_run(
+                    client, experiment, config.name, "train", {"params_file": str(params_file)}
+                )
             objective.mlflow = MlflowTarget(
-                store.mlflow,
+                client,
                 ProcessTracking.for_uri(store.spec.mlflow_uri),
                 experiment,
                 parent,
@@ -112,8 +118,9 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
             f"updates ({trial.user_attrs['wall_time_s']:.1f} s)"
         )
         if objective.mlflow is not None and store is not None:
-            objective.mlflow.tracking.close().raise_errors()
-            store.mlflow.set_terminated(objective.mlflow.parent_run_id, "FINISHED")
+            with phase("tracking flush"):
+                objective.mlflow.tracking.close().raise_errors()
+                store.mlflow.set_terminated(objective.mlflow.parent_run_id, "FINISHED")
             console.print(
                 f"tracked as MLflow run {trial.user_attrs['mlflow_run_id']} "
                 f"in experiment {config.name}"
