@@ -47,6 +47,7 @@ from storage.disk_full import is_disk_full
 from storage.errors import StoreError
 from storage.tracking import RunEnd
 from sweeps.errors import FusedBatchFailed, SweepsError
+from sweeps.phases import phase
 from sweeps.runner._coordination import Heartbeats
 from sweeps.runner._fused_batch import BatchTimes, FusedContext, Member
 from sweeps.tracking import STUDY_TAG, SWEEP_TAG, trial_plot
@@ -158,7 +159,10 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
         times.ask_s += time.perf_counter() - started
         started = time.perf_counter()
         try:
-            outcome = train_fused(workload, [m.schedule for m in members], context.settings, hooks)
+            with phase("training"):
+                outcome = train_fused(
+                    workload, [m.schedule for m in members], context.settings, hooks
+                )
         except Exception as error:  # the user's task (or its sys.exit) in a stacked model
             if isinstance(error, (SweepsError, StoreError)) or is_disk_full(error):
                 raise
@@ -186,7 +190,8 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
     mark = context.tracking.mark()
     if context.last_mark is not None:
         waited = time.perf_counter()
-        context.tracking.wait_for(context.last_mark).raise_errors()
+        with phase("tracking flush"):
+            context.tracking.wait_for(context.last_mark).raise_errors()
         times.sync_s = time.perf_counter() - waited
     context.last_mark = mark
 

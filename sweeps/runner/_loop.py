@@ -303,7 +303,8 @@ def _fused_context(
 def _fused_batch(context: FusedContext, n_trials: int) -> bool:
     """Ask, train and tell one fused batch; False when the sweep is done."""
     started = time.perf_counter()
-    members = riding_out_outages("start the next batch", lambda: next_batch(context, n_trials))
+    with phase("sampling"):
+        members = riding_out_outages("start the next batch", lambda: next_batch(context, n_trials))
     if members is None:
         return False
     times = BatchTimes(
