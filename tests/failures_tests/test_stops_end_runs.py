@@ -30,6 +30,12 @@ pytestmark = pytest.mark.slow  # whole sweeps, some stopped by signals; see pypr
 
 SPACE = "{cycle_max_lr: {low: 0.01, high: 0.1}, cycle_min_lr: 0.001, cycle_first_step_size: 2}"
 NewSpec = Callable[..., StoreSpec]
+#: ``python -m sweeps`` as a terminal starts it: Ctrl+C raises KeyboardInterrupt even where this
+#: test's own process inherited SIGINT ignored (a CI job started in the background).
+AT_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'onecycle'; runpy.run_module('sweeps', run_name='__main__')"
+)
 
 
 def _sweep(name: str, entrypoint: str, options: str = "{}", search: str = "n_trials: 2") -> str:
@@ -58,7 +64,7 @@ def test_a_signal_stops_the_sweep_and_kills_its_parent_run_then_it_resumes(
     marker = tmp_path / "marker"
     path = sweep_file(tmp_path, _sweep("signalled", "waits_once", f"{{marker: '{marker}'}}"))
     process = subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "run", str(path), *store_args(spec)],
+        [sys.executable, "-c", AT_A_TERMINAL, "run", str(path), *store_args(spec)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
