@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,11 @@ def test_the_tracking_writer_and_local_workers_inherit_the_switch(tmp_path: Path
     assert os.environ[MLFLOW_SWITCH] == "true"  # this process imported storage
     writer = ProcessTracking(f"sqlite:///{tmp_path}/mlflow.db")
     try:
-        raw = Path(f"/proc/{writer._process.pid}/environ").read_bytes()
+        environ = Path(f"/proc/{writer._process.pid}/environ")
+        deadline = time.monotonic() + 30
+        while not (raw := environ.read_bytes()):  # empty until the new process's exec is done
+            assert time.monotonic() < deadline, "the writer process never started"
+            time.sleep(0.05)
         assert f"{MLFLOW_SWITCH}=true".encode() in raw.split(b"\0")
     finally:
         writer.discard()
