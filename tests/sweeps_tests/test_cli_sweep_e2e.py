@@ -102,16 +102,14 @@ def test_sweep_runs_tracks_and_exports_a_working_deepspeed_config(
     )
 
 
-def _finished(spec: StoreSpec, name: str, running: bool = False) -> int:
-    """How many trials are finished (COMPLETE or PRUNED), or with ``running``, RUNNING."""
+def _finished(spec: StoreSpec, name: str) -> int:
+    """How many trials are finished (COMPLETE or PRUNED)."""
     with open_store(spec) as store:
         try:
             study = optuna.load_study(study_name=name, storage=store.optuna_storage)
         except KeyError:
             return 0
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        if running:
-            states = (optuna.trial.TrialState.RUNNING,)
         return len(study.get_trials(deepcopy=False, states=states))
 
 
@@ -148,11 +146,16 @@ def test_interrupted_run_resumes_to_exactly_n_trials(
     while _finished(spec, "resume") < 2 and time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         time.sleep(0.3)
-    # Fused: wait for the second batch to be training, so the stop lands inside a batch.
-    while fused is not None and _finished(spec, "resume", running=True) < 3:
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        assert time.monotonic() < deadline, "the second batch never started"
-        time.sleep(0.2)
+    # Fused: wait for the second batch to be training, so the stop lands inside a batch. One
+    # store stays open for the polls: opening one per poll on a loaded machine took long enough
+    # to miss the whole batch.
+    with open_store(spec) as store:
+        study = optuna.load_study(study_name="resume", storage=store.optuna_storage)
+        running = (optuna.trial.TrialState.RUNNING,)
+        while fused is not None and len(study.get_trials(deepcopy=False, states=running)) < 3:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "the second batch never started"
+            time.sleep(0.05)
     process.send_signal(signal.SIGTERM)  # docker stop, a scheduler: handled like Ctrl+C
     assert process.wait(timeout=120) == 130
     before = _finished(spec, "resume")
