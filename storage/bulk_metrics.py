@@ -42,6 +42,7 @@ def encode(value: float) -> tuple[bool, float]:
 class BulkMetricWriter(TableWriter):
     """Writes metric rows for MLflow runs with Core statements; see the module docstring."""
 
+    LIBRARY = "mlflow"
     COLUMNS: ClassVar[Mapping[str, set[str]]] = {
         "metrics": METRIC_COLUMNS,
         "latest_metrics": METRIC_COLUMNS,

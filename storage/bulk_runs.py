@@ -65,6 +65,7 @@ class NewRun:
 class BulkRunWriter(TableWriter):
     """Creates and ends many runs of one experiment at once; see the module docstring."""
 
+    LIBRARY = "mlflow"
     COLUMNS = COLUMNS
     READ_ONLY = frozenset({"experiments"})  # read for artifact locations; never written
 

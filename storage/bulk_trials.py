@@ -29,13 +29,13 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
 from storage.errors import StoreError
 from storage.schema_guard import TableWriter
+from storage.trial_times import optuna_now
 
 #: The columns this writer was written against (Optuna's schema since v3).
 COLUMNS: dict[str, set[str]] = {
@@ -88,11 +88,6 @@ class Finish:
     user_attrs: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _utc_now() -> datetime:
-    """Naive UTC: how Optuna's RDB storage keeps trial times."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
 def encode_value(value: float) -> tuple[float | None, str]:
     """Optuna's stored form of an objective value: finite, or +-inf as a type with no value."""
     if math.isnan(value):
@@ -112,6 +107,7 @@ def encode_intermediate(value: float) -> tuple[float | None, str]:
 class BulkTrialWriter(TableWriter):
     """Starts, beats and finishes many trials of one study at once; see the module docstring."""
 
+    LIBRARY = "optuna"
     COLUMNS = COLUMNS
     READ_ONLY = frozenset({"studies"})  # only locked and read; other tables written whole
 
@@ -120,7 +116,7 @@ class BulkTrialWriter(TableWriter):
         if not trials:
             return []
         t = self.tables
-        now = _utc_now()
+        now = optuna_now()
         with self.engine.begin() as connection:
             # The row lock Optuna's create_new_trial takes before numbering (PostgreSQL; SQLite
             # serialises writers anyway, and the insert below makes this transaction a writer).
@@ -218,7 +214,7 @@ class BulkTrialWriter(TableWriter):
             return []
         t = self.tables
         trials_table = t["trials"]
-        now = _utc_now()
+        now = optuna_now()
         with self.engine.begin() as connection:
             wanted = [outcome.trial_id for outcome in outcomes]
             running = select(trials_table.c.trial_id).where(

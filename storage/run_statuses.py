@@ -43,7 +43,7 @@ def _from_tables(uri: str, run_ids: Sequence[str]) -> dict[str, str] | None:
         return None
     engine = engine_for(uri)
     try:
-        if not tables_match(engine, COLUMNS, read_only=COLUMNS):
+        if not tables_match(engine, "mlflow", COLUMNS, read_only=COLUMNS):
             return None
         runs = Table("runs", MetaData(), autoload_with=engine)
         found: dict[str, str] = {}

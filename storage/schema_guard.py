@@ -2,8 +2,9 @@
 
 The bulk writers (``bulk_metrics``, ``bulk_runs``, ``bulk_trials``) insert rows into MLflow's
 and Optuna's own tables. Their schemas belong to those libraries and can change with a release,
-so each writer looks once at the tables it touches and steps aside (back to the library's API)
-unless they have exactly the columns it knows.
+so each writer looks once at the database it touches and steps aside (back to the library's
+API) unless its schema revision is one CI has tested (:mod:`storage.schema_revisions`) and its
+tables have exactly the columns the writer knows.
 """
 
 from __future__ import annotations
@@ -14,15 +15,20 @@ from typing import Any, ClassVar, TypeVar
 from sqlalchemy import Engine, MetaData, Table, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 
+from storage.schema_revisions import revision_known
+
 KNOWN_DIALECTS = ("sqlite", "postgresql")
 W = TypeVar("W", bound="TableWriter")
 
 
 def tables_match(
-    engine: Engine, columns: Mapping[str, set[str]], read_only: Container[str] = ()
+    engine: Engine, library: str, columns: Mapping[str, set[str]], read_only: Container[str] = ()
 ) -> bool:
-    """True when each table has exactly ``columns`` (at least them, for ``read_only`` ones)."""
-    if engine.dialect.name not in KNOWN_DIALECTS:
+    """True when ``library``'s schema is at a known revision with exactly ``columns``.
+
+    Tables in ``read_only`` need at least their columns.
+    """
+    if engine.dialect.name not in KNOWN_DIALECTS or not revision_known(engine, library):
         return False
     try:
         tables = inspect(engine)
@@ -43,10 +49,11 @@ def dialect_insert(engine: Engine) -> Any:
 class TableWriter:
     """A bulk writer: an engine, the tables it writes (reflected once), the dialect's insert.
 
-    Subclasses name their tables and columns in ``COLUMNS`` and the ones they only read in
-    ``READ_ONLY``.
+    Subclasses name the library whose tables they write in ``LIBRARY``, those tables and their
+    columns in ``COLUMNS`` and the ones they only read in ``READ_ONLY``.
     """
 
+    LIBRARY: ClassVar[str] = ""
     COLUMNS: ClassVar[Mapping[str, set[str]]] = {}
     READ_ONLY: ClassVar[frozenset[str]] = frozenset()
 
@@ -59,7 +66,8 @@ class TableWriter:
     @classmethod
     def for_engine(cls: type[W], engine: Engine) -> W | None:
         """A writer over ``engine``, or None when its tables are not the ones this one knows."""
-        return cls(engine) if tables_match(engine, cls.COLUMNS, cls.READ_ONLY) else None
+        known = tables_match(engine, cls.LIBRARY, cls.COLUMNS, cls.READ_ONLY)
+        return cls(engine) if known else None
 
     @classmethod
     def for_uri(cls: type[W], uri: str) -> W | None:

@@ -5,13 +5,13 @@ long sweep cost more than the last; "running, started long ago, never a heartbea
 at all. Both are one query on Optuna's ``trials`` and ``trial_heartbeats`` tables, run only
 when those tables have the columns written here (the schema guard the bulk writers use);
 otherwise the API answers, slowly, or not at all. The private corners of Optuna these need
-(the storage behind its cache, how its models write times) are read here and nowhere else.
+(the storage behind its cache) are read here and nowhere else.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timezone
+from datetime import datetime
 
 import optuna
 from optuna.trial import TrialState
@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 
 from storage.schema_guard import tables_match
 
-__all__ = ["count_by_state", "optuna_now", "rdb_storage", "running_without_heartbeat"]
+__all__ = ["count_by_state", "rdb_storage", "running_without_heartbeat"]
 
 COLUMNS = {
     "trials": {"trial_id", "number", "study_id", "state", "datetime_start"},
@@ -35,7 +35,7 @@ def rdb_storage(study: optuna.Study) -> optuna.storages.RDBStorage | None:
 
 @functools.lru_cache(maxsize=32)
 def _known(engine: Engine) -> bool:
-    return tables_match(engine, COLUMNS, read_only=COLUMNS)
+    return tables_match(engine, "optuna", COLUMNS, read_only=COLUMNS)
 
 
 def _queryable(study: optuna.Study) -> optuna.storages.RDBStorage | None:
@@ -68,19 +68,6 @@ def count_by_state(study: optuna.Study) -> dict[str, int]:
         name = state.name if isinstance(state, TrialState) else str(state)
         found[name.lower()] = int(number)
     return found
-
-
-def optuna_now() -> datetime:
-    """Now, as Optuna's RDB storage writes trial times.
-
-    Naive UTC where Optuna's ``TrialModel`` keeps ``_datetime_start_utc`` (Optuna 5), naive
-    local time before; comparing one with the other is off by the UTC offset.
-    """
-    from optuna.storages._rdb import models
-
-    if hasattr(models.TrialModel, "_datetime_start_utc"):
-        return datetime.now(timezone.utc).replace(tzinfo=None)
-    return datetime.now()
 
 
 def running_without_heartbeat(study: optuna.Study, before: datetime) -> list[tuple[int, int]]:

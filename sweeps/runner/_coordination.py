@@ -28,13 +28,9 @@ from storage import Store
 from storage.disk_full import is_disk_full
 from storage.errors import StoreUnavailable
 from storage.store_locks import store_lock
-from storage.trial_queries import (
-    count_by_state,
-    optuna_now,
-    rdb_storage,
-    running_without_heartbeat,
-)
+from storage.trial_queries import count_by_state, rdb_storage, running_without_heartbeat
 from storage.trial_recording import TrialRecorder, trial_recorder
+from storage.trial_times import optuna_now
 from sweeps.errors import UsageError
 from sweeps.tracking import FAILURE_TAG
 

@@ -8,12 +8,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from mlflow.entities import Metric
 from sqlalchemy import text
 
 from storage import StoreSpec, open_store, resolve_store
 from storage.bulk_metrics import BulkMetricWriter
 from storage.connect import engine_for
+
+pytestmark = pytest.mark.versions
 
 
 def _points(now: int) -> list[tuple[str, float, int, int]]:

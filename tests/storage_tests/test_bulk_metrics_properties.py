@@ -21,6 +21,8 @@ from mlflow.entities import Metric
 from storage import StoreSpec, open_store
 from storage.bulk_metrics import BulkMetricWriter
 
+pytestmark = pytest.mark.versions
+
 NOW = int(time.time() * 1000)
 values = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False, width=64),

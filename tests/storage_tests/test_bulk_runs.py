@@ -17,6 +17,8 @@ from storage.errors import StoreError
 from storage.tracking import BULK_ENV, InlineTracking, ProcessTracking, RunEnd
 from sweeps.tracking import trial_artifacts
 
+pytestmark = pytest.mark.versions
+
 TAGS = {"mlflow.parentRunId": "abc", "onecycle.sweep": "s", "onecycle.trial_number": "3"}
 PARAMS = {"cycle_max_lr": 0.1, "cycle_first_step_size": 40, "long": "x" * 7000}
 

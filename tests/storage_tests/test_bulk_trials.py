@@ -16,6 +16,8 @@ from storage import StoreSpec, open_store
 from storage.bulk_trials import BulkTrialWriter, Finish, NewTrial
 from storage.errors import StoreError
 
+pytestmark = pytest.mark.versions
+
 DISTRIBUTIONS = {
     "cycle_max_lr": FloatDistribution(1e-4, 1.0, log=True),
     "cycle_first_step_size": IntDistribution(10, 100),

@@ -22,6 +22,8 @@ from storage import (
     store_info,
 )
 
+pytestmark = pytest.mark.versions
+
 NewSpec = Callable[..., StoreSpec]
 
 

@@ -18,6 +18,8 @@ from storage.bulk_trials import Finish, NewTrial
 from storage.tracking import InlineTracking
 from storage.trial_recording import run_recorder, running_trial, trial_recorder
 
+pytestmark = pytest.mark.versions
+
 DISTRIBUTIONS = {
     "cycle_max_lr": FloatDistribution(1e-4, 1.0, log=True),
     "cycle_first_step_size": IntDistribution(10, 100),

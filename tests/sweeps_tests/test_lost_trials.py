@@ -12,8 +12,9 @@ import pytest
 from optuna.trial import TrialState
 
 from storage import StoreSpec, open_store
-from storage.trial_queries import count_by_state, optuna_now, rdb_storage
+from storage.trial_queries import count_by_state, rdb_storage
 from storage.trial_recording import trial_recorder
+from storage.trial_times import optuna_now
 from sweeps.runner import LOST_REASON, Heartbeats, fail_stale, fail_trials_without_heartbeat
 
 
