@@ -28,6 +28,7 @@ from storage.spec import StoreSpec
 from storage.sqlite_dir import enable_wal, fast_wal_commits, sqlite_files
 from storage.store_creation import Creation, plan, prepare
 from storage.store_locks import schema_lock
+from storage.store_upgrade import refuse_out_of_date
 from storage.sweep_records import SweepRegistry
 
 if TYPE_CHECKING:
@@ -192,6 +193,8 @@ def _build(store: Store, creation: Creation, attempts: int) -> None:
     ping(spec.optuna_url, attempts)
     if spec.mlflow_uri.startswith("postgresql"):
         ping(spec.mlflow_uri, attempts)
+    if not creation.new:
+        refuse_out_of_date(spec)  # before anything is written; nothing is migrated silently
     with_retries("create the sweep table", spec.optuna_url, store.sweeps.create_schema, attempts)
     if creation.new:
         store.mlflow  # noqa: B018 - MLflow's schema, now, while a failure can still be undone

@@ -36,3 +36,20 @@ def postgres_url() -> str:
             pytest.fail(f"CI must run the PostgreSQL tests: {message}")
         pytest.skip(message)
     return url
+
+
+OLDEST_PYTHON_ENV = "SWEEPS_OLDEST_PYTHON"
+
+
+def oldest_python() -> str:
+    """The interpreter of a venv with the oldest Optuna and MLflow allowed (`.ci/run` makes one)."""
+    path = os.environ.get(OLDEST_PYTHON_ENV)
+    if not path:
+        message = (
+            f"{OLDEST_PYTHON_ENV} is not set: the python of a venv with this project and the "
+            "oldest optuna and mlflow pyproject.toml allows (.ci/oldest-venv makes one)"
+        )
+        if in_ci():
+            pytest.fail(f"CI must run the old-store tests: {message}")
+        pytest.skip(message)
+    return path

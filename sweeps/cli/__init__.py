@@ -51,7 +51,9 @@ COMMANDS: dict[str, Lazy] = {
         "Trials of sweep NAME (state, value, duration, worker); every sweep when NAME is omitted.",
     ),
     "store": Lazy(
-        "sweeps.cli._store_view", "store_group", "Inspect the store (where studies and runs live)."
+        "sweeps.cli._store_view",
+        "store_group",
+        "Inspect or upgrade the store (where studies and runs live).",
     ),
     "study": Lazy("sweeps.cli._study", "study_group", "Reproducible studies built from sweeps."),
     "summary": Lazy(

@@ -14,7 +14,7 @@ from sweeps.cli._store_options import open_existing_from_options, store_options
 
 @click.group("store")
 def store_group() -> None:
-    """Inspect the store (where studies and runs live)."""
+    """Inspect or upgrade the store (where studies and runs live)."""
 
 
 @store_group.command("info")
@@ -24,6 +24,29 @@ def store_info_command(as_json: bool, **options: str | None) -> None:
     """Backends, versions, sweeps and sizes of the store (no secrets); creates nothing."""
     with open_existing_from_options(options) as opened:
         show_info(opened, Console(), as_json=as_json)
+
+
+@store_group.command("upgrade")
+@store_options
+@click.option(
+    "--yes", is_flag=True, help="Migrate PostgreSQL databases (not copied first: dump them)."
+)
+def store_upgrade_command(yes: bool, **options: str | None) -> None:
+    """Migrate an out-of-date store to the installed Optuna's and MLflow's schemas.
+
+    SQLite files are copied to backups/ beside them first; nothing else is touched.
+    """
+    from storage.store_upgrade import upgrade_store
+    from sweeps.cli._store_options import spec_from_options
+
+    spec = spec_from_options(options)
+    migrations, copy = upgrade_store(spec, confirmed=yes)
+    console = Console()
+    if copy is not None:
+        console.print(f"copied the SQLite files to {copy}")
+    for step in migrations:
+        change = "already current" if step.before == step.after else f"from {step.before}"
+        console.print(f"{step.library}: schema {step.after} ({change})")
 
 
 def _size(value: object) -> str:
