@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from tests.fixtures import free_port
@@ -37,6 +39,7 @@ def mlflow_server(root: Path, startup_timeout_s: float = 60.0) -> Iterator[str]:
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its workers (uvicorn, MLflow 3.9's job runners) go with it
     )
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -54,9 +57,12 @@ def mlflow_server(root: Path, startup_timeout_s: float = 60.0) -> Iterator[str]:
             time.sleep(0.3)
         yield uri
     finally:
-        process.terminate()
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+        with suppress(ProcessLookupError):  # anything of the group still there after its leader
+            os.killpg(process.pid, signal.SIGKILL)
         log.close()
