@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchModuleError, OperationalError
 
 from storage.disk_full import FREE_SPACE, is_disk_full, store_full
 from storage.errors import StoreConfigError, StoreUnavailable
+from storage.pooling import pool_kwargs
 from storage.redact import redact_url, scrub
 
 T = TypeVar("T")
@@ -36,17 +37,20 @@ _AUTH_MARKERS = (
 )
 
 
-def engine_kwargs(url: str) -> dict[str, Any]:
-    """SQLite waits on locks (busy timeout); PostgreSQL checks pooled connections before use."""
+def engine_kwargs(url: str, kept: bool = False) -> dict[str, Any]:
+    """SQLite waits on locks (busy timeout); PostgreSQL keeps one connection or none.
+
+    ``kept``: the engine is used all the time (see :mod:`storage.pooling`).
+    """
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+    return {"pool_pre_ping": True, **pool_kwargs(url, kept)}
 
 
-def engine_for(url: str) -> Engine:
+def engine_for(url: str, kept: bool = False) -> Engine:
     """An engine with bounded connect time: SQLite waits on locks, PostgreSQL on the network."""
     try:
-        return create_engine(url, **engine_kwargs(url))
+        return create_engine(url, **engine_kwargs(url, kept))
     except NoSuchModuleError as error:
         raise StoreConfigError(f"no SQLAlchemy driver for {redact_url(url)}: {error}") from None
     except ModuleNotFoundError as error:

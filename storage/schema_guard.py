@@ -70,14 +70,17 @@ class TableWriter:
         return cls(engine) if known else None
 
     @classmethod
-    def for_uri(cls: type[W], uri: str) -> W | None:
-        """A writer for the database at ``uri``; None for anything else (an HTTP server)."""
+    def for_uri(cls: type[W], uri: str, kept: bool = False) -> W | None:
+        """A writer for the database at ``uri``; None for anything else (an HTTP server).
+
+        ``kept``: the writer writes all the time, so its engine keeps a connection.
+        """
         from storage.connect import engine_for
 
         if not uri.startswith(("sqlite:", "postgresql")):
             return None
         try:
-            engine = engine_for(uri)
+            engine = engine_for(uri, kept)
         except Exception:  # any doubt: the library's own API
             return None
         writer = cls.for_engine(engine)

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from storage.connect import ATTEMPTS, engine_for, engine_kwargs, ping, with_retries
 from storage.disk_full import FREE_SPACE, is_disk_full, store_full
 from storage.errors import StoreError, StoreUnavailable
+from storage.pooling import unpooled_mlflow
 from storage.postgres import wanted_databases
 from storage.redact import redact_url, scrub
 from storage.spec import StoreSpec
@@ -93,7 +94,7 @@ class Store:
         import optuna
 
         url = self.spec.optuna_url
-        kwargs = engine_kwargs(url)
+        kwargs = engine_kwargs(url, kept=True)  # asks, tells, heartbeats: all the time
 
         def build() -> optuna.storages.RDBStorage:
             with schema_lock(self.spec, url), warnings.catch_warnings():
@@ -114,6 +115,7 @@ class Store:
         from mlflow import MlflowClient
 
         uri = self.spec.mlflow_uri
+        unpooled_mlflow(uri)
 
         def build() -> MlflowClient:
             with schema_lock(self.spec, uri):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from storage.bulk_metrics import BulkMetricWriter
 from storage.bulk_runs import MAX_PARAM_VALUE, BulkRunWriter
 from storage.errors import StoreUnavailable
+from storage.pooling import unpooled_mlflow
 from storage.redact import scrub
 
 if TYPE_CHECKING:
@@ -122,13 +123,14 @@ class _Executor:
         """
         from mlflow import MlflowClient
 
+        unpooled_mlflow(self.uri)
         return MlflowClient(tracking_uri=self.uri)
 
     def bulk(self) -> BulkMetricWriter | None:
         """The direct-to-table metric writer, found on first use (MLflow's tables exist then)."""
         if not self._bulk_checked:
             self._bulk_checked = True
-            self._bulk = BulkMetricWriter.for_uri(self.uri)
+            self._bulk = BulkMetricWriter.for_uri(self.uri, kept=True)
         return self._bulk
 
     def execute(self, command: tuple[Any, ...]) -> None:

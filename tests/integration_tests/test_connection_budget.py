@@ -1,0 +1,75 @@
+"""A 4-worker sweep on PostgreSQL keeps within its connection budget (docs/coordination.md).
+
+Every connection the sweep's processes open carries one application name (libpq's
+``PGAPPNAME``, inherited by the workers and their tracking writers), and ``pg_stat_activity``
+is sampled while the sweep runs. Before the budget the same sweep held 25 connections most of
+the time and 39 at its peak.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from storage import resolve_store
+from storage.postgres import drop_databases
+from tests.fixtures import digits_sweep, unique_prefix, write_sweep
+from tests.integration_tests.test_many_workers import check_sweep
+from tests.requirements import postgres_url
+
+WORKERS = 4
+
+
+@pytest.mark.slow
+def test_four_workers_hold_two_connections_each_and_a_few_more_in_bursts(
+    tmp_path: Path,
+) -> None:
+    server = postgres_url()
+    prefix = unique_prefix("budget")
+    spec = resolve_store(server, db_prefix=prefix, env={})
+    path = write_sweep(tmp_path, digits_sweep("budget", 8, batch_size=64, epochs=2))
+    name = f"onecycle-{prefix}"
+    command = [sys.executable, "-m", "sweeps", "run", str(path), "--workers", str(WORKERS)]
+    sweep = subprocess.Popen(
+        [*command, "--store", server, "--db-prefix", prefix],
+        env={**os.environ, "PGAPPNAME": name},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    watcher = make_url(server).set(drivername="postgresql", database="postgres")
+    totals: list[int] = []
+    in_store: list[int] = []
+    try:
+        with psycopg.connect(watcher.render_as_string(hide_password=False)) as connection:
+            connection.autocommit = True
+            while sweep.poll() is None:
+                rows = connection.execute(
+                    "select datname, count(*) from pg_stat_activity "
+                    "where application_name = %s group by datname",
+                    (name,),
+                ).fetchall()
+                totals.append(sum(count for _, count in rows))
+                in_store.append(sum(count for db, count in rows if db.startswith(prefix)))
+                time.sleep(0.05)
+        assert sweep.wait() == 0, sweep.stderr.read().decode()[-2000:] if sweep.stderr else ""
+        check_sweep(spec, "budget", 8)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+        drop_databases(server, prefix)
+    busy = [count for count in in_store if count > 0]
+    assert busy, "no connection was ever seen: the application name did not reach them"
+    # Steady state: two per worker (its Optuna storage, its tracking writer's metric writer).
+    assert statistics.median(busy) <= 2 * WORKERS, sorted(busy)
+    # Bursts (a trial ending while others start) and the store lock's waiters add at most one
+    # per worker, and the parent process one.
+    assert max(totals) <= 3 * WORKERS + 1, sorted(totals)[-20:]
