@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 
 import schedulers
+from storage.redact import redact_url
 from sweeps.cli._store_options import open_from_options, spec_from_options, store_options
 from sweeps.config._files import load_mapping
 from sweeps.errors import UsageError
@@ -144,35 +145,33 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
 def ui_command(host: str, port: int, **options: Any) -> None:
     """Open the MLflow UI on the store's tracking data."""
     spec = spec_from_options(options)
+    if spec.kind == "proxy":  # the proxy names its tracking server
+        with open_from_options(options) as store:
+            spec = store.spec
     if spec.mlflow_uri.startswith(("http://", "https://")):
-        click.echo(f"this store tracks to an MLflow server: open {spec.mlflow_uri}")
+        click.echo(f"this store tracks to an MLflow server: open {redact_url(spec.mlflow_uri)}")
         return
     open_from_options(options).close()  # create the store and its schema if needed
     executable = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
-    command = [
-        executable,
-        "ui",
-        "--backend-store-uri",
-        spec.mlflow_uri,
-        "--default-artifact-root",
-        spec.artifact_location,
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
+    command = [executable, "ui", "--host", host, "--port", str(port)]
+    # The database URL and its password go in the environment: ``ps`` shows a command line.
+    env = {
+        **os.environ,
+        "MLFLOW_BACKEND_STORE_URI": spec.mlflow_uri,
+        "MLFLOW_DEFAULT_ARTIFACT_ROOT": spec.artifact_location,
+    }
     click.echo(f"MLflow UI for {spec.describe()} at http://{host}:{port} (Ctrl+C to stop)")
-    raise SystemExit(serve_until_stopped(command))
+    raise SystemExit(serve_until_stopped(command, env))
 
 
-def serve_until_stopped(command: list[str]) -> int:
+def serve_until_stopped(command: list[str], env: dict[str, str] | None = None) -> int:
     """Run a server in a process group of its own, stopped as a whole with this process.
 
     Ctrl+C or SIGTERM to this process stops the group; the server's exit code is returned.
     ``mlflow ui`` starts uvicorn, which starts workers: stopping only the direct child left the
     server running and bound to its port.
     """
-    process = subprocess.Popen(command, start_new_session=True)
+    process = subprocess.Popen(command, env=env, start_new_session=True)
 
     def stop(signum: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -118,6 +119,15 @@ def test_user_entrypoint_sweep_is_tracked_without_logging_code(tmp_path: Path) -
             assert len(store.mlflow.get_metric_history(run.info.run_id, "val_accuracy")) == 3
 
 
+def _command_lines() -> list[str]:
+    """Every process's command line on this machine (Linux ``/proc``)."""
+    lines = []
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            lines.append(entry.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+    return lines
+
+
 @pytest.mark.slow
 def test_ui_serves_the_store_on_loopback(tmp_path: Path) -> None:
     port = free_port()
@@ -142,7 +152,10 @@ def test_ui_serves_the_store_on_loopback(tmp_path: Path) -> None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
                     assert reply.status == 200
-                    break
+                # The backend URI (which would carry a PostgreSQL password) is on no command line.
+                database = str(tmp_path / "store" / "mlflow.db")
+                assert not [line for line in _command_lines() if database in line]
+                break
             except OSError:
                 assert process.poll() is None, process.stdout.read() if process.stdout else ""
                 assert time.monotonic() < deadline, "mlflow ui did not come up"
