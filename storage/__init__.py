@@ -24,9 +24,10 @@ keep_telemetry_off()  # before anything here imports MLflow: see storage.telemet
 if TYPE_CHECKING:
     from storage.errors import StoreConfigError, StoreError, StoreUnavailable, SweepNotFound
     from storage.info import store_info
+    from storage.opening import open_store
     from storage.redact import redact_url, scrub
     from storage.spec import DEFAULT_STORE, ENV_STORE, StoreSpec, resolve_store
-    from storage.store import Store, open_store
+    from storage.store import Store
     from storage.sweep_records import SweepExists, SweepRecord, SweepRegistry
 
 #: Where each public name lives: loaded on first use, so ``storage.errors`` (the CLI's error
@@ -43,7 +44,7 @@ _HOMES = {
     "SweepNotFound": "storage.errors",
     "SweepRecord": "storage.sweep_records",
     "SweepRegistry": "storage.sweep_records",
-    "open_store": "storage.store",
+    "open_store": "storage.opening",
     "redact_url": "storage.redact",
     "resolve_store": "storage.spec",
     "scrub": "storage.redact",

@@ -1,10 +1,11 @@
 """Turn one store setting into the places Optuna and MLflow keep their data.
 
 A store is either a directory (SQLite files, the default ``./.onecycle``) or a PostgreSQL server
-URL. Each part can be overridden: the Optuna storage URL, the MLflow tracking URI (a tracking
-server over http, as in the team deployment) and the artifact location. Resolving is pure: it
-reads the environment but touches no file or server, so a bad setting fails before anything
-is created.
+URL, or the address of a storage proxy (``onecycle://host:port``, started by ``onecycle serve``
+in front of a PostgreSQL store, :mod:`storage.proxy_server`). Each part can be overridden: the
+Optuna storage URL, the MLflow tracking URI (a tracking server over http, as in the team
+deployment) and the artifact location. Resolving is pure: it reads the environment but touches
+no file or server, so a bad setting fails before anything is created.
 """
 
 from __future__ import annotations
@@ -32,13 +33,17 @@ ENV_ARTIFACTS = "ONECYCLE_ARTIFACTS"
 ENV_DB_PREFIX = "ONECYCLE_DB_PREFIX"
 
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+#: A storage proxy's scheme: ``onecycle://host:port`` (``onecycle serve``).
+PROXY_SCHEME = "onecycle"
+#: The proxy's port when the address names none; its MLflow server listens on the next one.
+PROXY_PORT = 13000
 PSYCOPG_DRIVER = "postgresql+psycopg"
 #: Seconds libpq waits for a server before giving up on one attempt.
 CONNECT_TIMEOUT_S = 3
 _PREFIX = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
 _MLFLOW_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file")
 
-StoreKind = Literal["directory", "postgresql"]
+StoreKind = Literal["directory", "postgresql", "proxy"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,12 @@ def resolve_store(
         optuna_url = _database_url(server, f"{prefix}_optuna")
         mlflow_default = _database_url(server, f"{prefix}_mlflow")
         artifacts_default = str(Path(DEFAULT_STORE).resolve() / "artifacts")
+    elif scheme == PROXY_SCHEME:
+        kind = "proxy"
+        host, port = proxy_address(setting)
+        optuna_url = f"{PROXY_SCHEME}://{host}:{port}"
+        mlflow_default = ""  # the proxy says where (storage.proxy_client.open_proxy_store)
+        artifacts_default = ""
     else:
         hint = (
             "; a SQLite file belongs to one part: use --optuna-storage or --mlflow-uri"
@@ -122,10 +133,16 @@ def resolve_store(
             else ""
         )
         raise StoreConfigError(
-            f"`store` must be a directory or a postgresql:// server URL, got scheme "
+            f"`store` must be a directory, a postgresql:// server URL or a storage proxy's "
+            f"{PROXY_SCHEME}://host:port, got scheme "
             f"{scheme!r} in {redact_url(setting)!r}{hint}"
         )
 
+    if optuna_override and kind == "proxy":
+        raise StoreConfigError(
+            "`optuna_storage` cannot be set with a storage proxy: the proxy is the Optuna "
+            f"storage (got {redact_url(optuna_override)!r})"
+        )
     if optuna_override:
         optuna_url = _checked_sqlalchemy_url("optuna_storage", optuna_override)
     mlflow_final = _checked_mlflow_uri(mlflow_override) if mlflow_override else mlflow_default
@@ -145,6 +162,37 @@ def resolve_store(
     )
     refuse_shared_database(spec.optuna_url, spec.mlflow_uri)
     return spec
+
+
+def proxy_address(setting: str) -> tuple[str, int]:
+    """The host and port of a ``onecycle://host:port`` proxy address.
+
+    A proxy takes no user, password, path or query: the database's secrets stay with the
+    process that serves it.
+
+    Example:
+        >>> proxy_address("onecycle://10.0.0.5:13100")
+        ('10.0.0.5', 13100)
+        >>> proxy_address("onecycle://head")
+        ('head', 13000)
+    """
+    parts = urlsplit(setting)
+    try:
+        port = parts.port or PROXY_PORT
+    except ValueError:
+        port = -1
+    if (
+        not parts.hostname
+        or parts.username
+        or parts.password
+        or parts.path.strip("/")
+        or (parts.query or not 0 < port < 65535)
+    ):
+        raise StoreConfigError(
+            f"`store`: a storage proxy address is {PROXY_SCHEME}://host:port (no user, "
+            f"password, path or query; port 1-65534), got {redact_url(setting)!r}"
+        )
+    return parts.hostname, port
 
 
 def _parsed_as_written(key: str, value: str, url: URL | None) -> None:

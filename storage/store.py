@@ -1,6 +1,7 @@
 """Open a store: check it, create what is missing, and hand out Optuna and MLflow handles.
 
-``open_store(resolve_store(...))`` is the one entry point. It fails fast with a one-line
+``storage.open_store(resolve_store(...))`` is the one entry point (:mod:`storage.opening`; a
+storage proxy's address opens in :mod:`storage.proxy_client`). It fails fast with a one-line
 :class:`~storage.errors.StoreError` when the store cannot be used, and otherwise returns a
 :class:`Store` whose Optuna storage, MLflow client and sweep registry all point at the same
 store. Handles are created lazily and cached, one per process.
@@ -140,8 +141,10 @@ class Store:
         self.close()
 
 
-def open_store(spec: StoreSpec, attempts: int = ATTEMPTS, *, create: bool = True) -> Store:
-    """Check and prepare the store ``spec`` describes; return it opened.
+def open_database_store(
+    spec: StoreSpec, attempts: int = ATTEMPTS, *, create: bool = True
+) -> Store:
+    """Check and prepare the directory or PostgreSQL store ``spec`` describes; return it opened.
 
     A new store is created whole or not at all (:mod:`storage.store_creation`): its WAL SQLite
     files and ``artifacts/``, or its two PostgreSQL databases, then the sweep table, Optuna's
@@ -153,7 +156,7 @@ def open_store(spec: StoreSpec, attempts: int = ATTEMPTS, *, create: bool = True
     Example:
         >>> import tempfile
         >>> from storage.spec import resolve_store
-        >>> store = open_store(resolve_store(tempfile.mkdtemp(), env={}))
+        >>> store = open_database_store(resolve_store(tempfile.mkdtemp(), env={}))
         >>> store.sweeps.list()
         []
     """

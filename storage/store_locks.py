@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from storage.connect import engine_for, with_retries
@@ -40,11 +40,17 @@ def schema_lock(spec: StoreSpec, url: str) -> Iterator[None]:
 
 @contextmanager
 def store_lock(spec: StoreSpec, url: str, name: str) -> Iterator[None]:
-    """A named lock shared by every process using this store (file or advisory lock).
+    """A named lock shared by every process using this store (file, advisory or proxy lock).
 
     Used for schema creation and to make "count the trials, then start one" atomic between
     workers, so a sweep never runs more than ``n_trials``.
     """
+    if spec.kind == "proxy" and url == spec.optuna_url:
+        from storage.proxy_calls import proxy_lock
+
+        with _once(f"proxy-{name}:{spec.setting}", lambda: proxy_lock(spec, name)):
+            yield
+        return
     database = sqlite_path(url)
     if database is not None:
         path = lock_path(spec, database, name)
@@ -52,7 +58,7 @@ def store_lock(spec: StoreSpec, url: str, name: str) -> Iterator[None]:
             yield
         return
     if url.startswith("postgresql") and spec.server_url is not None:
-        server, key = spec.server_url, f"onecycle-{name}:{spec.db_prefix}"
+        server, key = spec.server_url, advisory_key(spec, name)
         with _once(key, lambda: _advisory_lock(server, key)):
             yield
         return
@@ -90,23 +96,40 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-@contextmanager
-def _advisory_lock(server_url: str, name: str) -> Iterator[None]:
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+def lock_database_url(server_url: str) -> str:
+    """The database the advisory locks are taken in: the server's ``postgres`` by default."""
     url = make_url(server_url)
     url = url.set(
         database=url.database or "postgres",
         query={"connect_timeout": str(CONNECT_TIMEOUT_S), **dict(url.query)},
     )
-    rendered = url.render_as_string(hide_password=False)
+    return url.render_as_string(hide_password=False)
+
+
+def advisory_key(spec: StoreSpec, name: str) -> str:
+    """The advisory lock behind lock ``name`` of the PostgreSQL store ``spec``."""
+    return f"onecycle-{name}:{spec.db_prefix}"
+
+
+@contextmanager
+def _advisory_lock(server_url: str, name: str) -> Iterator[None]:
+    rendered = lock_database_url(server_url)
     engine = engine_for(rendered)
     try:
-        with with_retries("take the store's lock", rendered, engine.connect) as connection:
-            connection.execute(text("select pg_advisory_lock(:key)"), {"key": key})
-            try:
-                yield
-            finally:
-                connection.execute(text("select pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
+        with advisory_lock_on(engine, rendered, name):
+            yield
     finally:
         engine.dispose()
+
+
+@contextmanager
+def advisory_lock_on(engine: Engine, url: str, name: str) -> Iterator[None]:
+    """Hold the advisory lock ``name`` on a connection of ``engine`` (a database at ``url``)."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    with with_retries("take the store's lock", url, engine.connect) as connection:
+        connection.execute(text("select pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            connection.execute(text("select pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 import optuna
 from optuna.trial import TrialState
@@ -19,7 +20,14 @@ from sqlalchemy import Engine, text
 
 from storage.schema_guard import tables_match
 
-__all__ = ["count_by_state", "rdb_storage", "running_without_heartbeat"]
+__all__ = [
+    "count_by_state",
+    "counts_in",
+    "known_tables",
+    "lost_in",
+    "rdb_storage",
+    "running_without_heartbeat",
+]
 
 COLUMNS = {
     "trials": {"trial_id", "number", "study_id", "state", "datetime_start"},
@@ -46,20 +54,30 @@ def _queryable(study: optuna.Study) -> optuna.storages.RDBStorage | None:
 def count_by_state(study: optuna.Study) -> dict[str, int]:
     """How many trials the study holds in each state (lower-case names, every state present).
 
+    Through a storage proxy, the proxy counts (:mod:`storage.proxy_client`).
+
     Example:
         >>> study = optuna.create_study()
         >>> _ = study.tell(study.ask(), 1.0)
         >>> count_by_state(study)["complete"]
         1
     """
-    found = {state.name.lower(): 0 for state in TrialState}
+    proxied = _proxied(study)
+    if proxied is not None:
+        return proxied.count_by_state(study._study_id)
     storage = _queryable(study)
     if storage is None:
+        found = {state.name.lower(): 0 for state in TrialState}
         for trial in study.get_trials(deepcopy=False):
             found[trial.state.name.lower()] += 1
         return found
-    study_id = storage.get_study_id_from_name(study.study_name)
-    with storage.engine.connect() as connection:
+    return counts_in(storage.engine, storage.get_study_id_from_name(study.study_name))
+
+
+def counts_in(engine: Engine, study_id: int) -> dict[str, int]:
+    """:func:`count_by_state` for the study ``study_id`` in the Optuna database ``engine``."""
+    found = {state.name.lower(): 0 for state in TrialState}
+    with engine.connect() as connection:
         rows = connection.execute(
             text("select state, count(*) from trials where study_id = :id group by state"),
             {"id": study_id},
@@ -72,16 +90,47 @@ def count_by_state(study: optuna.Study) -> dict[str, int]:
 
 def running_without_heartbeat(study: optuna.Study, before: datetime) -> list[tuple[int, int]]:
     """(trial id, number) of RUNNING trials started before ``before`` that never beat."""
+    proxied = _proxied(study)
+    if proxied is not None:
+        return proxied.running_without_heartbeat(study._study_id, before)
     storage = _queryable(study)
     if storage is None:
         return []
-    study_id = storage.get_study_id_from_name(study.study_name)
+    return lost_in(storage.engine, storage.get_study_id_from_name(study.study_name), before)
+
+
+def lost_in(engine: Engine, study_id: int, before: datetime) -> list[tuple[int, int]]:
+    """:func:`running_without_heartbeat` for the study ``study_id`` in ``engine``'s database."""
     query = text(
         "select t.trial_id, t.number from trials t "
         "left join trial_heartbeats h on h.trial_id = t.trial_id "
         "where t.study_id = :id and t.state = 'RUNNING' and h.trial_id is null "
         "and t.datetime_start < :cutoff"
     )
-    with storage.engine.connect() as connection:
+    with engine.connect() as connection:
         rows = connection.execute(query, {"id": study_id, "cutoff": before}).all()
     return [(int(trial_id), int(number)) for trial_id, number in rows]
+
+
+def known_tables(engine: Engine) -> bool:
+    """Whether the queries here may run on ``engine``'s Optuna tables."""
+    return _known(engine)
+
+
+@runtime_checkable
+class CountsItself(Protocol):
+    """A storage that answers these queries itself (a storage proxy's client)."""
+
+    def count_by_state(self, study_id: int) -> dict[str, int]:
+        """The study's trials by state."""
+        ...
+
+    def running_without_heartbeat(self, study_id: int, before: datetime) -> list[tuple[int, int]]:
+        """(id, number) of running trials started before ``before`` that never beat."""
+        ...
+
+
+def _proxied(study: optuna.Study) -> CountsItself | None:
+    """The study's storage when it answers these queries itself."""
+    storage = study._storage
+    return storage if isinstance(storage, CountsItself) else None

@@ -45,6 +45,11 @@ COMMANDS: dict[str, Lazy] = {
         "schedule_command",
         "Print (and plot) the lr and momentum a DeepSpeed scheduler block gives at each step.",
     ),
+    "serve": Lazy(
+        "sweeps.cli._serve",
+        "serve_command",
+        "Serve the store to many workers: they use --store onecycle://HOST:PORT.",
+    ),
     "status": Lazy(
         "sweeps.cli._inspect",
         "status_command",

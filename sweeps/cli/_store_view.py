@@ -10,6 +10,7 @@ from rich.table import Table
 
 from storage import Store, store_info
 from sweeps.cli._store_options import open_existing_from_options, store_options
+from sweeps.errors import UsageError
 
 
 @click.group("store")
@@ -22,6 +23,7 @@ def store_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def store_info_command(as_json: bool, **options: str | None) -> None:
     """Backends, versions, sweeps and sizes of the store (no secrets); creates nothing."""
+    _not_through_a_proxy("store info", options)
     with open_existing_from_options(options) as opened:
         show_info(opened, Console(), as_json=as_json)
 
@@ -39,6 +41,7 @@ def store_upgrade_command(yes: bool, **options: str | None) -> None:
     from storage.store_upgrade import upgrade_store
     from sweeps.cli._store_options import spec_from_options
 
+    _not_through_a_proxy("store upgrade", options)
     spec = spec_from_options(options)
     migrations, copy = upgrade_store(spec, confirmed=yes)
     console = Console()
@@ -47,6 +50,18 @@ def store_upgrade_command(yes: bool, **options: str | None) -> None:
     for step in migrations:
         change = "already current" if step.before == step.after else f"from {step.before}"
         console.print(f"{step.library}: schema {step.after} ({change})")
+
+
+def _not_through_a_proxy(command: str, options: dict[str, str | None]) -> None:
+    """Refuse a proxy address: these commands read or migrate the databases themselves."""
+    from sweeps.cli._store_options import spec_from_options
+
+    spec = spec_from_options(options)
+    if spec.kind == "proxy":
+        raise UsageError(
+            f"--store: `{command}` works on the databases themselves, not through a storage "
+            f"proxy ({spec.describe()}); run it where `onecycle serve` runs, with its --store"
+        )
 
 
 def _size(value: object) -> str:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from storage import Store, SweepRecord
+from storage.redact import redact_url
 from storage.tracking import start_writer
 from sweeps.cli._store_options import (
     open_existing_from_options,
@@ -310,4 +311,10 @@ def show_outcome(
         f" --store {store.spec.describe()}" if store.spec.describe() != "./.onecycle" else ""
     )
     console.print(f"DeepSpeed config: onecycle best {name} --format deepspeed{store_flag}")
-    console.print(f"MLflow UI:        onecycle ui{store_flag}   (then open http://127.0.0.1:5000)")
+    tracking = store.spec.mlflow_uri
+    if tracking.startswith(("http://", "https://")):  # a tracking server: its UI is there
+        console.print(f"MLflow UI:        {redact_url(tracking)}")
+    else:
+        console.print(
+            f"MLflow UI:        onecycle ui{store_flag}   (then open http://127.0.0.1:5000)"
+        )

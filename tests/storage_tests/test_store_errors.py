@@ -21,7 +21,8 @@ from tests.requirements import postgres_url
         (
             "mysql://root:pw@localhost/",
             {},
-            r"`store` must be a directory or a postgresql:// server URL, got scheme 'mysql' in 'mysql://root:\*\*\*@localhost/'",
+            r"`store` must be a directory, a postgresql:// server URL or a storage proxy's "
+            r"onecycle://host:port, got scheme 'mysql' in 'mysql://root:\*\*\*@localhost/'",
         ),
         ("sqlite:///x.db", {}, r"a SQLite file belongs to one part"),
         ("postgresql:///nohost", {}, r"PostgreSQL URL needs a host"),
@@ -40,6 +41,14 @@ from tests.requirements import postgres_url
             {"optuna_storage": "not a url"},
             r"`optuna_storage` must be a SQLAlchemy database URL",
         ),
+        ("onecycle://ann:pw@head:13000", {}, r"no user, password, path or query.*ann:\*\*\*@"),
+        ("onecycle://head:13000/db", {}, r"a storage proxy address is onecycle://host:port"),
+        ("onecycle://head:99999", {}, r"port 1-65534"),
+        (
+            "onecycle://head:13000",
+            {"optuna_storage": "sqlite:///x.db"},
+            r"`optuna_storage` cannot be set with a storage proxy",
+        ),
     ],
 )
 def test_bad_settings_are_refused_before_anything_is_touched(
@@ -47,6 +56,12 @@ def test_bad_settings_are_refused_before_anything_is_touched(
 ) -> None:
     with pytest.raises(StoreConfigError, match=message):
         resolve_store(setting, env={}, **overrides)
+
+
+def test_a_proxy_address_resolves_without_touching_anything() -> None:
+    spec = resolve_store("onecycle://head:13100", env={})
+    assert (spec.kind, spec.optuna_url, spec.mlflow_uri) == ("proxy", "onecycle://head:13100", "")
+    assert resolve_store("onecycle://head", env={}).optuna_url == "onecycle://head:13000"
 
 
 def test_optuna_and_mlflow_in_one_database_is_refused(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 from storage import open_store, resolve_store
 from sweeps.cli import main
 from sweeps.runner import create_or_resume, load_config
-from tests.fixtures import EXAMPLES, example_sweep, free_port, write_sweep
+from tests.fixtures import EXAMPLES, command_lines, example_sweep, free_port, write_sweep
 
 
 def small_sweep(tmp_path: Path, name: str = "small", n_trials: int = 3) -> Path:
@@ -119,15 +118,6 @@ def test_user_entrypoint_sweep_is_tracked_without_logging_code(tmp_path: Path) -
             assert len(store.mlflow.get_metric_history(run.info.run_id, "val_accuracy")) == 3
 
 
-def _command_lines() -> list[str]:
-    """Every process's command line on this machine (Linux ``/proc``)."""
-    lines = []
-    for entry in Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError):
-            lines.append(entry.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-    return lines
-
-
 @pytest.mark.slow
 def test_ui_serves_the_store_on_loopback(tmp_path: Path) -> None:
     port = free_port()
@@ -154,7 +144,7 @@ def test_ui_serves_the_store_on_loopback(tmp_path: Path) -> None:
                     assert reply.status == 200
                 # The backend URI (which would carry a PostgreSQL password) is on no command line.
                 database = str(tmp_path / "store" / "mlflow.db")
-                assert not [line for line in _command_lines() if database in line]
+                assert not [line for line in command_lines() if database in line]
                 break
             except OSError:
                 assert process.poll() is None, process.stdout.read() if process.stdout else ""

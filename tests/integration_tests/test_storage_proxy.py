@@ -1,0 +1,245 @@
+"""Sweeps through ``onecycle serve``: many workers, no database connection in any of them.
+
+A real proxy process (Optuna's gRPC storage service, the coordination calls, an MLflow
+tracking server) serves a PostgreSQL store on loopback; real worker processes use
+``--store onecycle://127.0.0.1:PORT``. Every connection carries an application name
+(``PGAPPNAME``): one for the proxy and its MLflow server, another for the workers, whose count
+must stay at zero.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+import psycopg
+import pytest
+import yaml
+from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
+
+from storage import open_store, resolve_store
+from storage.postgres import drop_databases
+from tests.failures_tests.store_state import state_of
+from tests.fixtures import command_lines, free_port, unique_prefix
+from tests.integration_tests.test_many_workers import check_sweep
+from tests.requirements import postgres_url, require_module
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKERS = 16
+TRIALS = 48
+SWEEPS = (sys.executable, "-m", "sweeps")
+
+
+def trivial_sweep(folder: Path, name: str, n_trials: int) -> Path:
+    """A random-search sweep whose trials do no training (the coordination benchmark's)."""
+    shutil.copy(ROOT / "benchmarks" / "trivial_training.py", folder / "trivial_training.py")
+    config = {
+        "name": name,
+        "workload": {"entrypoint": "trivial_training:train", "device": "cpu", "epochs": 1},
+        "objective": {"metric": "val_accuracy", "direction": "maximize"},
+        "search": {
+            "n_trials": n_trials,
+            "sampler": "random",
+            "pruner": "none",
+            "space": {
+                "cycle_min_lr": {"low": 1e-4, "high": 1e-2, "log": True},
+                "cycle_max_lr": {"low": 1e-3, "high": 1.0, "log": True},
+            },
+        },
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@contextmanager
+def proxy(server: str, prefix: str, folder: Path, app: str) -> Iterator[str]:
+    """``onecycle serve`` on free loopback ports; yields the workers' ``--store``."""
+    port, mlflow_port = free_port(), free_port()
+    log = (folder / "serve.log").open("w")
+    ports = ["--port", str(port), "--mlflow-port", str(mlflow_port)]
+    process = subprocess.Popen(
+        [*SWEEPS, "serve", "--store", server, "--db-prefix", prefix, *ports],
+        cwd=folder,
+        env={**os.environ, "PGAPPNAME": app},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while "serving" not in (folder / "serve.log").read_text():
+            assert process.poll() is None, (folder / "serve.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "onecycle serve did not start within 120 s"
+            time.sleep(0.2)
+        yield f"onecycle://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=30) == 0, (folder / "serve.log").read_text()[-2000:]
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            log.close()
+
+
+class Connections:
+    """Samples ``pg_stat_activity`` by application name, from a thread, every 50 ms."""
+
+    def __init__(self, server: str, names: tuple[str, ...]) -> None:
+        self.url = make_url(server).set(drivername="postgresql", database="postgres")
+        self.names = names
+        self.peaks = dict.fromkeys(names, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        with psycopg.connect(self.url.render_as_string(hide_password=False)) as connection:
+            connection.autocommit = True
+            while not self._stop.wait(0.05):
+                rows = connection.execute(
+                    "select application_name, count(*) from pg_stat_activity "
+                    "where application_name = any(%s) group by application_name",
+                    (list(self.names),),
+                ).fetchall()
+                for name, count in rows:
+                    self.peaks[name] = max(self.peaks[name], int(count))
+
+    def __enter__(self) -> Connections:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@pytest.mark.slow
+def test_sixteen_workers_through_the_proxy(tmp_path: Path) -> None:
+    """16 workers, 48 trials: exact counts, distinct configurations, every run ended, the
+    proxy's connections a fixed few and none from the workers."""
+    require_module("grpc", "the storage proxy needs grpcio (the `proxy` extra)")
+    server = postgres_url()
+    prefix = unique_prefix("proxy")
+    name = "through-proxy"
+    path = trivial_sweep(tmp_path, name, TRIALS)
+    proxy_app, worker_app = f"proxy-{prefix}", f"workers-{prefix}"
+    try:
+        with proxy(server, prefix, tmp_path, proxy_app) as address:
+            # The proxy's MLflow server got the database URL (and its password) in its
+            # environment: no command line names the database.
+            assert not [line for line in command_lines() if f"/{prefix}_mlflow" in line]
+            with Connections(server, (proxy_app, worker_app)) as connections:
+                done = subprocess.run(
+                    [*SWEEPS, "run", str(path), "--store", address, "--workers", str(WORKERS)],
+                    cwd=tmp_path,
+                    env={**os.environ, "PGAPPNAME": worker_app, "ONECYCLE_TORCH_THREADS": "1"},
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert f"{TRIALS} finished ({TRIALS} complete" in done.stdout, done.stdout[-2000:]
+            # Read back through the proxy too: what a worker sees is what the database holds.
+            with open_store(resolve_store(address, env={})) as store:
+                assert store.sweeps.get(name).status == "finished"
+        spec = resolve_store(server, db_prefix=prefix, env={})
+        check_sweep(spec, name, TRIALS)
+        with open_store(spec) as store:
+            study = optuna.load_study(study_name=name, storage=store.optuna_storage)
+            trials = study.get_trials()
+        assert [t.state for t in trials] == [TrialState.COMPLETE] * TRIALS
+        assert sorted(t.number for t in trials) == list(range(TRIALS))
+        configurations = {tuple(sorted(t.params.items())) for t in trials}
+        assert len(configurations) == TRIALS
+        assert len({t.user_attrs["worker"] for t in trials}) > 1
+        assert connections.peaks[worker_app] == 0, connections.peaks
+        # Optuna's pool (4 kept, 8 more under load), MLflow's (2 + 6), the lock's one.
+        assert 0 < connections.peaks[proxy_app] <= 21, connections.peaks
+    finally:
+        drop_databases(server, prefix)
+
+
+def test_a_proxy_address_takes_no_password_and_an_absent_proxy_is_one_line(
+    tmp_path: Path,
+) -> None:
+    """A password in a proxy address is refused without being printed (exit 2); a proxy that
+    is not there is named in one line (exit 1); commands that need the databases say so."""
+    require_module("grpc", "the storage proxy needs grpcio (the `proxy` extra)")
+    command = [*SWEEPS, "list", "--store"]
+    bad = subprocess.run(
+        [*command, "onecycle://ann:s3cret@127.0.0.1:1"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2
+    assert "s3cret" not in bad.stderr + bad.stdout
+    assert "no user, password, path or query" in bad.stderr
+    port = free_port()
+    absent = subprocess.run(
+        [*command, f"onecycle://127.0.0.1:{port}"], capture_output=True, text=True, timeout=120
+    )
+    assert absent.returncode == 1
+    lines = absent.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"onecycle://127.0.0.1:{port}" in lines[0], absent.stderr
+    assert "onecycle serve" in lines[0]
+    info = subprocess.run(
+        [*SWEEPS, "store", "info", "--store", f"onecycle://127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+    )
+    assert info.returncode == 2 and "not through a storage proxy" in info.stderr, info.stderr
+
+
+KILLED = """name: killed
+workload: {{entrypoint: 'tests.failures_tests.user_code:dies_once', epochs: 1,
+  options: {{marker: '{marker}'}}}}
+objective: {{metric: val_accuracy}}
+search: {{n_trials: 2, sampler: random, space: {{cycle_max_lr: {{low: 0.01, high: 0.1}},
+  cycle_min_lr: 0.001, cycle_first_step_size: 2}}}}
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_killed_behind_the_proxy_is_failed_by_heartbeat_and_retried(
+    tmp_path: Path,
+) -> None:
+    """Heartbeats and the stale-trial check go through the proxy: a worker that dies mid-trial
+    leaves a RUNNING trial; the next worker fails it as stale, retries it and ends its run."""
+    require_module("grpc", "the storage proxy needs grpcio (the `proxy` extra)")
+    server = postgres_url()
+    prefix = unique_prefix("proxykill")
+    path = tmp_path / "killed.yaml"
+    path.write_text(KILLED.format(marker=tmp_path / "marker"))
+    env = {**os.environ, "ONECYCLE_HEARTBEAT_S": "1", "PYTHONPATH": str(ROOT)}
+    spec = resolve_store(server, db_prefix=prefix, env={})
+    try:
+        with proxy(server, prefix, tmp_path, f"proxy-{prefix}") as address:
+            command = [*SWEEPS, "run", str(path), "--store", address]
+            died = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300)
+            assert died.returncode == 5, died.stderr[-2000:]
+            left = state_of(spec, "killed")
+            assert left.status == "running" and left.trials == ["RUNNING"]
+            time.sleep(3)  # past the grace of 1 s heartbeats
+            again = subprocess.run(
+                command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+            )
+            assert again.returncode == 0, again.stderr[-2000:]
+        state = state_of(spec, "killed")
+        assert state.status == "finished" and state.parent == "FINISHED"
+        assert state.trials == ["FAIL", "COMPLETE", "COMPLETE"]
+        assert "RUNNING" not in state.runs and state.runs.count("FAILED") == 1
+        with open_store(spec) as store:
+            study = optuna.load_study(study_name="killed", storage=store.optuna_storage)
+            killed, retried = study.get_trials()[:2]
+            assert retried.params == killed.params  # Optuna's retry callback, through the proxy
+    finally:
+        drop_databases(server, prefix)
