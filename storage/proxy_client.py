@@ -10,6 +10,7 @@ to the libraries' APIs (Optuna's calls through the proxy, MLflow's REST ``log_ba
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -24,7 +25,7 @@ from optuna.trial import FrozenTrial
 from typing_extensions import override
 
 from storage.errors import StoreConfigError, StoreError
-from storage.proxy_calls import CALL_TIMEOUT_S, Calls, forget, remember
+from storage.proxy_calls import CALL_TIMEOUT_S, Calls, forget, grpc_module, remember
 from storage.proxy_protocol import (
     BEAT,
     COUNT,
@@ -43,6 +44,12 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 OnStale = Callable[[optuna.Study, FrozenTrial], None]
+
+#: gRPC service config for Optuna's calls: wait for the proxy (not fail at once) while the
+#: channel is down, up to the coordination calls' patience.
+WAITING = json.dumps(
+    {"methodConfig": [{"name": [{}], "waitForReady": True, "timeout": f"{CALL_TIMEOUT_S:.0f}s"}]}
+)
 
 
 class ProxiedStorage(GrpcStorageProxy, BaseHeartbeat):
@@ -64,6 +71,28 @@ class ProxiedStorage(GrpcStorageProxy, BaseHeartbeat):
             super().__init__(host=host, port=int(port))
         self.calls, self.interval_s, self.on_stale = calls, interval_s, on_stale
         self.grace_s = grace_s or 2 * (interval_s or 0)
+
+    @override
+    def _setup(self) -> None:
+        """Optuna's client, on a channel whose calls wait for a proxy that is restarting.
+
+        Optuna's own channel fails a call at once while the proxy is down; this one waits up
+        to :data:`CALL_TIMEOUT_S` for it to come back (a call already in flight when it went
+        still fails: it may have been applied). Falls back to Optuna's channel if its client
+        no longer has the parts replaced here.
+        """
+        super()._setup()
+        if not all(hasattr(self, name) for name in ("_channel", "_stub", "_cache")):
+            return
+        grpc = grpc_module()
+        channel = grpc.insecure_channel(
+            f"{self._host}:{self._port}",
+            options=[("grpc.max_receive_message_length", -1), ("grpc.service_config", WAITING)],
+        )
+        self._channel.close()
+        self._channel = channel
+        self._stub = type(self._stub)(channel)
+        self._cache = type(self._cache)(self._stub)
 
     @override
     def record_heartbeat(self, trial_id: int) -> None:

@@ -27,7 +27,7 @@ import yaml
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
-from storage import open_store, resolve_store
+from storage import StoreSpec, open_store, resolve_store
 from storage.postgres import drop_databases
 from tests.failures_tests.store_state import state_of
 from tests.fixtures import command_lines, free_port, unique_prefix
@@ -40,12 +40,20 @@ TRIALS = 48
 SWEEPS = (sys.executable, "-m", "sweeps")
 
 
-def trivial_sweep(folder: Path, name: str, n_trials: int) -> Path:
-    """A random-search sweep whose trials do no training (the coordination benchmark's)."""
+def trivial_sweep(folder: Path, name: str, n_trials: int, sleep_s: float = 0.0) -> Path:
+    """A random-search sweep whose trials do no training (the coordination benchmark's).
+
+    ``sleep_s``: each trial waits that long, so trials are running when the test acts.
+    """
     shutil.copy(ROOT / "benchmarks" / "trivial_training.py", folder / "trivial_training.py")
     config = {
         "name": name,
-        "workload": {"entrypoint": "trivial_training:train", "device": "cpu", "epochs": 1},
+        "workload": {
+            "entrypoint": "trivial_training:train",
+            "device": "cpu",
+            "epochs": 1,
+            "options": {"sleep_s": sleep_s},
+        },
         "objective": {"metric": "val_accuracy", "direction": "maximize"},
         "search": {
             "n_trials": n_trials,
@@ -63,13 +71,15 @@ def trivial_sweep(folder: Path, name: str, n_trials: int) -> Path:
 
 
 @contextmanager
-def proxy(server: str, prefix: str, folder: Path, app: str) -> Iterator[str]:
-    """``onecycle serve`` on free loopback ports; yields the workers' ``--store``."""
-    port, mlflow_port = free_port(), free_port()
+def proxy(
+    server: str, prefix: str, folder: Path, app: str, ports: tuple[int, int] | None = None
+) -> Iterator[str]:
+    """``onecycle serve`` on loopback (free ports unless given); yields the workers' ``--store``."""
+    port, mlflow_port = ports or (free_port(), free_port())
     log = (folder / "serve.log").open("w")
-    ports = ["--port", str(port), "--mlflow-port", str(mlflow_port)]
+    flags = ["--port", str(port), "--mlflow-port", str(mlflow_port)]
     process = subprocess.Popen(
-        [*SWEEPS, "serve", "--store", server, "--db-prefix", prefix, *ports],
+        [*SWEEPS, "serve", "--store", server, "--db-prefix", prefix, *flags],
         cwd=folder,
         env={**os.environ, "PGAPPNAME": app},
         stdout=log,
@@ -243,3 +253,53 @@ def test_a_worker_killed_behind_the_proxy_is_failed_by_heartbeat_and_retried(
             assert retried.params == killed.params  # Optuna's retry callback, through the proxy
     finally:
         drop_databases(server, prefix)
+
+
+@pytest.mark.slow
+def test_workers_wait_for_a_proxy_that_restarts_mid_sweep(tmp_path: Path) -> None:
+    """The proxy stops (SIGTERM) with trials still to run and starts again on the same ports:
+    the workers' calls wait for it (a running trial's tell and heartbeats included) and the
+    sweep ends with exactly its trials, each run ended."""
+    require_module("grpc", "the storage proxy needs grpcio (the `proxy` extra)")
+    server = postgres_url()
+    prefix = unique_prefix("proxyrestart")
+    name, n_trials = "restarted", 60
+    path = trivial_sweep(tmp_path, name, n_trials, sleep_s=0.5)
+    spec = resolve_store(server, db_prefix=prefix, env={})
+    ports = (free_port(), free_port())
+    sweep: subprocess.Popen[str] | None = None
+    try:
+        with proxy(server, prefix, tmp_path, f"proxy-{prefix}", ports) as address:
+            sweep = subprocess.Popen(
+                [*SWEEPS, "run", str(path), "--store", address, "--workers", "2"],
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            deadline = time.monotonic() + 180
+            while complete(spec, name) < 6:
+                assert sweep.poll() is None, sweep.communicate()[1][-2000:]
+                assert time.monotonic() < deadline, "no trial completed within 180 s"
+                time.sleep(0.2)
+        stopped_at = complete(spec, name)
+        time.sleep(2)
+        with proxy(server, prefix, tmp_path, f"proxy-{prefix}", ports):
+            _, err = sweep.communicate(timeout=300)
+        assert sweep.returncode == 0, err[-2000:]
+        assert stopped_at < n_trials
+        check_sweep(spec, name, n_trials)
+    finally:
+        if sweep is not None and sweep.poll() is None:
+            sweep.kill()
+        drop_databases(server, prefix)
+
+
+def complete(spec: StoreSpec, name: str) -> int:
+    """COMPLETE trials of sweep ``name`` (0 before the study exists), read from the database."""
+    try:
+        with open_store(spec, create=False) as store:
+            study = optuna.load_study(study_name=name, storage=store.optuna_storage)
+            return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    except Exception:
+        return 0
