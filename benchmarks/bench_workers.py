@@ -24,20 +24,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 import warnings
 from pathlib import Path
 
 import optuna
-import psycopg
-from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests/
 
 from storage import open_store, resolve_store
 from storage.postgres import drop_databases
 from storage.store_locks import store_lock
 from storage.trial_queries import count_by_state
+from tests.pg_activity import ConnectionPeaks
 
 STUDY = "bench-workers"
 HERE = Path(__file__).resolve().parent
@@ -77,36 +77,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-class _Peaks:
-    """Peak connections per application name, sampled from a thread."""
-
-    def __init__(self, server: str, names: list[str]) -> None:
-        self.url = make_url(server).set(drivername="postgresql", database="postgres")
-        self.peaks = dict.fromkeys(names, 0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        with psycopg.connect(self.url.render_as_string(hide_password=False)) as connection:
-            connection.autocommit = True
-            while not self._stop.wait(0.05):
-                rows = connection.execute(
-                    "select application_name, count(*) from pg_stat_activity "
-                    "where application_name = any(%s) group by 1",
-                    (list(self.peaks),),
-                ).fetchall()
-                for name, count in rows:
-                    self.peaks[name] = max(self.peaks[name], int(count))
-
-    def __enter__(self) -> _Peaks:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 def _serve(
@@ -152,7 +122,7 @@ def run(server: str, workers: int, per_worker: int, proxied: bool) -> dict[str, 
         serving = _serve(server, prefix, folder, proxy_app) if proxied else None
         setting = serving[1] if serving else server
         try:
-            with _Peaks(server, [worker_app, proxy_app]) as peaks:
+            with ConnectionPeaks(server, [worker_app, proxy_app]) as peaks:
                 started = time.perf_counter()
                 processes = [
                     subprocess.Popen(

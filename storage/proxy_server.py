@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ import optuna
 from storage.connect import engine_for, engine_kwargs
 from storage.errors import StoreError, StoreUnavailable
 from storage.pooling import MLFLOW_POOLCLASS
+from storage.process_group import stop_group
 from storage.proxy_calls import grpc_module
 from storage.proxy_protocol import (
     BEAT,
@@ -319,7 +319,7 @@ class ProxyServer:
         if self._coordination is not None:
             self._coordination.close()
         if self._mlflow is not None:
-            _stop_group(self._mlflow)
+            stop_group(self._mlflow)
         if self._rdb is not None:
             self._rdb.engine.dispose()
 
@@ -367,18 +367,5 @@ def _start_mlflow(store: Store, host: str, port: int) -> subprocess.Popen[bytes]
                     ).start()
                 return process
         time.sleep(0.3)
-    _stop_group(process)
+    stop_group(process)
     raise StoreUnavailable(f"the MLflow server on port {port} did not answer within 90 s")
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process's group, SIGKILL it after 15 s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)

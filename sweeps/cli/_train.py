@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 
 import schedulers
+from storage.process_group import stop_group
 from storage.redact import redact_url
 from sweeps.cli._store_options import open_from_options, spec_from_options, store_options
 from sweeps.config._files import load_mapping
@@ -182,16 +183,7 @@ def serve_until_stopped(command: list[str], env: dict[str, str] | None = None) -
         try:
             return process.wait()
         finally:
-            if process.poll() is None:
-                stop(signal.SIGTERM, None)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-            # A server that exited on its own may leave workers in its group: stop them too.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
+            stop_group(process)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -14,24 +14,23 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
-import psycopg
 import pytest
 import yaml
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
 
 from storage import StoreSpec, open_store, resolve_store
 from storage.postgres import drop_databases
 from tests.failures_tests.store_state import state_of
+from tests.failures_tests.test_killed_worker import SWEEP as KILLED
 from tests.fixtures import command_lines, free_port, unique_prefix
 from tests.integration_tests.test_many_workers import check_sweep
+from tests.pg_activity import ConnectionPeaks
 from tests.requirements import postgres_url, require_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,37 +102,6 @@ def proxy(
             log.close()
 
 
-class Connections:
-    """Samples ``pg_stat_activity`` by application name, from a thread, every 50 ms."""
-
-    def __init__(self, server: str, names: tuple[str, ...]) -> None:
-        self.url = make_url(server).set(drivername="postgresql", database="postgres")
-        self.names = names
-        self.peaks = dict.fromkeys(names, 0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        with psycopg.connect(self.url.render_as_string(hide_password=False)) as connection:
-            connection.autocommit = True
-            while not self._stop.wait(0.05):
-                rows = connection.execute(
-                    "select application_name, count(*) from pg_stat_activity "
-                    "where application_name = any(%s) group by application_name",
-                    (list(self.names),),
-                ).fetchall()
-                for name, count in rows:
-                    self.peaks[name] = max(self.peaks[name], int(count))
-
-    def __enter__(self) -> Connections:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-
 @pytest.mark.slow
 def test_sixteen_workers_through_the_proxy(tmp_path: Path) -> None:
     """16 workers, 48 trials: exact counts, distinct configurations, every run ended, the
@@ -149,7 +117,7 @@ def test_sixteen_workers_through_the_proxy(tmp_path: Path) -> None:
             # The proxy's MLflow server got the database URL (and its password) in its
             # environment: no command line names the database.
             assert not [line for line in command_lines() if f"/{prefix}_mlflow" in line]
-            with Connections(server, (proxy_app, worker_app)) as connections:
+            with ConnectionPeaks(server, (proxy_app, worker_app)) as connections:
                 done = subprocess.run(
                     [*SWEEPS, "run", str(path), "--store", address, "--workers", str(WORKERS)],
                     cwd=tmp_path,
@@ -207,15 +175,6 @@ def test_a_proxy_address_takes_no_password_and_an_absent_proxy_is_one_line(
         text=True,
     )
     assert info.returncode == 2 and "not through a storage proxy" in info.stderr, info.stderr
-
-
-KILLED = """name: killed
-workload: {{entrypoint: 'tests.failures_tests.user_code:dies_once', epochs: 1,
-  options: {{marker: '{marker}'}}}}
-objective: {{metric: val_accuracy}}
-search: {{n_trials: 2, sampler: random, space: {{cycle_max_lr: {{low: 0.01, high: 0.1}},
-  cycle_min_lr: 0.001, cycle_first_step_size: 2}}}}
-"""
 
 
 @pytest.mark.slow
