@@ -39,6 +39,7 @@ from storage.proxy_protocol import (
 from storage.spec import StoreSpec
 from storage.store import Store, check_tracking_server
 from storage.sweep_records import SweepRecord, SweepRegistry
+from storage.trial_times import optuna_now
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -121,7 +122,7 @@ class ProxiedStorage(GrpcStorageProxy, BaseHeartbeat):
 
     def running_without_heartbeat(self, study_id: int, before: datetime) -> list[tuple[int, int]]:
         """(id, number) of running trials started before ``before`` that never beat."""
-        grace = max(0.0, (datetime.now(before.tzinfo) - before).total_seconds())
+        grace = max(0.0, (optuna_now() - before).total_seconds())  # the proxy's clock decides
         pairs = self.calls(LOST, {"study_id": study_id, "grace_s": grace})
         return [(int(trial_id), int(number)) for trial_id, number in pairs]
 
@@ -200,10 +201,6 @@ class ProxyStore(Store):
         storage.wait_server_ready(timeout=CALL_TIMEOUT_S)
         self._storages.append(storage)
         return storage
-
-    def lock(self, name: str) -> Any:
-        """The store lock ``name``, held by the proxy."""
-        return self.calls.lock(name)
 
     @override
     def close(self) -> None:

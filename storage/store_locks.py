@@ -124,12 +124,21 @@ def _advisory_lock(server_url: str, name: str) -> Iterator[None]:
 
 @contextmanager
 def advisory_lock_on(engine: Engine, url: str, name: str) -> Iterator[None]:
-    """Hold the advisory lock ``name`` on a connection of ``engine`` (a database at ``url``)."""
+    """Hold the advisory lock ``name`` on a connection of ``engine`` (a database at ``url``).
+
+    The lock belongs to the connection's session, and a pooled connection (the proxy's) outlives
+    this block: if unlocking fails, the connection is invalidated (closed, so the server drops
+    the lock) rather than returned to the pool still holding it.
+    """
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     with with_retries("take the store's lock", url, engine.connect) as connection:
         connection.execute(text("select pg_advisory_lock(:key)"), {"key": key})
         try:
             yield
         finally:
-            connection.execute(text("select pg_advisory_unlock(:key)"), {"key": key})
-            connection.commit()
+            try:
+                connection.execute(text("select pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+            except BaseException:
+                connection.invalidate()
+                raise
