@@ -63,8 +63,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: gRPC threads: every waiting lock call holds one, so enough for a few hundred workers' calls.
-THREADS = 128
+#: gRPC threads (made as needed): a lock call holds one while it waits, so with every worker
+#: waiting for the lock at once, heartbeats and asks still find one up to about 500 workers.
+THREADS = 512
 #: Connections the proxy's Optuna engine keeps, and may open beyond them under load.
 POOL_SIZE, POOL_OVERFLOW = 4, 8
 #: Seconds a lock call waits before answering "not yet" (the worker asks again).

@@ -18,11 +18,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import optuna
+import psycopg
 import pytest
 import yaml
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
 from storage import StoreSpec, open_store, resolve_store
 from storage.postgres import drop_databases
@@ -35,7 +38,7 @@ from tests.requirements import postgres_url, require_module
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 16
-TRIALS = 48
+TRIALS = 32
 SWEEPS = (sys.executable, "-m", "sweeps")
 
 
@@ -102,50 +105,68 @@ def proxy(
             log.close()
 
 
-@pytest.mark.slow
-def test_sixteen_workers_through_the_proxy(tmp_path: Path) -> None:
-    """16 workers, 48 trials: exact counts, distinct configurations, every run ended, the
-    proxy's connections a fixed few and none from the workers."""
+class Served(NamedTuple):
+    """A proxy serving a PostgreSQL store for the module's tests."""
+
+    server: str
+    prefix: str
+    address: str
+    app: str
+    spec: StoreSpec
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One ``onecycle serve`` for the tests that share it (each sweep has its own name)."""
     require_module("grpc", "the storage proxy needs grpcio (the `proxy` extra)")
-    server = postgres_url()
-    prefix = unique_prefix("proxy")
-    name = "through-proxy"
-    path = trivial_sweep(tmp_path, name, TRIALS)
-    proxy_app, worker_app = f"proxy-{prefix}", f"workers-{prefix}"
+    server, prefix = postgres_url(), unique_prefix("proxy")
+    app = f"proxy-{prefix}"
     try:
-        with proxy(server, prefix, tmp_path, proxy_app) as address:
-            # The proxy's MLflow server got the database URL (and its password) in its
-            # environment: no command line names the database.
-            assert not [line for line in command_lines() if f"/{prefix}_mlflow" in line]
-            with ConnectionPeaks(server, (proxy_app, worker_app)) as connections:
-                done = subprocess.run(
-                    [*SWEEPS, "run", str(path), "--store", address, "--workers", str(WORKERS)],
-                    cwd=tmp_path,
-                    env={**os.environ, "PGAPPNAME": worker_app, "ONECYCLE_TORCH_THREADS": "1"},
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                )
-            assert done.returncode == 0, done.stderr[-3000:]
-            assert f"{TRIALS} finished ({TRIALS} complete" in done.stdout, done.stdout[-2000:]
-            # Read back through the proxy too: what a worker sees is what the database holds.
-            with open_store(resolve_store(address, env={})) as store:
-                assert store.sweeps.get(name).status == "finished"
-        spec = resolve_store(server, db_prefix=prefix, env={})
-        check_sweep(spec, name, TRIALS)
-        with open_store(spec) as store:
-            study = optuna.load_study(study_name=name, storage=store.optuna_storage)
-            trials = study.get_trials()
-        assert [t.state for t in trials] == [TrialState.COMPLETE] * TRIALS
-        assert sorted(t.number for t in trials) == list(range(TRIALS))
-        configurations = {tuple(sorted(t.params.items())) for t in trials}
-        assert len(configurations) == TRIALS
-        assert len({t.user_attrs["worker"] for t in trials}) > 1
-        assert connections.peaks[worker_app] == 0, connections.peaks
-        # Optuna's pool (4 kept, 8 more under load), MLflow's (2 + 6), the lock's one.
-        assert 0 < connections.peaks[proxy_app] <= 21, connections.peaks
+        with proxy(server, prefix, tmp_path_factory.mktemp("proxy"), app) as address:
+            yield Served(
+                server, prefix, address, app, resolve_store(server, db_prefix=prefix, env={})
+            )
     finally:
         drop_databases(server, prefix)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("storage-proxy")  # one pytest worker starts the module's proxy once
+def test_sixteen_workers_through_the_proxy(served: Served, tmp_path: Path) -> None:
+    """16 workers, 32 trials: exact counts, distinct configurations, every run ended, the
+    proxy's connections a fixed few and none from the workers."""
+    name = "through-proxy"
+    path = trivial_sweep(tmp_path, name, TRIALS)
+    worker_app = f"workers-{served.prefix}"
+    # The proxy's MLflow server got the database URL (and its password) in its environment:
+    # no command line names the database.
+    assert not [line for line in command_lines() if f"/{served.prefix}_mlflow" in line]
+    with ConnectionPeaks(served.server, (served.app, worker_app)) as connections:
+        done = subprocess.run(
+            [*SWEEPS, "run", str(path), "--store", served.address, "--workers", str(WORKERS)],
+            cwd=tmp_path,
+            env={**os.environ, "PGAPPNAME": worker_app, "ONECYCLE_TORCH_THREADS": "1"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{TRIALS} finished ({TRIALS} complete" in done.stdout, done.stdout[-2000:]
+    # Read back through the proxy too: what a worker sees is what the database holds.
+    with open_store(resolve_store(served.address, env={})) as store:
+        assert store.sweeps.get(name).status == "finished"
+    check_sweep(served.spec, name, TRIALS)
+    with open_store(served.spec) as store:
+        study = optuna.load_study(study_name=name, storage=store.optuna_storage)
+        trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * TRIALS
+    assert sorted(t.number for t in trials) == list(range(TRIALS))
+    configurations = {tuple(sorted(t.params.items())) for t in trials}
+    assert len(configurations) == TRIALS
+    assert len({t.user_attrs["worker"] for t in trials}) > 1
+    assert connections.peaks[worker_app] == 0, connections.peaks
+    # Optuna's pool (4 kept, 8 more under load), MLflow's (2 + 6), the lock's one.
+    assert 0 < connections.peaks[served.app] <= 21, connections.peaks
 
 
 def test_a_proxy_address_takes_no_password_and_an_absent_proxy_is_one_line(
@@ -178,70 +199,63 @@ def test_a_proxy_address_takes_no_password_and_an_absent_proxy_is_one_line(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("storage-proxy")
 def test_a_worker_killed_behind_the_proxy_is_failed_by_heartbeat_and_retried(
-    tmp_path: Path,
+    served: Served, tmp_path: Path
 ) -> None:
     """Heartbeats and the stale-trial check go through the proxy: a worker that dies mid-trial
     leaves a RUNNING trial; the next worker fails it as stale, retries it and ends its run."""
-    require_module("grpc", "the storage proxy needs grpcio (the `proxy` extra)")
-    server = postgres_url()
-    prefix = unique_prefix("proxykill")
     path = tmp_path / "killed.yaml"
     path.write_text(KILLED.format(marker=tmp_path / "marker"))
     env = {**os.environ, "ONECYCLE_HEARTBEAT_S": "1", "PYTHONPATH": str(ROOT)}
-    spec = resolve_store(server, db_prefix=prefix, env={})
-    try:
-        with proxy(server, prefix, tmp_path, f"proxy-{prefix}") as address:
-            command = [*SWEEPS, "run", str(path), "--store", address]
-            died = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300)
-            assert died.returncode == 5, died.stderr[-2000:]
-            left = state_of(spec, "killed")
-            assert left.status == "running" and left.trials == ["RUNNING"]
-            time.sleep(3)  # past the grace of 1 s heartbeats
-            again = subprocess.run(
-                command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
-            )
-            assert again.returncode == 0, again.stderr[-2000:]
-        state = state_of(spec, "killed")
-        assert state.status == "finished" and state.parent == "FINISHED"
-        assert state.trials == ["FAIL", "COMPLETE", "COMPLETE"]
-        assert "RUNNING" not in state.runs and state.runs.count("FAILED") == 1
-        with open_store(spec) as store:
-            study = optuna.load_study(study_name="killed", storage=store.optuna_storage)
-            killed, retried = study.get_trials()[:2]
-            assert retried.params == killed.params  # Optuna's retry callback, through the proxy
-    finally:
-        drop_databases(server, prefix)
+    command = [*SWEEPS, "run", str(path), "--store", served.address]
+    died = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300)
+    assert died.returncode == 5, died.stderr[-2000:]
+    left = state_of(served.spec, "killed")
+    assert left.status == "running" and left.trials == ["RUNNING"]
+    time.sleep(3)  # past the grace of 1 s heartbeats
+    again = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    state = state_of(served.spec, "killed")
+    assert state.status == "finished" and state.parent == "FINISHED"
+    assert state.trials == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert "RUNNING" not in state.runs and state.runs.count("FAILED") == 1
+    with open_store(served.spec) as store:
+        study = optuna.load_study(study_name="killed", storage=store.optuna_storage)
+        killed, retried = study.get_trials()[:2]
+        assert retried.params == killed.params  # Optuna's retry callback, through the proxy
 
 
 @pytest.mark.slow
 def test_workers_wait_for_a_proxy_that_restarts_mid_sweep(tmp_path: Path) -> None:
     """The proxy stops (SIGTERM) with trials still to run and starts again on the same ports:
-    the workers' calls wait for it (a running trial's tell and heartbeats included) and the
+    the worker's calls wait for it (a running trial's tell and heartbeats included) and the
     sweep ends with exactly its trials, each run ended."""
     require_module("grpc", "the storage proxy needs grpcio (the `proxy` extra)")
     server = postgres_url()
     prefix = unique_prefix("proxyrestart")
-    name, n_trials = "restarted", 60
-    path = trivial_sweep(tmp_path, name, n_trials, sleep_s=0.5)
+    name, n_trials = "restarted", 20
+    path = trivial_sweep(tmp_path, name, n_trials, sleep_s=0.3)
     spec = resolve_store(server, db_prefix=prefix, env={})
     ports = (free_port(), free_port())
     sweep: subprocess.Popen[str] | None = None
     try:
         with proxy(server, prefix, tmp_path, f"proxy-{prefix}", ports) as address:
             sweep = subprocess.Popen(
-                [*SWEEPS, "run", str(path), "--store", address, "--workers", "2"],
+                [*SWEEPS, "run", str(path), "--store", address],
                 cwd=tmp_path,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
             deadline = time.monotonic() + 180
-            while complete(spec, name) < 6:
+            while complete(spec) < 3:
                 assert sweep.poll() is None, sweep.communicate()[1][-2000:]
                 assert time.monotonic() < deadline, "no trial completed within 180 s"
                 time.sleep(0.2)
-        stopped_at = complete(spec, name)
+        stopped_at = complete(spec)
         time.sleep(2)
         with proxy(server, prefix, tmp_path, f"proxy-{prefix}", ports):
             _, err = sweep.communicate(timeout=300)
@@ -254,11 +268,14 @@ def test_workers_wait_for_a_proxy_that_restarts_mid_sweep(tmp_path: Path) -> Non
         drop_databases(server, prefix)
 
 
-def complete(spec: StoreSpec, name: str) -> int:
-    """COMPLETE trials of sweep ``name`` (0 before the study exists), read from the database."""
+def complete(spec: StoreSpec) -> int:
+    """COMPLETE trials in the store's Optuna database (0 before its tables exist): one query,
+    so that polling it does not load the machine the sweep under test runs on."""
+    url = make_url(spec.optuna_url).set(drivername="postgresql", query={})
     try:
-        with open_store(spec, create=False) as store:
-            study = optuna.load_study(study_name=name, storage=store.optuna_storage)
-            return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    except Exception:
+        with psycopg.connect(url.render_as_string(hide_password=False)) as connection:
+            row = connection.execute("select count(*) from trials where state = 'COMPLETE'")
+            found = row.fetchone()
+    except psycopg.Error:
         return 0
+    return int(found[0]) if found else 0
