@@ -16,9 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
 
 import optuna
 import psycopg
@@ -72,67 +70,74 @@ def trivial_sweep(folder: Path, name: str, n_trials: int, sleep_s: float = 0.0) 
     return path
 
 
-@contextmanager
-def proxy(
-    server: str, prefix: str, folder: Path, app: str, ports: tuple[int, int] | None = None
-) -> Iterator[str]:
-    """``onecycle serve`` on loopback (free ports unless given); yields the workers' ``--store``."""
-    port, mlflow_port = ports or (free_port(), free_port())
-    log = (folder / "serve.log").open("w")
-    flags = ["--port", str(port), "--mlflow-port", str(mlflow_port)]
-    process = subprocess.Popen(
-        [*SWEEPS, "serve", "--store", server, "--db-prefix", prefix, *flags],
-        cwd=folder,
-        env={**os.environ, "PGAPPNAME": app},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+#: The many processes these tests start run at a lower CPU priority (coreutils ``nice``), so
+#: that they do not starve the tests running beside them on a 2-core machine.
+NICE = ("nice", "-n", "10")
+
+
+class ProxyProcess:
+    """``onecycle serve`` for a PostgreSQL store on two loopback ports; it can be stopped and
+    started again on the same ports."""
+
+    def __init__(self, server: str, prefix: str, folder: Path) -> None:
+        self.server, self.prefix, self.folder = server, prefix, folder
+        self.app = f"proxy-{prefix}"
+        self.ports = (free_port(), free_port())
+        self.address = f"onecycle://127.0.0.1:{self.ports[0]}"
+        self.spec = resolve_store(server, db_prefix=prefix, env={})
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start serving; return once it says so."""
+        log = self.folder / "serve.log"
+        serve = [*NICE, *SWEEPS, "serve", "--store", self.server, "--db-prefix", self.prefix]
+        flags = ["--port", str(self.ports[0]), "--mlflow-port", str(self.ports[1])]
+        with log.open("w") as out:
+            self.process = subprocess.Popen(
+                [*serve, *flags],
+                cwd=self.folder,
+                env={**os.environ, "PGAPPNAME": self.app},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 120
-        while "serving" not in (folder / "serve.log").read_text():
-            assert process.poll() is None, (folder / "serve.log").read_text()[-2000:]
+        while "serving" not in log.read_text():
+            assert self.process.poll() is None, log.read_text()[-2000:]
             assert time.monotonic() < deadline, "onecycle serve did not start within 120 s"
             time.sleep(0.2)
-        yield f"onecycle://127.0.0.1:{port}"
-    finally:
+
+    def stop(self) -> None:
+        """SIGTERM, as ``docker stop`` or Ctrl+C would: it must exit 0, its MLflow server too."""
+        process, self.process = self.process, None
+        if process is None:
+            return
         process.send_signal(signal.SIGTERM)
         try:
-            assert process.wait(timeout=30) == 0, (folder / "serve.log").read_text()[-2000:]
+            assert process.wait(timeout=30) == 0, (self.folder / "serve.log").read_text()[-2000:]
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
-            log.close()
-
-
-class Served(NamedTuple):
-    """A proxy serving a PostgreSQL store for the module's tests."""
-
-    server: str
-    prefix: str
-    address: str
-    app: str
-    spec: StoreSpec
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """One ``onecycle serve`` for the tests that share it (each sweep has its own name)."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
+    """One proxy for the module's tests (each sweep has its own name), in one xdist group."""
     require_module("grpc", "the storage proxy needs grpcio (the `proxy` extra)")
-    server, prefix = postgres_url(), unique_prefix("proxy")
-    app = f"proxy-{prefix}"
+    proxy = ProxyProcess(postgres_url(), unique_prefix("proxy"), tmp_path_factory.mktemp("proxy"))
     try:
-        with proxy(server, prefix, tmp_path_factory.mktemp("proxy"), app) as address:
-            yield Served(
-                server, prefix, address, app, resolve_store(server, db_prefix=prefix, env={})
-            )
+        proxy.start()
+        yield proxy
     finally:
-        drop_databases(server, prefix)
+        try:
+            proxy.stop()
+        finally:
+            drop_databases(proxy.server, proxy.prefix)
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("storage-proxy")  # one pytest worker starts the module's proxy once
-def test_sixteen_workers_through_the_proxy(served: Served, tmp_path: Path) -> None:
+def test_sixteen_workers_through_the_proxy(served: ProxyProcess, tmp_path: Path) -> None:
     """16 workers, 32 trials: exact counts, distinct configurations, every run ended, the
     proxy's connections a fixed few and none from the workers."""
     name = "through-proxy"
@@ -141,9 +146,10 @@ def test_sixteen_workers_through_the_proxy(served: Served, tmp_path: Path) -> No
     # The proxy's MLflow server got the database URL (and its password) in its environment:
     # no command line names the database.
     assert not [line for line in command_lines() if f"/{served.prefix}_mlflow" in line]
+    command = [*NICE, *SWEEPS, "run", str(path), "--store", served.address]
     with ConnectionPeaks(served.server, (served.app, worker_app)) as connections:
         done = subprocess.run(
-            [*SWEEPS, "run", str(path), "--store", served.address, "--workers", str(WORKERS)],
+            [*command, "--workers", str(WORKERS)],
             cwd=tmp_path,
             env={**os.environ, "PGAPPNAME": worker_app, "ONECYCLE_TORCH_THREADS": "1"},
             capture_output=True,
@@ -201,7 +207,7 @@ def test_a_proxy_address_takes_no_password_and_an_absent_proxy_is_one_line(
 @pytest.mark.slow
 @pytest.mark.xdist_group("storage-proxy")
 def test_a_worker_killed_behind_the_proxy_is_failed_by_heartbeat_and_retried(
-    served: Served, tmp_path: Path
+    served: ProxyProcess, tmp_path: Path
 ) -> None:
     """Heartbeats and the stale-trial check go through the proxy: a worker that dies mid-trial
     leaves a RUNNING trial; the next worker fails it as stale, retries it and ends its run."""
@@ -229,53 +235,52 @@ def test_a_worker_killed_behind_the_proxy_is_failed_by_heartbeat_and_retried(
 
 
 @pytest.mark.slow
-def test_workers_wait_for_a_proxy_that_restarts_mid_sweep(tmp_path: Path) -> None:
+@pytest.mark.xdist_group("storage-proxy")  # last of the group: it restarts the shared proxy
+def test_workers_wait_for_a_proxy_that_restarts_mid_sweep(
+    served: ProxyProcess, tmp_path: Path
+) -> None:
     """The proxy stops (SIGTERM) with trials still to run and starts again on the same ports:
-    the worker's calls wait for it (a running trial's tell and heartbeats included) and the
+    the workers' calls wait for it (a running trial's tell and heartbeats included) and the
     sweep ends with exactly its trials, each run ended."""
-    require_module("grpc", "the storage proxy needs grpcio (the `proxy` extra)")
-    server = postgres_url()
-    prefix = unique_prefix("proxyrestart")
     name, n_trials = "restarted", 20
     path = trivial_sweep(tmp_path, name, n_trials, sleep_s=0.3)
-    spec = resolve_store(server, db_prefix=prefix, env={})
-    ports = (free_port(), free_port())
-    sweep: subprocess.Popen[str] | None = None
+    sweep = subprocess.Popen(
+        [*SWEEPS, "run", str(path), "--store", served.address, "--workers", "2"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        with proxy(server, prefix, tmp_path, f"proxy-{prefix}", ports) as address:
-            sweep = subprocess.Popen(
-                [*SWEEPS, "run", str(path), "--store", address],
-                cwd=tmp_path,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            deadline = time.monotonic() + 180
-            while complete(spec) < 3:
-                assert sweep.poll() is None, sweep.communicate()[1][-2000:]
-                assert time.monotonic() < deadline, "no trial completed within 180 s"
-                time.sleep(0.2)
-        stopped_at = complete(spec)
+        deadline = time.monotonic() + 180
+        while complete(served.spec, name) < 3:
+            assert sweep.poll() is None, sweep.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "no trial completed within 180 s"
+            time.sleep(0.2)
+        served.stop()
+        stopped_at = complete(served.spec, name)
         time.sleep(2)
-        with proxy(server, prefix, tmp_path, f"proxy-{prefix}", ports):
-            _, err = sweep.communicate(timeout=300)
+        served.start()
+        _, err = sweep.communicate(timeout=300)
         assert sweep.returncode == 0, err[-2000:]
         assert stopped_at < n_trials
-        check_sweep(spec, name, n_trials)
+        check_sweep(served.spec, name, n_trials)
     finally:
-        if sweep is not None and sweep.poll() is None:
+        if sweep.poll() is None:
             sweep.kill()
-        drop_databases(server, prefix)
 
 
-def complete(spec: StoreSpec) -> int:
-    """COMPLETE trials in the store's Optuna database (0 before its tables exist): one query,
-    so that polling it does not load the machine the sweep under test runs on."""
+def complete(spec: StoreSpec, name: str) -> int:
+    """COMPLETE trials of study ``name`` in the store's Optuna database (0 before it exists):
+    one query, so that polling does not load the machine the sweep under test runs on."""
     url = make_url(spec.optuna_url).set(drivername="postgresql", query={})
+    query = (
+        "select count(*) from trials t join studies s on s.study_id = t.study_id "
+        "where s.study_name = %s and t.state = 'COMPLETE'"
+    )
     try:
         with psycopg.connect(url.render_as_string(hide_password=False)) as connection:
-            row = connection.execute("select count(*) from trials where state = 'COMPLETE'")
-            found = row.fetchone()
+            found = connection.execute(query, (name,)).fetchone()
     except psycopg.Error:
         return 0
     return int(found[0]) if found else 0
