@@ -321,9 +321,12 @@ def test_batch_scaling_study_launches_its_large_batch_runs_on_several_processes(
         for log in (tmp_path / "onecycle-trials" / config["name"]).glob("*/stdout.log")
     )
     # the baseline lr trial and the Baseline run: one process at batch 64; the 1-Cycle trial
-    # and the Fixed, LinearScale and 1Cycle runs: two processes sharing batch 128
-    assert (
-        said
-        == ["training on 1 processes, global batch 64"] * 2
-        + ["training on 2 processes, global batch 128"] * 4
+    # and the Fixed, LinearScale and 1Cycle runs: two processes sharing batch 128. A launch that
+    # failed on a loaded machine is retried by its sweep and leaves a log of its own (seen once
+    # in CI: one more at batch 128), so the counts are minimums and no other shape appears.
+    small, large = (
+        "training on 1 processes, global batch 64",
+        "training on 2 processes, global batch 128",
     )
+    assert set(said) == {small, large}, said
+    assert said.count(small) >= 2 and said.count(large) >= 4, said
