@@ -35,8 +35,8 @@ class Calls:
 
     def __init__(self, spec: StoreSpec) -> None:
         grpc = grpc_module()
-        host, port = proxy_address(spec.setting)
-        self.address = f"{host}:{port}"
+        self.host, self.port = proxy_address(spec.setting)
+        self.address = f"{self.host}:{self.port}"
         self.channel: Any = grpc.insecure_channel(self.address)
         self._grpc = grpc
 

@@ -66,10 +66,9 @@ class ProxiedStorage(GrpcStorageProxy, BaseHeartbeat):
         grace_s: int | None = None,
         on_stale: OnStale | None = None,
     ) -> None:
-        host, _, port = calls.address.rpartition(":")
         with warnings.catch_warnings():  # experimental since Optuna 4.2; docs/coordination.md
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            super().__init__(host=host, port=int(port))
+            super().__init__(host=calls.host, port=calls.port)
         self.calls, self.interval_s, self.on_stale = calls, interval_s, on_stale
         self.grace_s = grace_s or 2 * (interval_s or 0)
 
@@ -231,7 +230,7 @@ def _tracking_of(calls: Calls) -> str:
     """The MLflow tracking URI the proxy names: its own server's, or the store's server's."""
     hello = calls(HELLO, {})
     if hello["mlflow_port"]:
-        return f"http://{calls.address.rpartition(':')[0]}:{int(hello['mlflow_port'])}"
+        return f"http://{calls.host}:{int(hello['mlflow_port'])}"
     if hello["mlflow_uri"]:
         return str(hello["mlflow_uri"])
     raise StoreConfigError(

@@ -51,7 +51,7 @@ from storage.proxy_protocol import (
     record_from_json,
     record_to_json,
 )
-from storage.redact import password_of, scrub
+from storage.redact import first_line, password_of, scrub
 from storage.store_locks import advisory_key, advisory_lock_on, lock_database_url, store_lock
 from storage.trial_queries import counts_in, known_tables, lost_in
 from storage.trial_times import optuna_now
@@ -139,7 +139,7 @@ class Coordination:
                         held.acquired.set()
                         held.release.wait(LOCK_LEASE_S)
                 except Exception as error:  # the database failed: the worker is told, not hung
-                    held.failed = scrub(str(error).splitlines()[0] if str(error) else repr(error))
+                    held.failed = first_line(error)
                     held.acquired.set()
                 finally:
                     with self._held_lock:
@@ -256,8 +256,7 @@ def _answer(handler: Callable[[Any], Any]) -> Callable[[bytes, Any], bytes]:
         except StoreError as error:
             return encode({"error": [type(error).__name__, str(error)]})
         except Exception as error:  # a database error: its first line, redacted
-            text = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            return encode({"error": ["StoreUnavailable", scrub(text)]})
+            return encode({"error": ["StoreUnavailable", first_line(error)]})
 
     return call
 

@@ -73,3 +73,14 @@ def scrub(text: str, *urls: str) -> str:
             if tail:
                 cleaned = cleaned.replace(f"{tail}@", "***@")
     return cleaned
+
+
+def first_line(error: BaseException, *urls: str) -> str:
+    r"""An error's first line (its repr when it has no text), with ``urls``' secrets scrubbed.
+
+    Example:
+        >>> first_line(ValueError("bad postgresql://a:pw@h/\nmore"), "postgresql://a:pw@h/")
+        'bad postgresql://a:***@h/'
+    """
+    text = str(error).strip()
+    return scrub(text.splitlines()[0] if text else repr(error), *urls)

@@ -25,7 +25,7 @@ from storage.disk_full import FREE_SPACE, is_disk_full, store_full
 from storage.errors import StoreError, StoreUnavailable
 from storage.pooling import unpooled_mlflow
 from storage.postgres import wanted_databases
-from storage.redact import redact_url, scrub
+from storage.redact import first_line, redact_url, scrub
 from storage.spec import StoreSpec
 from storage.sqlite_dir import enable_wal, fast_wal_commits, sqlite_files
 from storage.store_creation import Creation, plan, prepare
@@ -234,8 +234,6 @@ def _guard(what: str, url: str, build: Callable[[], T]) -> T:
     except Exception as error:  # MlflowException, optuna.exceptions.StorageInternalError, ...
         if is_disk_full(error):
             raise store_full(what, url, error, FREE_SPACE) from None
-        detail = scrub(
-            str(error).strip().splitlines()[0] if str(error).strip() else repr(error), url
-        )
+        detail = first_line(error, url)
         advice = HALF_MADE if "already exists" in detail else ""
         raise StoreUnavailable(f"cannot {what} at {redact_url(url)}: {detail}{advice}") from None

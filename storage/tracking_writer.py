@@ -23,7 +23,7 @@ from storage.bulk_metrics import BulkMetricWriter
 from storage.bulk_runs import MAX_PARAM_VALUE, BulkRunWriter
 from storage.errors import StoreUnavailable
 from storage.pooling import unpooled_mlflow
-from storage.redact import scrub
+from storage.redact import first_line
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -138,8 +138,7 @@ class _Executor:
         try:
             self._retrying(lambda: self._dispatch(kind, handle, command[2:]))
         except Exception as error:  # recorded and reported at the next sync
-            text = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            self.errors.setdefault(handle, []).append(f"{kind}: {scrub(text, self.uri)}")
+            self.errors.setdefault(handle, []).append(f"{kind}: {first_line(error, self.uri)}")
 
     def _retrying(self, action: Callable[[], None]) -> None:
         for attempt in range(RETRIES):
