@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
 from storage.connect import engine_for, with_retries
@@ -114,25 +116,31 @@ def advisory_key(spec: StoreSpec, name: str) -> str:
 @contextmanager
 def _advisory_lock(server_url: str, name: str) -> Iterator[None]:
     rendered = lock_database_url(server_url)
-    engine = engine_for(rendered)
+    engine = engine_for(rendered)  # no pool on PostgreSQL: a waiter's tries connect and close
     try:
-        with advisory_lock_on(engine, rendered, name):
+        with advisory_lock_on(engine, rendered, name, poll=True):
             yield
     finally:
         engine.dispose()
 
 
 @contextmanager
-def advisory_lock_on(engine: Engine, url: str, name: str) -> Iterator[None]:
+def advisory_lock_on(engine: Engine, url: str, name: str, poll: bool = False) -> Iterator[None]:
     """Hold the advisory lock ``name`` on a connection of ``engine`` (a database at ``url``).
 
-    The lock belongs to the connection's session, and a pooled connection (the proxy's) outlives
-    this block: if unlocking fails, the connection is invalidated (closed, so the server drops
-    the lock) rather than returned to the pool still holding it.
+    ``poll``: wait by trying again after a growing pause, closing the connection in between,
+    so a waiting worker holds no connection (only the holder does; docs/coordination.md).
+    Without it the wait blocks on the server, holding the connection (the proxy's, which is
+    kept anyway). The lock belongs to the connection's session, and a pooled connection (the
+    proxy's) outlives this block: if unlocking fails, the connection is invalidated (closed, so
+    the server drops the lock) rather than returned to the pool still holding it.
     """
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-    with with_retries("take the store's lock", url, engine.connect) as connection:
+    connection = _locked(engine, url, key) if poll else None
+    if connection is None:
+        connection = with_retries("take the store's lock", url, engine.connect)
         connection.execute(text("select pg_advisory_lock(:key)"), {"key": key})
+    with connection:
         try:
             yield
         finally:
@@ -142,3 +150,24 @@ def advisory_lock_on(engine: Engine, url: str, name: str) -> Iterator[None]:
             except BaseException:
                 connection.invalidate()
                 raise
+
+
+#: The first pause between two tries of a held lock, and the longest (seconds).
+POLL_FIRST_S, POLL_MAX_S = 0.005, 0.1
+
+
+def _locked(engine: Engine, url: str, key: int) -> Connection:
+    """A connection holding advisory lock ``key``, tried until it is free."""
+    pause = POLL_FIRST_S
+    while True:
+        connection = with_retries("take the store's lock", url, engine.connect)
+        try:
+            taken = connection.execute(text("select pg_try_advisory_lock(:key)"), {"key": key})
+            if taken.scalar():
+                return connection
+        except BaseException:
+            connection.close()
+            raise
+        connection.close()
+        time.sleep(pause * random.uniform(0.5, 1.0))
+        pause = min(pause * 1.5, POLL_MAX_S)
