@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchModuleError, OperationalError
 
 from storage.disk_full import FREE_SPACE, is_disk_full, store_full
 from storage.errors import StoreConfigError, StoreUnavailable
-from storage.pooling import pool_kwargs
+from storage.pooling import BURST, pool_kwargs
 from storage.redact import redact_url, scrub
 
 T = TypeVar("T")
@@ -37,20 +37,20 @@ _AUTH_MARKERS = (
 )
 
 
-def engine_kwargs(url: str, kept: bool = False) -> dict[str, Any]:
+def engine_kwargs(url: str, kept: bool = False, overflow: int = BURST) -> dict[str, Any]:
     """SQLite waits on locks (busy timeout); PostgreSQL keeps one connection or none.
 
-    ``kept``: the engine is used all the time (see :mod:`storage.pooling`).
+    ``kept``: the engine is used all the time; ``overflow``: see :mod:`storage.pooling`.
     """
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, **pool_kwargs(url, kept)}
+    return {"pool_pre_ping": True, **pool_kwargs(url, kept, overflow)}
 
 
-def engine_for(url: str, kept: bool = False) -> Engine:
+def engine_for(url: str, kept: bool = False, overflow: int = BURST) -> Engine:
     """An engine with bounded connect time: SQLite waits on locks, PostgreSQL on the network."""
     try:
-        return create_engine(url, **engine_kwargs(url, kept))
+        return create_engine(url, **engine_kwargs(url, kept, overflow))
     except NoSuchModuleError as error:
         raise StoreConfigError(f"no SQLAlchemy driver for {redact_url(url)}: {error}") from None
     except ModuleNotFoundError as error:

@@ -24,16 +24,22 @@ MLFLOW_POOLCLASS = "MLFLOW_SQLALCHEMYSTORE_POOLCLASS"
 
 #: Set to 1 to keep the libraries' default connection pools on PostgreSQL.
 POOLS_ENV = "ONECYCLE_PG_POOLS"
-#: Connections a busy engine may open beyond its one kept connection during a burst.
+#: Connections a kept engine may open beyond its one during a burst, unless told otherwise.
 BURST = 4
+#: Seconds a thread waits for a kept engine's connection when the engine opens no more.
+POOL_WAIT_S = 60
 
 
-def pool_kwargs(url: str, kept: bool = False) -> dict[str, Any]:
-    """Engine keywords for ``url`` on PostgreSQL: one connection ``kept``, or none; else {}."""
+def pool_kwargs(url: str, kept: bool = False, overflow: int = BURST) -> dict[str, Any]:
+    """Engine keywords for ``url`` on PostgreSQL: one connection ``kept``, or none; else {}.
+
+    ``overflow``: how many more a kept engine may open while its one is busy; with 0 the
+    process's threads take turns on it (a worker's asks, heartbeats and stale checks are short).
+    """
     if not url.startswith("postgresql") or os.environ.get(POOLS_ENV) == "1":
         return {}
     if kept:
-        return {"pool_size": 1, "max_overflow": BURST}
+        return {"pool_size": 1, "max_overflow": overflow, "pool_timeout": POOL_WAIT_S}
     from sqlalchemy.pool import NullPool
 
     return {"poolclass": NullPool}

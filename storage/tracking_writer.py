@@ -27,6 +27,7 @@ from storage.redact import first_line
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from sqlalchemy import Engine
 
 #: One metric value: (key, value, step, timestamp in ms).
 Point = tuple[str, float, int, int]
@@ -109,6 +110,7 @@ class _Executor:
         self.run_ids: dict[str, str] = {}
         self.open: set[str] = set()
         self.errors: dict[str, list[str]] = {}
+        self._engine: Engine | None = None
         self._bulk: BulkMetricWriter | None = None
         self._bulk_checked = os.environ.get(BULK_ENV, "1") == "0"  # disabled: never look
         self._runs: BulkRunWriter | None = None
@@ -126,11 +128,34 @@ class _Executor:
         unpooled_mlflow(self.uri)
         return MlflowClient(tracking_uri=self.uri)
 
+    def mlflow(self) -> MlflowClient:
+        """The client, with the direct writers' kept connection closed first.
+
+        The writer does one thing at a time, so it needs one connection: the direct writers
+        keep theirs between metric batches, and MLflow's calls (a few per run) connect for
+        themselves, so the kept one goes first (docs/coordination.md#connection-budget).
+        """
+        if self._engine is not None and self._engine.dialect.name == "postgresql":
+            self._engine.dispose()
+        return self.client
+
+    def _bulk_engine(self) -> Engine | None:
+        """The one engine both direct writers share; None where they cannot write."""
+        if self._engine is None and self.uri.startswith(("sqlite:", "postgresql")):
+            from storage.connect import engine_for
+
+            with contextlib.suppress(Exception):  # any doubt: the library's own API
+                self._engine = engine_for(self.uri, kept=True, overflow=0)
+        return self._engine
+
     def bulk(self) -> BulkMetricWriter | None:
         """The direct-to-table metric writer, found on first use (MLflow's tables exist then)."""
         if not self._bulk_checked:
             self._bulk_checked = True
-            self._bulk = BulkMetricWriter.for_uri(self.uri, kept=True)
+            engine = self._bulk_engine()
+            self._bulk = None if engine is None else BulkMetricWriter.for_engine(engine)
+            if self._bulk is None and engine is not None:
+                engine.dispose()  # its schema check's connection is not kept for nothing
         return self._bulk
 
     def execute(self, command: tuple[Any, ...]) -> None:
@@ -156,7 +181,7 @@ class _Executor:
         from mlflow.entities import Metric, Param, RunTag
 
         if kind == "open":
-            self.client  # noqa: B018 - made now, and the direct writers' schema checks run
+            self.mlflow()  # made now, and the direct writers' schema checks run
             self.bulk()
             self.bulk_runs()
             return
@@ -182,20 +207,20 @@ class _Executor:
             for start in range(0, len(points), MAX_METRICS_PER_CALL):
                 chunk = points[start : start + MAX_METRICS_PER_CALL]
                 metrics = [Metric(key=k, value=v, timestamp=t, step=s) for k, v, s, t in chunk]
-                self.client.log_batch(run_id, metrics=metrics, synchronous=True)
+                self.mlflow().log_batch(run_id, metrics=metrics, synchronous=True)
         elif kind == "params":
             pairs = [(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in args[0].items()]
             for start in range(0, len(pairs), MAX_PARAMS_PER_CALL):
                 block = pairs[start : start + MAX_PARAMS_PER_CALL]
-                self.client.log_batch(run_id, params=[Param(k, v) for k, v in block])
+                self.mlflow().log_batch(run_id, params=[Param(k, v) for k, v in block])
         elif kind == "tags":
             tags = [RunTag(k, str(v)) for k, v in args[0].items()]
-            self.client.log_batch(run_id, tags=tags)
+            self.mlflow().log_batch(run_id, tags=tags)
         elif kind in ("call", "idle_call"):
             function, kwargs = args
-            function(self.client, run_id, **kwargs)
+            function(self.mlflow(), run_id, **kwargs)
         elif kind == "end":
-            self.client.set_terminated(run_id, status=args[0])
+            self.mlflow().set_terminated(run_id, status=args[0])
             self.open.discard(handle)
         else:
             raise ValueError(f"unknown tracking command {kind!r}")
@@ -204,7 +229,10 @@ class _Executor:
         """The direct-to-table run writer (None over HTTP, another schema, or when disabled)."""
         if not self._runs_checked:
             self._runs_checked = True
-            self._runs = BulkRunWriter.for_uri(self.uri)
+            engine = self._bulk_engine()
+            self._runs = None if engine is None else BulkRunWriter.for_engine(engine)
+            if self._runs is None and engine is not None:
+                engine.dispose()
         return self._runs
 
     def _ids(self, handles: Iterable[str]) -> dict[str, str]:

@@ -16,6 +16,9 @@ def test_postgresql_engines_keep_one_connection_or_none(monkeypatch: pytest.Monk
     kept, unkept = engine_for(PG, kept=True), engine_for(PG)
     assert isinstance(kept.pool, QueuePool) and kept.pool.size() == 1
     assert isinstance(unkept.pool, NullPool)
+    assert kept.pool.overflow() == -1  # up to BURST more while the kept one is busy
+    single = engine_for(PG, kept=True, overflow=0)  # threads take turns on the one
+    assert isinstance(single.pool, QueuePool) and single.pool._max_overflow == 0
     assert not isinstance(engine_for("sqlite:///:memory:").pool, NullPool)
     env: dict[str, str] = {}
     unpooled_mlflow(PG, env)
