@@ -26,10 +26,15 @@ from tests.integration_tests.test_many_workers import check_sweep
 from tests.requirements import postgres_url
 
 WORKERS = 4
+#: Held: open for more than this many seconds (a kept connection, not one operation's).
+HELD_S = 1.0
+#: The few beyond two per worker: the lock holder's, and connections opened for one operation
+#: (a lock try, an MLflow call, a heartbeat beside an ask) that close after it.
+FEW = 4
 
 
 @pytest.mark.slow
-def test_four_workers_hold_two_connections_each_and_a_few_more_in_bursts(
+def test_four_workers_hold_at_most_two_connections_each_plus_a_fixed_few(
     tmp_path: Path,
 ) -> None:
     server = postgres_url()
@@ -47,18 +52,21 @@ def test_four_workers_hold_two_connections_each_and_a_few_more_in_bursts(
     )
     watcher = make_url(server).set(drivername="postgresql", database="postgres")
     totals: list[int] = []
+    held: list[int] = []
     in_store: list[int] = []
     try:
         with psycopg.connect(watcher.render_as_string(hide_password=False)) as connection:
             connection.autocommit = True
             while sweep.poll() is None:
                 rows = connection.execute(
-                    "select datname, count(*) from pg_stat_activity "
+                    "select datname, count(*), count(*) filter (where now() - backend_start "
+                    "> make_interval(secs => %s)) from pg_stat_activity "
                     "where application_name = %s group by datname",
-                    (name,),
+                    (HELD_S, name),
                 ).fetchall()
-                totals.append(sum(count for _, count in rows))
-                in_store.append(sum(count for db, count in rows if db.startswith(prefix)))
+                totals.append(sum(count for _, count, _ in rows))
+                held.append(sum(old for _, _, old in rows))
+                in_store.append(sum(count for db, count, _ in rows if db.startswith(prefix)))
                 time.sleep(0.05)
         assert sweep.wait() == 0, sweep.stderr.read().decode()[-2000:] if sweep.stderr else ""
         check_sweep(spec, "budget", 8)
@@ -68,8 +76,9 @@ def test_four_workers_hold_two_connections_each_and_a_few_more_in_bursts(
         drop_databases(server, prefix)
     busy = [count for count in in_store if count > 0]
     assert busy, "no connection was ever seen: the application name did not reach them"
-    # Steady state: two per worker (its Optuna storage, its tracking writer's metric writer).
+    # Steady state: a worker's Optuna storage and its tracking writer's direct writers.
     assert statistics.median(busy) <= 2 * WORKERS, sorted(busy)
-    # Bursts (a trial ending while others start) and the store lock's waiters add at most one
-    # per worker, and the parent process one.
-    assert max(totals) <= 3 * WORKERS + 1, sorted(totals)[-20:]
+    # Held at every sample: those two per worker, and the lock holder's (a waiter holds none).
+    assert max(held) <= 2 * WORKERS + 1, sorted(held)[-20:]
+    # Everything at every sample: two per worker plus a fixed few, however many workers wait.
+    assert max(totals) <= 2 * WORKERS + FEW, sorted(totals)[-20:]
