@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's
 
 from storage import open_store, resolve_store
 from storage.postgres import drop_databases
-from storage.store_locks import store_lock
+from storage.store_locks import store_lock, sweep_lock_name
 from storage.trial_queries import count_by_state
 from tests.pg_activity import ConnectionPeaks
 
@@ -56,7 +56,7 @@ def worker(store_setting: str, prefix: str, n_trials: int, out: Path) -> None:
         )
         while True:
             started = time.perf_counter()
-            with store_lock(spec, spec.optuna_url, f"sweep-{STUDY}"):
+            with store_lock(spec, spec.optuna_url, sweep_lock_name(STUDY), store.kept_engine):
                 found = count_by_state(study)
                 if found["complete"] >= n_trials:
                     break

@@ -52,7 +52,13 @@ from storage.proxy_protocol import (
     record_to_json,
 )
 from storage.redact import first_line, password_of, scrub
-from storage.store_locks import advisory_key, advisory_lock_on, lock_database_url, store_lock
+from storage.store_locks import (
+    SWEEP_LOCK,
+    advisory_key,
+    advisory_lock_on,
+    lock_database_url,
+    store_lock,
+)
 from storage.trial_queries import counts_in, known_tables, lost_in
 from storage.trial_times import optuna_now
 
@@ -98,7 +104,7 @@ class Coordination:
         self._held: dict[str, _Held] = {}
         self._held_lock = threading.Lock()
         self._gates: dict[str, threading.Lock] = {}
-        self._lock_engine: Engine | None = None
+        self._lock_engines: dict[str, Engine] = {}
         self._stale: dict[int, optuna.storages.RDBStorage] = {}
         self._stale_lock = threading.Lock()
 
@@ -156,15 +162,20 @@ class Coordination:
         return token
 
     def _store_lock(self, name: str) -> contextlib.AbstractContextManager[None]:
-        """The store lock itself; on PostgreSQL on a kept connection (no connect per trial)."""
+        """The store lock itself; on PostgreSQL on a kept connection (no connect per trial).
+
+        In the database a direct worker takes the same lock in (a sweep's: the Optuna one),
+        so direct and proxied workers can share a sweep.
+        """
         spec = self.store.spec
         if spec.server_url is None:
             return store_lock(spec, spec.optuna_url, name)
-        url = lock_database_url(spec.server_url)
+        in_store = name.startswith(SWEEP_LOCK)
+        url = spec.optuna_url if in_store else lock_database_url(spec.server_url)
         with self._held_lock:
-            if self._lock_engine is None:
-                self._lock_engine = engine_for(url, kept=True)
-        return advisory_lock_on(self._lock_engine, url, advisory_key(spec, name))
+            if url not in self._lock_engines:
+                self._lock_engines[url] = engine_for(url, kept=True)
+        return advisory_lock_on(self._lock_engines[url], url, advisory_key(spec, name))
 
     def _gate(self, name: str) -> threading.Lock:
         with self._held_lock:
@@ -243,8 +254,8 @@ class Coordination:
                 held.release.set()
         for storage in self._stale.values():
             storage.engine.dispose()
-        if self._lock_engine is not None:
-            self._lock_engine.dispose()
+        for engine in self._lock_engines.values():
+            engine.dispose()
 
 
 def _answer(handler: Callable[[Any], Any]) -> Callable[[bytes, Any], bytes]:

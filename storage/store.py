@@ -56,6 +56,9 @@ class Store:
 
     def __init__(self, spec: StoreSpec) -> None:
         self.spec = spec
+        #: The worker's kept engine on the Optuna database, once its heartbeat storage is open:
+        #: the sweep's lock is held and waited for on its connection (storage.store_locks).
+        self.kept_engine: Engine | None = None
 
     @cached_property
     def engine(self) -> Engine:
@@ -108,7 +111,9 @@ class Store:
                     heartbeat_stale_trial_callback=on_stale,
                 )
 
-        return _guard("open the Optuna storage", url, build)
+        storage = _guard("open the Optuna storage", url, build)
+        self.kept_engine = storage.engine
+        return storage
 
     @cached_property
     def mlflow(self) -> MlflowClient:

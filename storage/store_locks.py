@@ -7,22 +7,23 @@ table on first use. Two workers doing that at once on a fresh store collide ("mi
 to match one row ... 0 found"). Holding the schema lock around the first use of each backend
 makes the second process wait and then find the schema in place. SQLite stores lock a file in
 the store directory; PostgreSQL stores take a server-wide advisory lock keyed on the database
-prefix. A lock is re-entrant within a thread: creating a store holds the schema lock around
-the first use of each backend, which takes it again.
+prefix. A sweep's lock, taken all the time, lives in the store's Optuna database instead and
+is held on the worker's own kept connection (``engine``), so a worker waiting for it holds no
+connection beyond the one it keeps anyway (docs/coordination.md#connection-budget). A lock is
+re-entrant within a thread: creating a store holds the schema lock around the first use of
+each backend, which takes it again.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
-import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from storage.connect import engine_for, with_retries
@@ -40,12 +41,25 @@ def schema_lock(spec: StoreSpec, url: str) -> Iterator[None]:
         yield
 
 
+#: Locks whose name starts so live in the store's Optuna database (see :func:`store_lock`).
+SWEEP_LOCK = "sweep-"
+
+
+def sweep_lock_name(study_name: str) -> str:
+    """The store lock a sweep's workers start trials under."""
+    return f"{SWEEP_LOCK}{study_name}"
+
+
 @contextmanager
-def store_lock(spec: StoreSpec, url: str, name: str) -> Iterator[None]:
+def store_lock(
+    spec: StoreSpec, url: str, name: str, engine: Engine | None = None
+) -> Iterator[None]:
     """A named lock shared by every process using this store (file, advisory or proxy lock).
 
     Used for schema creation and to make "count the trials, then start one" atomic between
-    workers, so a sweep never runs more than ``n_trials``.
+    workers, so a sweep never runs more than ``n_trials``. ``engine``: for a sweep's lock on
+    PostgreSQL, the caller's kept engine on the Optuna database (``url``): the lock is held, and
+    waited for, on its connection, while the caller's other work takes the engine's next one.
     """
     if spec.kind == "proxy" and url == spec.optuna_url:
         from storage.proxy_calls import proxy_lock
@@ -59,9 +73,14 @@ def store_lock(spec: StoreSpec, url: str, name: str) -> Iterator[None]:
         with _once(str(path), lambda: _file_lock(path)):
             yield
         return
+    if url.startswith("postgresql") and name.startswith(SWEEP_LOCK):
+        key = advisory_key(spec, name)
+        with _once(key, lambda: _advisory_lock(url, key, engine)):
+            yield
+        return
     if url.startswith("postgresql") and spec.server_url is not None:
-        server, key = spec.server_url, advisory_key(spec, name)
-        with _once(key, lambda: _advisory_lock(server, key)):
+        rendered, key = lock_database_url(spec.server_url), advisory_key(spec, name)
+        with _once(key, lambda: _advisory_lock(rendered, key)):
             yield
         return
     yield
@@ -114,33 +133,31 @@ def advisory_key(spec: StoreSpec, name: str) -> str:
 
 
 @contextmanager
-def _advisory_lock(server_url: str, name: str) -> Iterator[None]:
-    rendered = lock_database_url(server_url)
-    engine = engine_for(rendered)  # no pool on PostgreSQL: a waiter's tries connect and close
+def _advisory_lock(url: str, name: str, kept: Engine | None = None) -> Iterator[None]:
+    """Hold ``name`` in the database at ``url``: on ``kept``'s connection, else on a new one."""
+    if kept is not None:
+        with advisory_lock_on(kept, url, name):
+            yield
+        return
+    engine = engine_for(url)
     try:
-        with advisory_lock_on(engine, rendered, name, poll=True):
+        with advisory_lock_on(engine, url, name):
             yield
     finally:
         engine.dispose()
 
 
 @contextmanager
-def advisory_lock_on(engine: Engine, url: str, name: str, poll: bool = False) -> Iterator[None]:
+def advisory_lock_on(engine: Engine, url: str, name: str) -> Iterator[None]:
     """Hold the advisory lock ``name`` on a connection of ``engine`` (a database at ``url``).
 
-    ``poll``: wait by trying again after a growing pause, closing the connection in between,
-    so a waiting worker holds no connection (only the holder does; docs/coordination.md).
-    Without it the wait blocks on the server, holding the connection (the proxy's, which is
-    kept anyway). The lock belongs to the connection's session, and a pooled connection (the
-    proxy's) outlives this block: if unlocking fails, the connection is invalidated (closed, so
-    the server drops the lock) rather than returned to the pool still holding it.
+    The lock belongs to the connection's session, and a pooled connection (the proxy's) outlives
+    this block: if unlocking fails, the connection is invalidated (closed, so the server drops
+    the lock) rather than returned to the pool still holding it.
     """
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-    connection = _locked(engine, url, key) if poll else None
-    if connection is None:
-        connection = with_retries("take the store's lock", url, engine.connect)
+    with with_retries("take the store's lock", url, engine.connect) as connection:
         connection.execute(text("select pg_advisory_lock(:key)"), {"key": key})
-    with connection:
         try:
             yield
         finally:
@@ -150,24 +167,3 @@ def advisory_lock_on(engine: Engine, url: str, name: str, poll: bool = False) ->
             except BaseException:
                 connection.invalidate()
                 raise
-
-
-#: The first pause between two tries of a held lock, and the longest (seconds).
-POLL_FIRST_S, POLL_MAX_S = 0.005, 0.1
-
-
-def _locked(engine: Engine, url: str, key: int) -> Connection:
-    """A connection holding advisory lock ``key``, tried until it is free."""
-    pause = POLL_FIRST_S
-    while True:
-        connection = with_retries("take the store's lock", url, engine.connect)
-        try:
-            taken = connection.execute(text("select pg_try_advisory_lock(:key)"), {"key": key})
-            if taken.scalar():
-                return connection
-        except BaseException:
-            connection.close()
-            raise
-        connection.close()
-        time.sleep(pause * random.uniform(0.5, 1.0))
-        pause = min(pause * 1.5, POLL_MAX_S)

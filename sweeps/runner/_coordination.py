@@ -27,7 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from storage import Store
 from storage.disk_full import is_disk_full
 from storage.errors import StoreUnavailable
-from storage.store_locks import store_lock
+from storage.store_locks import store_lock, sweep_lock_name
 from storage.trial_queries import count_by_state, rdb_storage, running_without_heartbeat
 from storage.trial_recording import TrialRecorder, trial_recorder
 from storage.trial_times import optuna_now
@@ -192,7 +192,8 @@ def start_under_lock(
 
 def sweep_lock(store: Store, study: optuna.Study) -> contextlib.AbstractContextManager[None]:
     """The lock a sweep's workers start trials under (and decide, as one stops, who ends it)."""
-    return store_lock(store.spec, store.spec.optuna_url, f"sweep-{study.study_name}")
+    name, url = sweep_lock_name(study.study_name), store.spec.optuna_url
+    return store_lock(store.spec, url, name, store.kept_engine)
 
 
 def fail_dead_trials(study: optuna.Study, interval: int) -> None:

@@ -1,8 +1,10 @@
-"""A worker waiting for a PostgreSQL store lock holds no connection; it gets the lock promptly.
+"""A sweep's lock on PostgreSQL costs its workers no connection beyond the one each keeps.
 
-The lock's holder keeps one connection (the advisory lock lives in its session); a waiter
-tries again after a short pause and closes its connection in between, so a hundred waiting
-workers cost the server nothing while they wait (docs/coordination.md#connection-budget).
+The lock lives in the store's Optuna database and is held, and waited for, on the worker's
+own kept engine; the worker's other work meanwhile takes the engine's next connection. Two
+"workers" here (two threads, each with its own kept engine that has connected once): while one
+holds the lock and the other waits, the server sees one connection each, not two
+(docs/coordination.md#connection-budget).
 """
 
 from __future__ import annotations
@@ -12,70 +14,79 @@ import time
 
 import psycopg
 import pytest
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from storage import resolve_store
-from storage.store_locks import POLL_MAX_S, store_lock
+from storage.connect import engine_for
+from storage.postgres import drop_databases
+from storage.spec import StoreSpec
+from storage.store_locks import store_lock, sweep_lock_name
 from tests.fixtures import unique_prefix
 from tests.requirements import postgres_url
 
-#: Open longer than this: a connection kept, not one try's.
-KEPT_S = 0.3
+
+def _database(server: str, spec: StoreSpec) -> None:
+    """The store's Optuna database, empty (the lock needs nothing in it)."""
+    admin = make_url(server).set(drivername="postgresql", database="postgres")
+    database = make_url(spec.optuna_url).database
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'create database "{database}"')
 
 
-def test_a_waiter_holds_no_connection_and_takes_the_lock_once_it_is_free(
+def test_a_waiter_waits_on_its_kept_connection_and_takes_the_lock_once_it_is_free(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = postgres_url()
-    name = f"onecycle-{unique_prefix('lock')}"
+    prefix = unique_prefix("lock")
+    name = f"onecycle-{prefix}"
     monkeypatch.setenv("PGAPPNAME", name)  # libpq reads it at each connect, in this process too
-    spec = resolve_store(server, db_prefix=unique_prefix("lock"), env={})
+    spec = resolve_store(server, db_prefix=prefix, env={})
+    _database(server, spec)
+    engines = [engine_for(spec.optuna_url, kept=True) for _ in range(2)]
     held, release, taken = threading.Event(), threading.Event(), threading.Event()
+    lock = sweep_lock_name("x")
 
-    def holder() -> None:
-        with store_lock(spec, spec.optuna_url, "sweep-x"):
-            held.set()
-            release.wait(30)
+    def worker(engine: Engine, first: bool) -> None:
+        with engine.connect() as connection:  # its kept connection exists, as a worker's does
+            connection.execute(text("select 1"))
+        if not first:
+            held.wait(30)
+        with store_lock(spec, spec.optuna_url, lock, engine):
+            if first:
+                held.set()
+                release.wait(30)
+            else:
+                taken.set()
 
-    def waiter() -> None:
-        held.wait(30)
-        with store_lock(spec, spec.optuna_url, "sweep-x"):
-            taken.set()
-
-    threads = [threading.Thread(target=holder), threading.Thread(target=waiter)]
+    threads = [
+        threading.Thread(target=worker, args=(engine, index == 0))
+        for index, engine in enumerate(engines)
+    ]
     for thread in threads:
         thread.start()
     watcher = make_url(server).set(drivername="postgresql", database="postgres")
-    kept: list[int] = []
     totals: list[int] = []
     try:
         assert held.wait(30)
         url = watcher.render_as_string(hide_password=False)
-        with psycopg.connect(url, application_name="watcher") as connection:
-            connection.autocommit = True
-            deadline = time.monotonic() + 1.5
+        with psycopg.connect(url, application_name="watcher", autocommit=True) as connection:
+            deadline = time.monotonic() + 1.0
             while time.monotonic() < deadline:
-                total, old = connection.execute(
-                    "select count(*), count(*) filter (where now() - backend_start "
-                    "> make_interval(secs => %s)) from pg_stat_activity "
-                    "where application_name = %s",
-                    (KEPT_S, name),
-                ).fetchone() or (0, 0)
-                totals.append(total)
-                kept.append(old)
+                row = connection.execute(
+                    "select count(*) from pg_stat_activity where application_name = %s", (name,)
+                ).fetchone()
+                totals.append(row[0] if row else 0)
                 time.sleep(0.02)
         assert not taken.is_set(), "the waiter took a lock that was held"
-        released = time.monotonic()
         release.set()
-        assert taken.wait(10)
-        waited = time.monotonic() - released
+        assert taken.wait(10), "the waiter never took the freed lock"
     finally:
         release.set()
         for thread in threads:
             thread.join(30)
-    # The holder's connection is the only one kept; a try is open for a moment at most.
-    assert kept[-1] == 1 and max(kept) == 1, kept
-    assert max(totals) <= 2, totals
-    # Freed, the lock is taken within the longest pause between tries (plus a loaded machine's
-    # scheduling), not after a fixed long sleep.
-    assert waited < POLL_MAX_S + 2.0, waited
+        for engine in engines:
+            engine.dispose()
+        drop_databases(server, prefix)
+    # Holder and waiter: one connection each, the ones their engines keep anyway.
+    assert max(totals) == 2 and min(totals) == 2, totals
