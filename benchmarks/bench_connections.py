@@ -5,7 +5,8 @@ For each N, a digits sweep (``--trials`` trials of ``--epochs`` epochs, random s
 connection budget and once with the libraries' default pools (``ONECYCLE_PG_POOLS=1``), one
 after the other. Every connection carries one application name (``PGAPPNAME``) and
 ``pg_stat_activity`` is sampled every 50 ms. Printed per row: wall seconds, trials per second,
-the median and peak connections while any was open, and the peak per worker.
+the median and peak connections while any was open, the peak of those held (open for more
+than a second: kept, not one operation's), and the peak per worker.
 
     python benchmarks/bench_connections.py [--workers 1 4 8] [--trials 16] [--epochs 2]
         [--server postgresql://postgres@127.0.0.1:5432/]
@@ -47,14 +48,19 @@ def _sweep_file(folder: Path, trials: int, epochs: int) -> Path:
     return path
 
 
-def _run(server: str, path: Path, workers: int, pools: bool) -> tuple[float, list[int]]:
-    """Wall seconds and the connection counts sampled while the sweep ran."""
+#: Open longer than this many seconds: a held connection, not one operation's.
+HELD_S = 1.0
+
+
+def _run(server: str, path: Path, workers: int, pools: bool) -> tuple[float, list[int], list[int]]:
+    """Wall seconds, and the connections (all, held) sampled while the sweep ran."""
     prefix = f"conn{uuid.uuid4().hex[:8]}"
     name = f"onecycle-{prefix}"
     env = {**os.environ, "PGAPPNAME": name, "ONECYCLE_PG_POOLS": "1" if pools else "0"}
     command = [sys.executable, "-m", "sweeps", "run", str(path), "--workers", str(workers)]
     watcher = make_url(server).set(drivername="postgresql", database="postgres")
     counts: list[int] = []
+    held: list[int] = []
     start = time.perf_counter()
     sweep = subprocess.Popen(
         [*command, "--store", server, "--db-prefix", prefix],
@@ -68,9 +74,13 @@ def _run(server: str, path: Path, workers: int, pools: bool) -> tuple[float, lis
             connection.autocommit = True
             while sweep.poll() is None:
                 row = connection.execute(
-                    "select count(*) from pg_stat_activity where application_name = %s", (name,)
+                    "select count(*), count(*) filter (where now() - backend_start "
+                    "> make_interval(secs => %s)) from pg_stat_activity "
+                    "where application_name = %s",
+                    (HELD_S, name),
                 ).fetchone()
                 counts.append(int(row[0]) if row else 0)
+                held.append(int(row[1]) if row else 0)
                 time.sleep(0.05)
         wall = time.perf_counter() - start
         if sweep.returncode != 0:
@@ -80,7 +90,7 @@ def _run(server: str, path: Path, workers: int, pools: bool) -> tuple[float, lis
         if sweep.poll() is None:
             sweep.kill()
         drop_databases(server, prefix)
-    return wall, counts
+    return wall, counts, held
 
 
 def main() -> None:
@@ -94,18 +104,18 @@ def main() -> None:
     print(f"{args.trials} trials x {args.epochs} epochs of digits, random search, PostgreSQL")
     print(
         f"{'workers':>7} {'pools':>8} {'wall s':>7} {'trials/s':>8} "
-        f"{'median':>6} {'peak':>5} {'peak/worker':>11}"
+        f"{'median':>6} {'peak':>5} {'held':>5} {'peak/worker':>11}"
     )
     with tempfile.TemporaryDirectory() as folder:
         path = _sweep_file(Path(folder), args.trials, args.epochs)
         for workers in args.workers:
             for pools in (False, True):
-                wall, counts = _run(args.server, path, workers, pools)
+                wall, counts, held = _run(args.server, path, workers, pools)
                 busy = [count for count in counts if count > 0] or [0]
                 print(
                     f"{workers:>7} {'default' if pools else 'budget':>8} {wall:>7.1f} "
                     f"{args.trials / wall:>8.3f} {statistics.median(busy):>6.0f} "
-                    f"{max(busy):>5} {max(busy) / workers:>11.2f}"
+                    f"{max(busy):>5} {max(held):>5} {max(busy) / workers:>11.2f}"
                 )
 
 

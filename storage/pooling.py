@@ -5,11 +5,12 @@ then trains for seconds to hours. Pooled connections sat idle through all of it:
 per worker across Optuna's engines, MLflow's in the worker and in its tracking writer, and
 ours, so a default server (``max_connections = 100``) filled at about nine workers. Now the
 two engines that are used all the time keep one connection each: the worker's Optuna storage
-(asks, tells, heartbeats, bulk trials) and the tracking writer's metric writer. Every other
-engine connects per operation (docs/coordination.md#connection-budget). A burst may open a
-few more for its length; they close when it ends. SQLite stores keep SQLAlchemy's defaults.
-``ONECYCLE_PG_POOLS=1`` keeps SQLAlchemy's and MLflow's default pools instead: a few
-milliseconds less per store operation, for a few workers on a distant server.
+(asks, tells, heartbeats, bulk trials; a thread that finds it busy opens one more for its
+operation) and the tracking writer's direct writers (one thing at a time, so that engine never
+opens a second). Every other engine connects per operation, and the sweep's lock is held on
+the Optuna engine's connection (docs/coordination.md#connection-budget). SQLite stores keep
+SQLAlchemy's defaults. ``ONECYCLE_PG_POOLS=1`` keeps SQLAlchemy's and MLflow's default pools
+instead: a few milliseconds less per store operation, for a few workers on a distant server.
 """
 
 from __future__ import annotations
