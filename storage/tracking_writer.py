@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from sqlalchemy import Engine
 
+    from storage.schema_guard import W
+
 #: One metric value: (key, value, step, timestamp in ms).
 Point = tuple[str, float, int, int]
 #: Work run where the writes happen: ``call(client, run_id, **kwargs)``, module-level.
@@ -129,33 +131,28 @@ class _Executor:
         return MlflowClient(tracking_uri=self.uri)
 
     def mlflow(self) -> MlflowClient:
-        """The client, with the direct writers' kept connection closed first.
-
-        The writer does one thing at a time, so it needs one connection: the direct writers
-        keep theirs between metric batches, and MLflow's calls (a few per run) connect for
-        themselves, so the kept one goes first (docs/coordination.md#connection-budget).
-        """
+        """The client, the direct writers' kept connection closed first (one connection)."""
         if self._engine is not None and self._engine.dialect.name == "postgresql":
             self._engine.dispose()
         return self.client
 
-    def _bulk_engine(self) -> Engine | None:
-        """The one engine both direct writers share; None where they cannot write."""
+    def _direct(self, writer: type[W]) -> W | None:
+        """A direct writer on the one engine both share; None where it cannot write."""
         if self._engine is None and self.uri.startswith(("sqlite:", "postgresql")):
             from storage.connect import engine_for
 
             with contextlib.suppress(Exception):  # any doubt: the library's own API
                 self._engine = engine_for(self.uri, kept=True, overflow=0)
-        return self._engine
+        found = None if self._engine is None else writer.for_engine(self._engine)
+        if found is None and self._engine is not None:
+            self._engine.dispose()  # its schema check's connection is not kept for nothing
+        return found
 
     def bulk(self) -> BulkMetricWriter | None:
         """The direct-to-table metric writer, found on first use (MLflow's tables exist then)."""
         if not self._bulk_checked:
             self._bulk_checked = True
-            engine = self._bulk_engine()
-            self._bulk = None if engine is None else BulkMetricWriter.for_engine(engine)
-            if self._bulk is None and engine is not None:
-                engine.dispose()  # its schema check's connection is not kept for nothing
+            self._bulk = self._direct(BulkMetricWriter)
         return self._bulk
 
     def execute(self, command: tuple[Any, ...]) -> None:
@@ -229,10 +226,7 @@ class _Executor:
         """The direct-to-table run writer (None over HTTP, another schema, or when disabled)."""
         if not self._runs_checked:
             self._runs_checked = True
-            engine = self._bulk_engine()
-            self._runs = None if engine is None else BulkRunWriter.for_engine(engine)
-            if self._runs is None and engine is not None:
-                engine.dispose()
+            self._runs = self._direct(BulkRunWriter)
         return self._runs
 
     def _ids(self, handles: Iterable[str]) -> dict[str, str]:
@@ -290,12 +284,7 @@ def serve_and_exit(
     replies: multiprocessing.Queue[tuple[str, SyncReport]],
     parent: int,
 ) -> None:
-    """The writer process's entry point: :func:`_serve`, then leave at once.
-
-    By then everything is written and the last answer is on its way; the interpreter's own
-    teardown of the modules MLflow loads took most of a second, which the owner's ``close``
-    waited for every time.
-    """
+    """The writer process: :func:`_serve`, then exit at once (MLflow's teardown took ~1 s)."""
     _serve(tracking_uri, commands, replies, parent)
     replies.close()
     replies.join_thread()  # the answer to `close` has left this process
@@ -315,17 +304,16 @@ def _serve(
     Metric values are held until a run has ``MAX_METRICS_PER_CALL`` of them, they are
     ``HOLD_S`` old, or another command for that run (or a sync) needs them written first: fewer,
     larger ``log_batch`` calls cost less CPU and fewer commits, and the training process, which
-    shares the machine, slows down less. The writer runs at a lower CPU priority for the same
-    reason. Deferred calls (:meth:`Tracking.call_when_idle`) run when no command is waiting,
-    and all of them before a sync or close is answered; a mark does not wait for them.
+    shares the machine, slows down less (so does the writer's lower CPU priority). Deferred
+    calls (:meth:`Tracking.call_when_idle`) run when no command waits, all before a sync or
+    close is answered; a mark does not wait for them.
     """
     import logging
 
     with contextlib.suppress(OSError):
         os.nice(WRITER_NICENESS)
 
-    # MLflow's import costs seconds: paid now, while the owner has other work, not at the first
-    # write. Its client is made later (see `_Executor.client`).
+    # MLflow's import costs seconds: paid now, not at the first write (the client comes later).
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
     from mlflow import MlflowClient  # noqa: F401
 
@@ -401,8 +389,7 @@ def _serve(
         elif kind in ("sync", "close"):
             catch_up()
             if kind == "close":
-                # Whatever interrupted the owner between starting a run and ending it (a signal
-                # can land between any two lines), no run outlives its writer as RUNNING.
+                # No run outlives its writer as RUNNING, whatever interrupted its owner.
                 executor.fail_open_runs(UNENDED_REASON)
             replies.put((handle, executor.report()))
             if kind == "close":
