@@ -9,6 +9,8 @@ holds the lock and the other waits, the server sees one connection each, not two
 
 from __future__ import annotations
 
+import _thread
+import hashlib
 import threading
 import time
 
@@ -21,7 +23,7 @@ from storage import resolve_store
 from storage.connect import engine_for
 from storage.postgres import drop_databases
 from storage.spec import StoreSpec
-from storage.store_locks import store_lock, sweep_lock_name
+from storage.store_locks import advisory_key, store_lock, sweep_lock_name
 from tests.fixtures import unique_prefix
 from tests.requirements import postgres_url
 
@@ -90,3 +92,33 @@ def test_a_waiter_waits_on_its_kept_connection_and_takes_the_lock_once_it_is_fre
         drop_databases(server, prefix)
     # Holder and waiter: one connection each, the ones their engines keep anyway.
     assert max(totals) == 2 and min(totals) == 2, totals
+
+
+def test_a_wait_cut_short_leaves_no_pooled_connection_that_may_hold_the_lock() -> None:
+    """Ctrl+C while waiting: the server may have just granted the lock, so the kept connection
+    must be closed (the server drops whatever it held), not go back to the pool. SQLAlchemy
+    invalidates a connection whose statement a ``BaseException`` interrupted; this holds it to
+    that, since the lock now waits on a pooled connection."""
+    server = postgres_url()
+    prefix = unique_prefix("lock")
+    spec = resolve_store(server, db_prefix=prefix, env={})
+    _database(server, spec)
+    engine = engine_for(spec.optuna_url, kept=True)
+    lock = sweep_lock_name("x")
+    holder_url = make_url(spec.optuna_url).set(drivername="postgresql", query={})
+    try:
+        with engine.connect() as connection:
+            before = connection.execute(text("select pg_backend_pid()")).scalar()
+        with psycopg.connect(holder_url.render_as_string(hide_password=False)) as holder:
+            digest = hashlib.sha256(advisory_key(spec, lock).encode()).digest()
+            key = int.from_bytes(digest[:8], "big", signed=True)  # the same lock, another session
+            holder.execute("select pg_advisory_lock(%s)", (key,))
+            threading.Timer(0.5, _thread.interrupt_main).start()
+            with pytest.raises(KeyboardInterrupt), store_lock(spec, spec.optuna_url, lock, engine):
+                pytest.fail("took a lock another session holds")
+        with engine.connect() as connection:
+            after = connection.execute(text("select pg_backend_pid()")).scalar()
+        assert after != before, "the interrupted connection went back to the pool"
+    finally:
+        engine.dispose()
+        drop_databases(server, prefix)
