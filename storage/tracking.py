@@ -200,7 +200,7 @@ class ProcessTracking(Tracking):
         """Stop a writer that was never sent a command (nothing of it can be lost)."""
         self._closed = True
         if self._process.is_alive():
-            self._process.terminate()
+            self._process.kill()  # it ignores SIGTERM (see serve_and_exit)
         self._process.join(timeout=5)
 
     def mark(self) -> str:

@@ -13,6 +13,7 @@ import functools
 import multiprocessing
 import os
 import queue
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -36,40 +37,29 @@ Point = tuple[str, float, int, int]
 #: Work run where the writes happen: ``call(client, run_id, **kwargs)``, module-level.
 RunCall = Callable[..., None]
 
-
 MAX_METRICS_PER_CALL = 1000
-
 
 MAX_PARAMS_PER_CALL = 100
 
-
 MAX_PARAM_LENGTH = MAX_PARAM_VALUE  # MLflow's limit on one param value
 
-
 RETRIES = 6
-
 
 #: Set to 0 to send metric values through ``MlflowClient.log_batch`` only (storage/bulk_metrics).
 BULK_ENV = "ONECYCLE_MLFLOW_BULK"
 
-
 #: Errors of a many-run command are reported under this handle.
 BATCH_HANDLE = "batch"
-
 
 #: Seconds the writer may hold metric values before writing them anyway.
 HOLD_S = 2.0
 
-
 #: The writer's ``nice`` increment: training keeps the CPU when both want it.
 WRITER_NICENESS = 10
 
-
 _TRANSIENT = ("locked", "could not connect", "connection", "terminating", "server closed")
 
-
 ORPHAN_REASON = "the process that owned this run ended without closing it"
-
 
 UNENDED_REASON = "the tracking writer was closed before this run was ended (interrupted)"
 
@@ -284,7 +274,13 @@ def serve_and_exit(
     replies: multiprocessing.Queue[tuple[str, SyncReport]],
     parent: int,
 ) -> None:
-    """The writer process: :func:`_serve`, then exit at once (MLflow's teardown took ~1 s)."""
+    """The writer process: :func:`_serve`, then exit at once (MLflow's teardown took ~1 s).
+
+    It ignores Ctrl+C and SIGTERM (SLURM's scancel signals every process of a job) to end
+    the runs its owner closes as it stops; it leaves on ``close`` or when its owner dies.
+    """
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
     _serve(tracking_uri, commands, replies, parent)
     replies.close()
     replies.join_thread()  # the answer to `close` has left this process

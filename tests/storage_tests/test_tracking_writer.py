@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -84,6 +86,27 @@ def test_closing_the_writer_ends_a_run_its_owner_never_ended(
     assert run.data.tags["onecycle.failure_reason"] == UNENDED_REASON
     assert run.data.metrics["lr"] == 0.1
     assert client.get_run(ended).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_the_writer_process_outlives_the_signals_that_stop_its_owner(sqlite_uri: str) -> None:
+    """Ctrl+C in a terminal and SLURM's scancel signal the whole process group: the writer
+    stays to end the run its owner then ends, and to write what it was sent."""
+    client, run_id = new_run(sqlite_uri)
+    writer = ProcessTracking(sqlite_uri)
+    writer.adopt_run(run_id, run_id)
+    writer.log_metrics(run_id, [("lr", 0.5, 0, 1_700_000_000_000)])
+    writer.sync()
+    pid = writer._process.pid
+    assert pid is not None
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        os.kill(pid, stop)
+    time.sleep(1.0)
+    assert writer._process.is_alive()
+    writer.end_run(run_id, "FAILED")
+    assert writer.close().errors == {}
+    run = client.get_run(run_id)
+    assert run.info.status == "FAILED" and run.data.metrics["lr"] == 0.5
 
 
 def test_failures_are_reported_at_sync_and_the_run_still_ends(
