@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError
 
 from storage.errors import StoreConfigError
 from storage.redact import password_of, redact_url
+from storage.store_file import ENV_STORE_FILE, read_store_file
 
 DEFAULT_STORE = "./.onecycle"
 DEFAULT_DB_PREFIX = "onecycle"
@@ -84,6 +85,8 @@ def resolve_store(
 ) -> StoreSpec:
     """Resolve flags (first) and ``ONECYCLE_*`` variables (second) into a :class:`StoreSpec`.
 
+    A store file named by ``ONECYCLE_STORE_FILE`` (:mod:`storage.store_file`) comes third.
+
     Example:
         >>> spec = resolve_store("/tmp/s", env={})
         >>> spec.optuna_url, spec.mlflow_uri
@@ -92,6 +95,8 @@ def resolve_store(
         'postgresql+psycopg://ann:pw@db:5432/onecycle_optuna?connect_timeout=3'
     """
     environ = os.environ if env is None else env
+    if environ.get(ENV_STORE_FILE):  # a job's settings; the job's own variables win
+        environ = {**read_store_file(environ[ENV_STORE_FILE]), **environ}
     setting = store or environ.get(ENV_STORE) or DEFAULT_STORE
     prefix = db_prefix or environ.get(ENV_DB_PREFIX) or DEFAULT_DB_PREFIX
     if not _PREFIX.match(prefix):

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from storage import Store, StoreSpec, open_store, resolve_store
+from storage.spec import ENV_ARTIFACTS, ENV_DB_PREFIX, ENV_MLFLOW, ENV_OPTUNA, ENV_STORE
 from storage.sqlite_dir import require_existing
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,6 +53,24 @@ def store_options(command: F) -> F:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+#: Each store flag and the variable that sets it.
+FLAG_VARIABLES = {
+    "store": ENV_STORE,
+    "optuna_storage": ENV_OPTUNA,
+    "mlflow_uri": ENV_MLFLOW,
+    "artifacts": ENV_ARTIFACTS,
+    "db_prefix": ENV_DB_PREFIX,
+}
+
+
+def store_env(options: dict[str, Any]) -> dict[str, str]:
+    """The store flags given as the ``ONECYCLE_*`` variables that set them, for a worker.
+
+    Flags on a worker's command line would show a password to every user through ``ps``.
+    """
+    return {FLAG_VARIABLES[key]: str(options[key]) for key in FLAG_VARIABLES if options.get(key)}
 
 
 def spec_from_options(options: dict[str, Any]) -> StoreSpec:

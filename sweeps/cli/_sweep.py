@@ -16,6 +16,7 @@ from sweeps.cli._store_options import (
     open_existing_from_options,
     open_from_options,
     spec_from_options,
+    store_env,
     store_options,
 )
 from sweeps.errors import SweepsError, UsageError
@@ -58,7 +59,7 @@ def run_command(
         from sweeps.runner import load_config
     with phase("config"):
         config = load_config(sweep_file)  # refused here, before the store is touched
-    _refuse_unfusable(config, sweep_file, fused)
+    refuse_unfusable(config, sweep_file, fused)
     gpu_list = _gpu_list(gpus)
     console = Console()
     if _say_if_finished(config, options, console):
@@ -124,10 +125,11 @@ def _run_workers(
         record.name,
         record.study_name,
         config.search.n_trials,
-        _store_args(options) + ([] if fused is None else ["--fused", str(fused)]),
+        [] if fused is None else ["--fused", str(fused)],
         workers,
         gpus,
         console,
+        store_env(options),
     )
     outcome = _outcome_of(store, record.name, config.search.n_trials)
     show_outcome(console, record.name, config.metric, outcome, store)
@@ -169,7 +171,7 @@ def _say_if_finished(config: SweepConfig, options: dict[str, Any], console: Cons
     return True
 
 
-def _refuse_unfusable(config: SweepConfig, sweep_file: Path, fused: int | str | None) -> None:
+def refuse_unfusable(config: SweepConfig, sweep_file: Path, fused: int | str | None) -> None:
     """``--fused`` needs a task the project trains: not a function's loop, not a script."""
     from sweeps.config import FUSED_NEEDS_TASK
 
@@ -208,14 +210,6 @@ def _gpu_list(gpus: str | None) -> list[str]:
     if not items or not all(item.isdigit() for item in items):
         raise UsageError(f"--gpus must be comma-separated GPU indices like 0,1, got {gpus!r}")
     return items
-
-
-def _store_args(options: dict[str, Any]) -> list[str]:
-    flags = []
-    for key in ("store", "optuna_storage", "mlflow_uri", "artifacts", "db_prefix"):
-        if options.get(key):
-            flags += [f"--{key.replace('_', '-')}", str(options[key])]
-    return flags
 
 
 def _outcome_of(store: Store, name: str, n_trials: int) -> SweepOutcome:

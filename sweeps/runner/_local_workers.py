@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import optuna
@@ -29,19 +29,23 @@ from rich.text import Text
 from storage import Store
 from storage.trial_queries import count_by_state
 from sweeps.runner._settings import THREADS_ENV
+from sweeps.runner._worker_tag import pid_of
 
 
-def worker_commands(name: str, store_args: Sequence[str], count: int) -> list[list[str]]:
-    """The command line of each worker process."""
-    return [
-        [sys.executable, "-m", "sweeps", "worker", name, "--quiet", *store_args]
-        for _ in range(count)
-    ]
+def worker_commands(name: str, args: Sequence[str], count: int) -> list[list[str]]:
+    """The command line of each worker process (never the store: ``ps`` shows it to all)."""
+    command = [sys.executable, "-m", "sweeps", "worker", name, "--quiet", *args]
+    return [list(command) for _ in range(count)]
 
 
-def worker_env(index: int, count: int, gpus: Sequence[str]) -> dict[str, str]:
-    """Environment of worker ``index``: its GPU, or its share of the CPU cores."""
-    env = dict(os.environ)
+def worker_env(
+    index: int, count: int, gpus: Sequence[str], store: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Environment of worker ``index``: the store's settings, its GPU or its share of the cores.
+
+    The store travels as ``ONECYCLE_*`` variables, which only the user's own processes read.
+    """
+    env = {**os.environ, **(store or {})}
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
     else:
@@ -63,7 +67,7 @@ def _view(study: optuna.Study, n_trials: int, workers: list[subprocess.Popen[byt
     table.add_column("pid")
     table.add_column("running trial")
     running = {
-        t.user_attrs.get("worker", "").rsplit(":", 1)[-1]: t.number
+        pid_of(t.user_attrs.get("worker", "")): t.number
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     }
     for index, process in enumerate(workers):
@@ -120,16 +124,19 @@ def run_local_workers(
     name: str,
     study_name: str,
     n_trials: int,
-    store_args: Sequence[str],
+    args: Sequence[str],
     count: int,
     gpus: Sequence[str],
     console: Console,
+    store_env: Mapping[str, str],
 ) -> list[WorkerFailure]:
     """Start ``count`` workers, show their progress, wait; return the ones that failed."""
     study = optuna.load_study(study_name=study_name, storage=store.optuna_storage)
     workers = [
-        subprocess.Popen(command, env=worker_env(i, count, gpus), stderr=subprocess.PIPE)
-        for i, command in enumerate(worker_commands(name, store_args, count))
+        subprocess.Popen(
+            command, env=worker_env(i, count, gpus, store_env), stderr=subprocess.PIPE
+        )
+        for i, command in enumerate(worker_commands(name, args, count))
     ]
     errors = [_Stderr(process, i, console) for i, process in enumerate(workers)]
     try:

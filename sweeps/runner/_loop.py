@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -53,6 +52,7 @@ from sweeps.runner._settings import (
     workload_factory,
 )
 from sweeps.runner._slots import check_gpu_choice, gpu_slots, run_slots
+from sweeps.runner._worker_tag import worker_tag
 from sweeps.space import SearchSpace, make_pruner, make_sampler
 from sweeps.trials import (
     MlflowTarget,
@@ -86,7 +86,7 @@ def run_sweep(
     However the worker ends, the sweep's status and its parent run's are recorded
     (:mod:`sweeps.runner._ending`).
     """
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = worker_tag()
     with sweep_ending(store, record, worker) as ending:
         return _run(ending, progress or Progress(), fused, gpus)
 

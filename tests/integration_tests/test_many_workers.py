@@ -181,6 +181,18 @@ def test_worker_environment_pins_gpus_round_robin_or_shares_cores() -> None:
     assert int(worker_env(0, 2, [])["ONECYCLE_TORCH_THREADS"]) >= 1
 
 
+def test_local_workers_get_the_store_in_their_environment_not_their_command_line() -> None:
+    """``ps`` shows every user a command line; ``/proc/PID/environ`` is the owner's alone."""
+    from sweeps.cli._store_options import store_env
+    from sweeps.runner._local_workers import worker_commands
+
+    url = "postgresql://ann:pa55word@db:5432/"
+    store = store_env({"store": url, "db_prefix": "team", "mlflow_uri": None})
+    assert store == {"ONECYCLE_STORE": url, "ONECYCLE_DB_PREFIX": "team"}
+    assert all("pa55word" not in " ".join(c) for c in worker_commands("s", ["--fused", "2"], 2))
+    assert worker_env(0, 2, [], store)["ONECYCLE_STORE"] == url
+
+
 def test_sweep_rides_out_a_postgresql_restart(tmp_path: Path) -> None:
     """The server restarts mid-sweep (its own private one: restarting the shared test server
     would break whatever else is using it); the worker rides it out and finishes."""
