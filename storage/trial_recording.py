@@ -74,6 +74,16 @@ def running_trial(
     return optuna.Trial(study, trial_id)
 
 
+def fail_left_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
+    """Fail a RUNNING trial a killed worker left, with ``reason``; False if it had finished."""
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial._trial_id, "failure_reason", reason)
+        return bool(storage.set_trial_state_values(trial._trial_id, TrialState.FAIL))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+
+
 class TrialRecorder(ABC):
     """Starts, beats, attaches runs to and finishes one study's trials; one per worker."""
 

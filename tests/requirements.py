@@ -53,3 +53,25 @@ def oldest_python() -> str:
             pytest.fail(f"CI must run the old-store tests: {message}")
         pytest.skip(message)
     return path
+
+
+def require_slurm() -> None:
+    """A SLURM cluster that runs jobs here (`.ci/slurm-up` starts one); skip or fail without."""
+    import shutil
+    import subprocess
+
+    message = ""
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        message = "SLURM's commands are not installed (.ci/slurm-up installs and starts a cluster)"
+    else:
+        done = subprocess.run(
+            ["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True, check=False
+        )
+        states = done.stdout.split()
+        if done.returncode != 0 or not {"idle", "mixed", "allocated"} & set(states):
+            said = (done.stderr or done.stdout).strip()[:200] or "no node"
+            message = f"no SLURM node is up (.ci/slurm-up starts one): {said}"
+    if message:
+        if in_ci():
+            pytest.fail(f"CI must run the SLURM tests: {message}")
+        pytest.skip(message)

@@ -24,6 +24,11 @@ from sweeps.errors import SweepsError, one_line
 
 #: Every command, where it lives and its ``--help`` line (the command's own: a test checks).
 COMMANDS: dict[str, Lazy] = {
+    "cancel": Lazy(
+        "sweeps.cli._submit",
+        "cancel_command",
+        "Cancel sweep NAME's SLURM jobs; its running trials end interrupted and are queued again.",
+    ),
     "best": Lazy(
         "sweeps.cli._inspect",
         "best_command",
@@ -61,6 +66,11 @@ COMMANDS: dict[str, Lazy] = {
         "Inspect or upgrade the store (where studies and runs live).",
     ),
     "study": Lazy("sweeps.cli._study", "study_group", "Reproducible studies built from sweeps."),
+    "submit": Lazy(
+        "sweeps.cli._submit",
+        "submit_command",
+        "Create or resume the sweep in SWEEP_FILE and submit its workers to SLURM as a job array.",
+    ),
     "summary": Lazy(
         "sweeps.cli._inspect",
         "summary_command",

@@ -19,6 +19,8 @@ from storage.trial_queries import count_by_state
 from sweeps.cli._store_options import open_existing_from_options, store_options
 from sweeps.errors import UsageError
 from sweeps.runner import best_block
+from sweeps.runner._worker_tag import slurm_task_of
+from sweeps.slurm import jobs_of
 
 
 def _study(store: Store, name: str) -> optuna.Study:
@@ -43,6 +45,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "value": trial.value,
                 "duration_s": _duration(trial.datetime_start, trial.datetime_complete),
                 "worker": trial.user_attrs.get("worker"),
+                "slurm_task": slurm_task_of(str(trial.user_attrs.get("worker") or "")),
                 "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
                 "failure_reason": trial.user_attrs.get("failure_reason"),
                 "params": trial.user_attrs.get("deepspeed_params", {}),
@@ -71,6 +74,7 @@ def status_command(name: str | None, as_json: bool, **options: Any) -> None:
                     "n_trials": record.config["search"]["n_trials"],
                     "counts": count_by_state(study),
                     "best_value": _best_value(study),
+                    "slurm_jobs": jobs_of(study),
                     "trials": trial_rows(study),
                 }
             )
@@ -86,6 +90,8 @@ def status_command(name: str | None, as_json: bool, **options: Any) -> None:
             f"{found['pruned']} pruned, {found['fail']} failed, {found['running']} running "
             f"of {entry['n_trials']}; best {entry['best_value']}"
         )
+        if entry["slurm_jobs"]:
+            console.print(f"SLURM jobs: {', '.join(entry['slurm_jobs'])} (worker slurm:JOB_INDEX)")
         table = Table(show_edge=False)
         for column in ("#", "state", "value", "duration", "worker", "note"):
             table.add_column(column)

@@ -36,6 +36,8 @@ from sweeps.errors import SweepsError, TooManyFailures, one_line
 from sweeps.phases import phase
 from sweeps.runner._coordination import fail_dead_trials, sweep_lock
 from sweeps.runner._outcome import close_parent, outcome_of
+from sweeps.runner._requeue import interrupted_trials, requeue
+from sweeps.runner._worker_tag import slurm_job_of
 from sweeps.tracking import FAILURE_TAG
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ def sweep_ending(store: Store, record: SweepRecord, worker: str) -> Iterator[End
         _record_end(ending, "failed", str(error), whole_sweep=True)
         raise
     except KeyboardInterrupt:
+        if slurm_job_of(ending.worker):
+            _requeue_interrupted(ending)
         _record_end(ending, "stopped", STOPPED_REASON, whole_sweep=False)
         raise
     except BaseException as error:
@@ -94,6 +98,18 @@ def end_reason(error: BaseException) -> str:
     if isinstance(error, (SweepsError, StoreError)):
         return str(error)
     return f"{type(error).__name__}: {error}"
+
+
+def _requeue_interrupted(ending: Ending) -> None:
+    """SLURM stopped this worker: its interrupted trials are retried (``_requeue``)."""
+    try:
+        numbers = requeue(_study(ending), interrupted_trials(_study(ending), ending.worker))
+    except Exception as error:  # the store may be what failed: the sweep still ends
+        reason = scrub(one_line(str(error)))
+        log.warning("could not queue the interrupted trials again: %s", reason)
+        return
+    if numbers:
+        log.warning("SLURM stopped this worker: trials %s are queued again", numbers)
 
 
 def _record_end(ending: Ending, status: SweepStatus, reason: str, whole_sweep: bool) -> None:

@@ -1,0 +1,95 @@
+"""``onecycle submit --slurm``: the sweep's workers as one SLURM job array."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import optuna
+
+from storage import Store, SweepRecord
+from storage.redact import password_of, scrub
+from storage.spec import StoreSpec
+from storage.store_file import write_store_file
+from sweeps.errors import UsageError, one_line
+from sweeps.slurm._jobs import jobs_of, record_job
+from sweeps.slurm._script import JobRequest, batch_script
+from sweeps.slurm._tools import job_environment, sbatch
+
+log = logging.getLogger(__name__)
+
+#: The parent run's tag listing the sweep's SLURM jobs.
+JOBS_TAG = "onecycle.slurm_jobs"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What was submitted and where to look."""
+
+    job: str
+    script: Path
+    logs: Path
+
+
+def refuse_local_store(spec: StoreSpec, allow_sqlite: bool) -> None:
+    """Workers on several nodes need a store they all reach; a SQLite file is on one disk."""
+    if spec.kind == "directory" and not allow_sqlite:
+        raise UsageError(
+            "--store: SLURM workers on several nodes need a PostgreSQL store (or a storage "
+            "proxy) that every node reaches; a SQLite store is files on one machine's disk, "
+            f"got {spec.describe()} (--allow-sqlite if every node shares that filesystem)"
+        )
+
+
+def submit(
+    store: Store,
+    record: SweepRecord,
+    request: JobRequest,
+    directory: Path,
+    settings: Mapping[str, str],
+) -> Submitted:
+    """Write the store file and the script under ``directory``, submit, and record the job.
+
+    ``settings`` are the store's ``ONECYCLE_*`` variables for the store file. The job gets this
+    process's environment without them (:func:`~sweeps.slurm._tools.job_environment`).
+    """
+    request.check()
+    home = (directory / record.name).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+    store_file = write_store_file(home / "store.env", settings)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    script_path = home / f"submit-{stamp}.sh"
+    script = batch_script(request, sys.executable, store_file, logs)
+    script_path.write_text(script)
+    password = password_of(store.spec.setting) or password_of(store.spec.optuna_url)
+    job = sbatch(script_path, job_environment(password))
+    study = optuna.load_study(study_name=record.study_name, storage=store.optuna_storage)
+    record_job(study, job, request.workers, str(script_path))
+    _log_to_parent(store, record, job, script, study)
+    return Submitted(job, script_path, logs)
+
+
+def _log_to_parent(
+    store: Store, record: SweepRecord, job: str, script: str, study: optuna.Study
+) -> None:
+    """The script as an artifact of the sweep's parent run, and the job ids as its tag."""
+    parent = record.mlflow_parent_run_id
+    if not parent:
+        return
+    try:
+        store.mlflow.log_text(parent, script, f"slurm/submit-{job}.sh")
+        store.mlflow.set_tag(parent, JOBS_TAG, ",".join(jobs_of(study)))
+    except Exception as error:  # the job runs either way; the script is kept on disk
+        log.warning(
+            "job %s is submitted, but its script could not be logged to the parent run: %s",
+            job,
+            scrub(one_line(f"{type(error).__name__}: {error}")),
+        )
