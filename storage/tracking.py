@@ -42,6 +42,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from storage.errors import StoreUnavailable
+from storage.interrupts import held
 from storage.tracking_writer import (
     BATCH_HANDLE,
     BULK_ENV,
@@ -194,7 +195,8 @@ class ProcessTracking(Tracking):
     def _send(self, command: tuple[Any, ...]) -> None:
         if self._closed:
             raise StoreUnavailable("the tracking writer is closed")
-        self._commands.put(command)
+        with held():
+            self._commands.put(command)
 
     def discard(self) -> None:
         """Stop a writer that was never sent a command (nothing of it can be lost)."""
@@ -215,7 +217,8 @@ class ProcessTracking(Tracking):
 
     def _barrier(self, kind: str, timeout_s: float) -> SyncReport:
         token = uuid.uuid4().hex
-        self._commands.put((kind, token))
+        with held():
+            self._commands.put((kind, token))
         return self._await(token, timeout_s)
 
     def _await(self, token: str, timeout_s: float) -> SyncReport:
@@ -224,7 +227,8 @@ class ProcessTracking(Tracking):
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                reply_token, report = self._replies.get(timeout=0.5)
+                with held():  # an interrupt half-way through a reply would garble the rest
+                    reply_token, report = self._replies.get(timeout=0.5)
             except queue.Empty:
                 if not self._process.is_alive():
                     raise StoreUnavailable(

@@ -10,9 +10,7 @@ config errors, 1 for runtime failures. ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
 from typing import NoReturn
 
 import click
@@ -152,13 +150,13 @@ def _floor_logger(name: str, floor: int) -> None:
 
 
 def _interrupt_on_sigterm() -> None:
-    """SIGTERM (docker stop, a scheduler) ends the current trial cleanly, like Ctrl+C."""
+    """SIGTERM (docker stop, a scheduler) ends the current trial cleanly, like Ctrl+C.
 
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+    Neither lands half-way through a message to the tracking writer (:mod:`storage.interrupts`).
+    """
+    from storage.interrupts import install
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
+    install()
 
 
 def entry() -> NoReturn:
