@@ -157,7 +157,13 @@ def test_interrupted_run_resumes_to_exactly_n_trials(
             assert time.monotonic() < deadline, "the second batch never started"
             time.sleep(0.05)
     process.send_signal(signal.SIGTERM)  # docker stop, a scheduler: handled like Ctrl+C
-    assert process.wait(timeout=120) == 130
+    try:
+        code = process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()  # not left running past the test, with whatever it said
+        _, said = process.communicate(timeout=30)
+        pytest.fail(f"still running 120 s after SIGTERM; it said: {said[-2000:]}")
+    assert code == 130
     before = _finished(spec, "resume")
     assert 2 <= before < 6
     stopped = status(spec, "resume", capsys)
