@@ -33,11 +33,13 @@ __all__ = [
 ]
 
 import atexit
+import contextlib
 import multiprocessing
 import os
 import queue
 import time
 import uuid
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -184,7 +186,12 @@ class ProcessTracking(Tracking):
         self._commands.cancel_join_thread()
         self._replies.cancel_join_thread()
         self._closed = False
+        self._used = False
         self._seen: dict[str, SyncReport] = {}
+        _LIVE.add(self)
+        if not _EXIT_HOOK:  # registered after multiprocessing's own, so it runs before it
+            atexit.register(_stop_writers)
+            _EXIT_HOOK.append(True)
 
     @classmethod
     def for_uri(cls, tracking_uri: str) -> ProcessTracking:
@@ -195,6 +202,7 @@ class ProcessTracking(Tracking):
     def _send(self, command: tuple[Any, ...]) -> None:
         if self._closed:
             raise StoreUnavailable("the tracking writer is closed")
+        self._used = True
         with held():
             self._commands.put(command)
 
@@ -202,7 +210,7 @@ class ProcessTracking(Tracking):
         """Stop a writer that was never sent a command (nothing of it can be lost)."""
         self._closed = True
         if self._process.is_alive():
-            self._process.kill()  # it ignores SIGTERM (see serve_and_exit)
+            self._process.kill()
         self._process.join(timeout=5)
 
     def mark(self) -> str:
@@ -217,6 +225,7 @@ class ProcessTracking(Tracking):
 
     def _barrier(self, kind: str, timeout_s: float) -> SyncReport:
         token = uuid.uuid4().hex
+        self._used = True
         with held():
             self._commands.put((kind, token))
         return self._await(token, timeout_s)
@@ -251,10 +260,28 @@ class ProcessTracking(Tracking):
         """Drain, stop the writer, and report."""
         if self._closed:
             return SyncReport()
-        report = self._barrier("close", 600.0)
+        try:
+            report = self._barrier("close", 600.0)
+        except StoreUnavailable:
+            if self._process.exitcode != 0:
+                raise
+            report = SyncReport()  # it left after SIGTERM, having written what it was sent
         self._closed = True
         self._process.join(timeout=30)
+        _LIVE.discard(self)
         return report
+
+    def stop_at_exit(self) -> None:
+        """At exit: close a writer still open (its commands get written), else kill it."""
+        if self._closed or not self._process.is_alive():
+            return
+        if self._used:
+            with contextlib.suppress(Exception):
+                self._barrier("close", 30.0)
+        self._closed = True
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(timeout=5)
 
 
 #: Writers started ahead of need, by tracking URI, until a :meth:`ProcessTracking.for_uri` takes
@@ -276,7 +303,18 @@ def start_writer(tracking_uri: str) -> ProcessTracking:
     return waiting
 
 
-@atexit.register
-def _discard_waiting() -> None:
-    while _WAITING:
-        _WAITING.popitem()[1].discard()
+#: Every writer this process started: those still open are stopped at exit.
+_LIVE: weakref.WeakSet[ProcessTracking] = weakref.WeakSet()
+_EXIT_HOOK: list[bool] = []
+
+
+def _stop_writers() -> None:
+    """Writers left open as the process exits: closed, or killed if nothing was sent to them.
+
+    Multiprocessing's own exit handler would SIGTERM them and wait the writer's grace for each
+    (see :func:`~storage.tracking_writer.serve_and_exit`); one that was sent commands gets them
+    written here first.
+    """
+    _WAITING.clear()
+    for writer in list(_LIVE):
+        writer.stop_at_exit()

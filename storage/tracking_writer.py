@@ -54,6 +54,10 @@ BATCH_HANDLE = "batch"
 #: Seconds the writer may hold metric values before writing them anyway.
 HOLD_S = 2.0
 
+#: Seconds without a command after SIGTERM before the writer leaves (its owner closes first).
+TERM_GRACE_S = 3.0
+_TERMINATED: list[float] = []
+
 #: The writer's ``nice`` increment: training keeps the CPU when both want it.
 WRITER_NICENESS = 10
 
@@ -276,11 +280,11 @@ def serve_and_exit(
 ) -> None:
     """The writer process: :func:`_serve`, then exit at once (MLflow's teardown took ~1 s).
 
-    It ignores Ctrl+C and SIGTERM (SLURM's scancel signals every process of a job) to end
-    the runs its owner closes as it stops; it leaves on ``close`` or when its owner dies.
+    Ctrl+C and SIGTERM reach it with its owner (a terminal, SLURM's scancel): it ignores the
+    first, and after SIGTERM goes on while commands come, leaving ``TERM_GRACE_S`` after the last.
     """
-    for stop in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: _TERMINATED.append(time.monotonic()))
     _serve(tracking_uri, commands, replies, parent)
     replies.close()
     replies.join_thread()  # the answer to `close` has left this process
@@ -354,7 +358,8 @@ def _serve(
         now = time.monotonic()
         write(*[h for h, since in held_since.items() if now - since > HOLD_S])
         if command is None:
-            if os.getppid() != parent:  # the owner died: write what it sent, close its runs
+            stopped = bool(_TERMINATED) and now - _TERMINATED[-1] > TERM_GRACE_S
+            if os.getppid() != parent or stopped:  # write what it sent, close its runs
                 write(*held)
                 executor.fail_open_runs(ORPHAN_REASON)
                 return
