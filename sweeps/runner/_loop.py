@@ -374,7 +374,10 @@ def _one_trial(
     except StoreError:
         _tell(recorder, asked, "FAIL")
         raise
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit) as error:
+        if "failure_reason" not in asked.trial.user_attrs:  # stopped before its objective ran
+            with contextlib.suppress(Exception):
+                asked.trial.set_user_attr("failure_reason", f"{type(error).__name__}: {error}")
         _tell(recorder, asked, "FAIL")
         raise
     except (TrialDiverged, Exception):  # user code that raised, or a diverged loss: recorded
