@@ -278,10 +278,7 @@ class ProcessTracking(Tracking):
         if self._used:
             with contextlib.suppress(Exception):
                 self._barrier("close", 30.0)
-        self._closed = True
-        if self._process.is_alive():
-            self._process.kill()
-        self._process.join(timeout=5)
+        self.discard()  # whatever is still running of it
 
 
 #: Writers started ahead of need, by tracking URI, until a :meth:`ProcessTracking.for_uri` takes
