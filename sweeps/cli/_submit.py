@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
-from storage.spec import ENV_ARTIFACTS, ENV_DB_PREFIX, ENV_STORE, StoreSpec
-from storage.store_file import ENV_STORE_FILE, KEYS, read_store_file
+from storage.spec import (
+    ENV_ARTIFACTS,
+    ENV_DB_PREFIX,
+    ENV_MLFLOW,
+    ENV_OPTUNA,
+    ENV_STORE,
+    StoreSpec,
+)
 from sweeps.cli._store_options import (
     open_existing_from_options,
     open_from_options,
     spec_from_options,
-    store_env,
     store_options,
 )
 from sweeps.cli._sweep import parse_fused, refuse_unfusable
@@ -36,6 +40,13 @@ DEFAULT_DIR = "onecycle-slurm"
     default=0,
     show_default=True,
     help="GPUs of each worker (sbatch --gpus-per-task; SLURM sets CUDA_VISIBLE_DEVICES).",
+)
+@click.option(
+    "--cpus-per-worker",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="CPUs of each worker (sbatch --cpus-per-task; 0: the partition's default).",
 )
 @click.option("--partition", help="The SLURM partition (sbatch --partition).")
 @click.option("--time", "time_limit", help="Each worker's time limit (sbatch --time).")
@@ -70,6 +81,7 @@ def submit_command(
     slurm: bool,
     workers: int,
     gpus_per_worker: int,
+    cpus_per_worker: int,
     partition: str | None,
     time_limit: str | None,
     sbatch_args: tuple[str, ...],
@@ -80,7 +92,7 @@ def submit_command(
 ) -> None:
     """Create or resume the sweep in SWEEP_FILE and submit its workers to SLURM as a job array."""
     from sweeps.runner import check_workload, create_or_resume, load_config, outcome_of
-    from sweeps.slurm import JobRequest, refuse_local_store, submit
+    from sweeps.slurm import JobRequest, loopback_hosts, refuse_local_store, submit
 
     if not slurm:
         raise UsageError("--slurm: the scheduler to submit to (SLURM is the one so far), got none")
@@ -94,12 +106,18 @@ def submit_command(
         time_limit,
         sbatch_args,
         None if fused is None else str(fused),
+        cpus_per_worker,
     )
     request.check()
     spec = spec_from_options(options)
     refuse_local_store(spec, allow_sqlite)
     check_workload(config, str(sweep_file), fused)
     console = Console()
+    for host in loopback_hosts(spec):
+        Console(stderr=True).print(
+            f"warning: the store is reached through {host}, which only this machine reaches: "
+            "workers on other nodes will fail to connect (fine on a one-node cluster)"
+        )
     with open_from_options(options) as store:
         record, created = create_or_resume(store, config)
         import optuna
@@ -108,7 +126,7 @@ def submit_command(
         if outcome_of(study, config.search.n_trials).done:
             console.print(f"sweep {record.name} is finished: nothing to submit")
             return
-        done = submit(store, record, request, directory, _store_settings(spec, options))
+        done = submit(store, record, study, request, directory, store_settings(spec))
     verb = "created" if created else "resuming"
     console.print(f"{verb} sweep [bold]{record.name}[/bold] in {spec.describe()}")
     console.print(f"submitted SLURM job {done.job}: {workers} workers (array 0-{workers - 1})")
@@ -119,15 +137,15 @@ def submit_command(
     )
 
 
-def _store_settings(spec: StoreSpec, options: dict[str, Any]) -> dict[str, str]:
-    """The store file's settings: what this process resolved, with absolute paths."""
-    settings = (
-        read_store_file(os.environ[ENV_STORE_FILE]) if os.environ.get(ENV_STORE_FILE) else {}
-    )
-    settings.update({key: os.environ[key] for key in KEYS if os.environ.get(key)})
-    settings.update(store_env(options))
-    settings[ENV_STORE] = str(spec.directory) if spec.directory else spec.setting
-    settings[ENV_DB_PREFIX] = spec.db_prefix
+def store_settings(spec: StoreSpec) -> dict[str, str]:
+    """The store file's settings: the store as this process resolved it, paths absolute."""
+    settings = {
+        ENV_STORE: str(spec.directory) if spec.directory else spec.setting,
+        ENV_DB_PREFIX: spec.db_prefix,
+    }
+    if spec.kind != "proxy":  # the proxy is the Optuna storage, and says where MLflow is
+        settings[ENV_OPTUNA] = spec.optuna_url
+        settings[ENV_MLFLOW] = spec.mlflow_uri
     if spec.artifact_location:
         settings[ENV_ARTIFACTS] = spec.artifact_location
     return settings

@@ -37,7 +37,7 @@ from sweeps.phases import phase
 from sweeps.runner._coordination import fail_dead_trials, sweep_lock
 from sweeps.runner._outcome import close_parent, outcome_of
 from sweeps.runner._requeue import interrupted_trials, requeue
-from sweeps.runner._worker_tag import slurm_job_of
+from sweeps.runner._worker_tag import requeues_when_stopped
 from sweeps.tracking import FAILURE_TAG
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def sweep_ending(store: Store, record: SweepRecord, worker: str) -> Iterator[End
         _record_end(ending, "failed", str(error), whole_sweep=True)
         raise
     except KeyboardInterrupt:
-        if slurm_job_of(ending.worker):
+        if requeues_when_stopped(ending.worker):
             _requeue_interrupted(ending)
         _record_end(ending, "stopped", STOPPED_REASON, whole_sweep=False)
         raise

@@ -5,6 +5,9 @@ that the configuration failed: the interrupted trial stays FAIL with its reason 
 as it was), and a new trial with its params is queued for the next worker to take first, as
 Optuna's own retry does for a stale trial. A worker stopped by Ctrl+C on a workstation keeps
 today's behaviour: its user stopped it, and the resumed sweep samples afresh.
+
+A configuration is retried at most :data:`MAX_RETRIES` times: one that never finishes within
+``--time`` would otherwise be queued, started and stopped for ever.
 """
 
 from __future__ import annotations
@@ -16,6 +19,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 #: User attribute of a queued retry: the number of the trial it repeats.
 RETRY_OF = "retry_of"
+#: User attribute of a queued retry: how many times its configuration was retried so far.
+RETRY = "retry"
+#: How a trial's ``failure_reason`` starts when Ctrl+C or SIGTERM ended it.
+INTERRUPTED = "KeyboardInterrupt"
+#: How many times one configuration is queued again.
+MAX_RETRIES = 3
 
 
 def interrupted_trials(study: optuna.Study, worker: str) -> list[FrozenTrial]:
@@ -24,12 +33,12 @@ def interrupted_trials(study: optuna.Study, worker: str) -> list[FrozenTrial]:
         trial
         for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
         if trial.user_attrs.get("worker") == worker
-        and str(trial.user_attrs.get("failure_reason", "")).startswith("KeyboardInterrupt")
+        and str(trial.user_attrs.get("failure_reason", "")).startswith(INTERRUPTED)
     ]
 
 
 def requeue(study: optuna.Study, trials: Iterable[FrozenTrial]) -> list[int]:
-    """Queue each trial's params again, once per trial; the numbers of those queued."""
+    """Queue each trial's params again, once, up to :data:`MAX_RETRIES` times; those queued."""
     queued = {
         trial.user_attrs.get(RETRY_OF)
         for trial in study.get_trials(deepcopy=False)
@@ -37,8 +46,9 @@ def requeue(study: optuna.Study, trials: Iterable[FrozenTrial]) -> list[int]:
     }
     numbers = []
     for trial in trials:
-        if trial.number in queued:
+        retry = int(trial.user_attrs.get(RETRY, 0)) + 1
+        if trial.number in queued or retry > MAX_RETRIES:
             continue
-        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number, RETRY: retry})
         numbers.append(trial.number)
     return numbers

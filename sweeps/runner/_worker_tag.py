@@ -13,6 +13,9 @@ import socket
 from collections.abc import Mapping
 
 _SLURM = re.compile(r"\bslurm:(?P<job>\d+)(?:_(?P<index>\d+))?$")
+#: Exported by the script ``onecycle submit --slurm`` writes (or a hand-written one): this
+#: worker's SIGTERM comes from the scheduler, so its interrupted trial is queued again.
+SUBMITTED = "ONECYCLE_SLURM_WORKER"
 
 
 def worker_tag(env: Mapping[str, str] | None = None) -> str:
@@ -34,6 +37,21 @@ def slurm_job_here(env: Mapping[str, str]) -> str | None:
     if array_job and index:
         return f"{array_job}_{index}"
     return env.get("SLURM_JOB_ID") or None
+
+
+def requeues_when_stopped(tag: str, env: Mapping[str, str] | None = None) -> bool:
+    """Whether this worker's interrupted trials are queued again: a submitted SLURM worker's.
+
+    Ctrl+C in ``srun --pty`` or ``salloc`` is its user stopping it, as on a workstation.
+
+    Example:
+        >>> requeues_when_stopped("n7:42 slurm:42_1", {SUBMITTED: "1"})
+        True
+        >>> requeues_when_stopped("n7:42 slurm:42", {})
+        False
+    """
+    environ = os.environ if env is None else env
+    return environ.get(SUBMITTED) == "1" and slurm_job_of(tag) is not None
 
 
 def slurm_job_of(tag: str) -> str | None:

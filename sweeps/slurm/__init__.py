@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from sweeps.slurm._cancel import Cancelled, cancel
     from sweeps.slurm._jobs import jobs_of
     from sweeps.slurm._script import JobRequest, batch_script
-    from sweeps.slurm._submit import Submitted, refuse_local_store, submit
+    from sweeps.slurm._store_reach import loopback_hosts, refuse_local_store
+    from sweeps.slurm._submit import Submitted, submit
 
 #: Loaded on first use: ``cancel`` needs MLflow, and ``status`` reads the jobs without it.
 _HOMES = {
@@ -28,7 +29,8 @@ _HOMES = {
     "batch_script": "sweeps.slurm._script",
     "cancel": "sweeps.slurm._cancel",
     "jobs_of": "sweeps.slurm._jobs",
-    "refuse_local_store": "sweeps.slurm._submit",
+    "loopback_hosts": "sweeps.slurm._store_reach",
+    "refuse_local_store": "sweeps.slurm._store_reach",
     "submit": "sweeps.slurm._submit",
 }
 
@@ -41,6 +43,7 @@ __all__ = [
     "batch_script",
     "cancel",
     "jobs_of",
+    "loopback_hosts",
     "refuse_local_store",
     "submit",
 ]

@@ -3,8 +3,9 @@
 ``scancel`` sends each worker SIGTERM: it fails its trial as interrupted, queues it again
 (:mod:`sweeps.runner._requeue`) and ends its run, as a worker stopped any other way does. A
 worker SLURM kills before it is done (after the cluster's ``KillWait``) leaves its trial
-RUNNING: once the jobs are gone, such trials are failed here and queued again, and their runs
-ended FAILED. The sweep is then ``stopped``; ``onecycle submit`` resumes it.
+RUNNING, or failed but not queued again: once the jobs are gone, such trials are failed here
+and queued again, and their runs ended FAILED. The sweep is then ``stopped``; ``onecycle
+submit`` resumes it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from storage import Store, SweepRecord
 from storage.trial_recording import fail_left_trial
@@ -22,7 +23,7 @@ from sweeps.errors import SweepsError, UsageError
 from sweeps.runner._agreement import make_runs_agree
 from sweeps.runner._ending import end_parent
 from sweeps.runner._outcome import outcome_of
-from sweeps.runner._requeue import requeue
+from sweeps.runner._requeue import INTERRUPTED, requeue
 from sweeps.runner._worker_tag import slurm_job_of
 from sweeps.slurm._jobs import jobs_of
 from sweeps.slurm._tools import active_jobs, scancel
@@ -38,11 +39,16 @@ STOPPED_REASON = "cancelled by `onecycle cancel`; `onecycle submit` the file aga
 class Cancelled:
     """What ``cancel`` did."""
 
+    #: The jobs that were still queued or running, now cancelled.
     jobs: list[str]
     #: Trials left RUNNING by a killed worker, failed here.
     closed: list[int] = field(default_factory=list)
     #: Trials queued again (by their workers or here).
     queued: int = 0
+
+
+#: Seconds between two looks at the queue while the jobs leave it.
+POLL_S = 2.0
 
 
 def cancel(
@@ -61,6 +67,7 @@ def cancel(
         )
     waiting_before = _queued(study)
     active = active_jobs(jobs)
+    cancelled = sorted(active, key=int)
     scancel(active)
     deadline = time.monotonic() + wait_s
     while active:
@@ -71,28 +78,42 @@ def cancel(
                 f"cancel: SLURM jobs {', '.join(sorted(active))} were still there after "
                 f"{wait_s:.0f} s; their trials stay RUNNING until the jobs end (run cancel again)"
             )
-        time.sleep(1.0)
+        time.sleep(POLL_S)
         active = active_jobs(active)
-    closed = _close_left(study, set(jobs))
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    closed = _close_left(study, running, set(jobs))
     make_runs_agree(store, study, record, grace_s=0)
     n_trials = int(record.config["search"]["n_trials"])
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    if not running and not outcome_of(study, n_trials).done:  # a finished sweep stays so
+    still_running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not still_running and not outcome_of(study, n_trials).done:  # a finished one stays so
         store.sweeps.update(record.name, status="stopped")
         end_parent(store.mlflow, record.mlflow_parent_run_id, "stopped", STOPPED_REASON)
-    return Cancelled(sorted(set(jobs), key=int), closed, _queued(study) - waiting_before)
+    return Cancelled(cancelled, closed, _queued(study) - waiting_before)
 
 
-def _close_left(study: optuna.Study, jobs: set[str]) -> list[int]:
-    """Fail and queue again the trials the jobs' workers left RUNNING."""
-    left = [
+def _close_left(study: optuna.Study, running: list[FrozenTrial], jobs: set[str]) -> list[int]:
+    """Fail the trials the jobs' workers left RUNNING; queue those and any they failed again.
+
+    A worker killed between failing its trial and queuing it again leaves a FAIL trial that
+    :func:`~sweeps.runner._requeue.requeue` has not seen; it queues each trial only once.
+    """
+    closed = [
         trial
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if slurm_job_of(str(trial.user_attrs.get("worker", ""))) in jobs
+        for trial in running
+        if _job_of(trial) in jobs and fail_left_trial(study, trial, CANCELLED_REASON)
     ]
-    closed = [trial for trial in left if fail_left_trial(study, trial, CANCELLED_REASON)]
-    requeue(study, closed)
+    interrupted = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if _job_of(trial) in jobs
+        and str(trial.user_attrs.get("failure_reason", "")).startswith(INTERRUPTED)
+    ]
+    requeue(study, interrupted)
     return [trial.number for trial in closed]
+
+
+def _job_of(trial: FrozenTrial) -> str | None:
+    return slurm_job_of(str(trial.user_attrs.get("worker", "")))
 
 
 def _queued(study: optuna.Study) -> int:

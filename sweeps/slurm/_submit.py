@@ -9,17 +9,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import optuna
 
 from storage import Store, SweepRecord
 from storage.redact import password_of, scrub
-from storage.spec import StoreSpec
 from storage.store_file import write_store_file
-from sweeps.errors import UsageError, one_line
+from sweeps.errors import SweepsError, one_line
 from sweeps.slurm._jobs import jobs_of, record_job
 from sweeps.slurm._script import JobRequest, batch_script
-from sweeps.slurm._tools import job_environment, sbatch
+from sweeps.slurm._store_reach import settings_with_password
+from sweeps.slurm._tools import job_environment, release, sbatch, scancel
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +37,10 @@ class Submitted:
     logs: Path
 
 
-def refuse_local_store(spec: StoreSpec, allow_sqlite: bool) -> None:
-    """Workers on several nodes need a store they all reach; a SQLite file is on one disk."""
-    if spec.kind == "directory" and not allow_sqlite:
-        raise UsageError(
-            "--store: SLURM workers on several nodes need a PostgreSQL store (or a storage "
-            "proxy) that every node reaches; a SQLite store is files on one machine's disk, "
-            f"got {spec.describe()} (--allow-sqlite if every node shares that filesystem)"
-        )
-
-
 def submit(
     store: Store,
     record: SweepRecord,
+    study: optuna.Study,
     request: JobRequest,
     directory: Path,
     settings: Mapping[str, str],
@@ -56,7 +48,9 @@ def submit(
     """Write the store file and the script under ``directory``, submit, and record the job.
 
     ``settings`` are the store's ``ONECYCLE_*`` variables for the store file. The job gets this
-    process's environment without them (:func:`~sweeps.slurm._tools.job_environment`).
+    process's environment without them (:func:`~sweeps.slurm._tools.job_environment`). It is
+    submitted held and released once recorded with the sweep, so no job runs that ``status``
+    and ``cancel`` cannot find.
     """
     request.check()
     home = (directory / record.name).resolve()
@@ -64,15 +58,27 @@ def submit(
     os.chmod(home, 0o700)
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
-    store_file = write_store_file(home / "store.env", settings)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    # A file per submit: rewriting one would change the store of jobs already queued.
+    settings = settings_with_password(settings, os.environ)
+    store_file = write_store_file(home / f"store-{stamp}.env", settings)
     script_path = home / f"submit-{stamp}.sh"
     script = batch_script(request, sys.executable, store_file, logs)
     script_path.write_text(script)
-    password = password_of(store.spec.setting) or password_of(store.spec.optuna_url)
-    job = sbatch(script_path, job_environment(password))
-    study = optuna.load_study(study_name=record.study_name, storage=store.optuna_storage)
-    record_job(study, job, request.workers, str(script_path))
+    found = [password_of(value) or "" for value in settings.values()]
+    passwords = {*found, *map(unquote, found), os.environ.get("PGPASSWORD", "")}
+    job = sbatch(script_path, job_environment(passwords), hold=True)
+    try:
+        record_job(study, job, request.workers, str(script_path))
+    except BaseException:
+        scancel([job])
+        raise
+    try:
+        release(job)
+    except SweepsError as error:
+        raise SweepsError(
+            f"{error}; job {job} is recorded but held: `scontrol release {job}` starts it"
+        ) from None
     _log_to_parent(store, record, job, script, study)
     return Submitted(job, script_path, logs)
 

@@ -22,13 +22,16 @@ _SECRET_VARIABLES = (*KEYS, ENV_STORE_FILE, "PGPASSWORD")
 TOOL_TIMEOUT_S = 60.0
 
 
-def job_environment(password: str | None, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``env`` without the store's settings and without any value that holds ``password``."""
+def job_environment(
+    passwords: Iterable[str], env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``env`` without the store's settings and without any value that holds a password."""
     source = os.environ if env is None else env
+    secrets = [password for password in passwords if password]
     return {
         key: value
         for key, value in source.items()
-        if key not in _SECRET_VARIABLES and not (password and password in value)
+        if key not in _SECRET_VARIABLES and not any(secret in value for secret in secrets)
     }
 
 
@@ -57,9 +60,9 @@ def _run(argv: list[str], env: Mapping[str, str] | None = None) -> str:
     return done.stdout
 
 
-def sbatch(script: Path, env: Mapping[str, str]) -> str:
-    """Submit ``script``; the job id."""
-    out = _run(["sbatch", "--parsable", str(script)], env).strip()
+def sbatch(script: Path, env: Mapping[str, str], hold: bool = False) -> str:
+    """Submit ``script`` (held until :func:`release` with ``hold``); the job id."""
+    out = _run(["sbatch", "--parsable", *(["--hold"] if hold else []), str(script)], env).strip()
     job = out.split(";", 1)[0]
     if not job.isdigit():
         raise SweepsError(f"sbatch: expected a job id, got {one_line(out, 100)!r}")
@@ -71,8 +74,13 @@ def active_jobs(jobs: Iterable[str]) -> set[str]:
     wanted = set(jobs)
     if not wanted:
         return set()
-    listed = _run(["squeue", "--noheader", "--format=%F"]).split()
+    listed = _run(["squeue", "--me", "--noheader", "--format=%F"]).split()
     return wanted & set(listed)
+
+
+def release(job: str) -> None:
+    """Let a job submitted with ``hold`` start."""
+    _run(["scontrol", "release", job])
 
 
 def scancel(jobs: Iterable[str]) -> None:

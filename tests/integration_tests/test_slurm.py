@@ -1,12 +1,14 @@
 """``onecycle submit --slurm`` and ``onecycle cancel`` on the local SLURM cluster, for real.
 
 The cluster is one node on this machine (``.ci/slurm-up``); the store is PostgreSQL with a
-password in its URL (the test server trusts local users, so any password gets in), which must
-reach the workers through the store file only.
+password (the test server trusts local users, so any password gets in), given in the URL of
+``--store`` or as ``PGPASSWORD`` beside ``ONECYCLE_STORE``, which must reach the workers
+through the store file only.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -43,9 +45,12 @@ def spec() -> Iterator[StoreSpec]:
     drop_databases(server, prefix)
 
 
-def _submit(path: Path, spec: StoreSpec, folder: Path, workers: int = 2) -> str:
+def _submit(
+    path: Path, spec: StoreSpec, folder: Path, store: list[str] | None = None, workers: int = 2
+) -> str:
     flags = ["--slurm", "--workers", str(workers), "--dir", str(folder)]
-    assert main(["submit", str(path), *flags, *store_args(spec)]) == 0
+    given = store_args(spec) if store is None else store
+    assert main(["submit", str(path), *flags, *given]) == 0
     with open_store(spec) as store:
         study = _study(store, path.stem)
         return jobs_of(study)[-1]
@@ -85,16 +90,8 @@ def _workers(name: str) -> list[str]:
     return found.stdout.split()
 
 
-def test_submitted_workers_run_the_sweep_to_n_trials_and_never_see_the_password(
-    spec: StoreSpec, tmp_path: Path
-) -> None:
-    name, n_trials = "slurm-e2e", 6
-    path = write_sweep(tmp_path, digits_sweep(name, n_trials, epochs=3))
-    folder = tmp_path / "slurm"
-    job = _submit(path, spec, folder)
-
-    # Where a job's secrets could show: the script as written and as SLURM keeps it, the job's
-    # record, and each running worker's command line and environment.
+def _secrets_not_in_job(job: str, folder: Path) -> None:
+    """The script as written and as SLURM keeps it, and the job's record, lack the password."""
     script = next(folder.rglob("submit-*.sh")).read_text()
     assert PASSWORD not in script and "ONECYCLE_STORE_FILE=" in script
     shown = [
@@ -105,6 +102,30 @@ def test_submitted_workers_run_the_sweep_to_n_trials_and_never_see_the_password(
     ]
     assert f"ArrayJobId={job}" in shown[0] and "exec " in shown[1]
     assert all(PASSWORD not in text for text in shown)
+
+
+def test_submitted_workers_run_the_sweep_to_n_trials_and_never_see_the_password(
+    spec: StoreSpec,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name, n_trials = "slurm-e2e", 6
+    path = write_sweep(tmp_path, digits_sweep(name, n_trials, epochs=3))
+    folder = tmp_path / "slurm"
+    # The store from the environment, its password in libpq's PGPASSWORD and in a variable of
+    # the user's own: the workers get it from the store file alone.
+    monkeypatch.setenv(
+        "ONECYCLE_STORE", make_url(postgres_url()).set(password=None).render_as_string(False)
+    )
+    monkeypatch.setenv("ONECYCLE_DB_PREFIX", spec.db_prefix)
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    monkeypatch.setenv("MY_DSN", f"host=db password={PASSWORD}")
+    job = _submit(path, spec, folder, store=[])
+
+    # Where a job's secrets could show: the script, the job's record, and each running
+    # worker's command line and environment.
+    _secrets_not_in_job(job, folder)
     deadline = time.monotonic() + 120
     while not _workers(name) and active_jobs([job]) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -132,8 +153,17 @@ def test_submitted_workers_run_the_sweep_to_n_trials_and_never_see_the_password(
     assert all(re.fullmatch(rf"\S+:\d+ slurm:{job}_[01]", tag) for tag in tags), tags
     assert len(runs) == n_trials and all(run.info.status != "RUNNING" for run in runs)
     assert [a.path for a in artifacts] == [f"slurm/submit-{job}.sh"]
-    store_file = folder / name / "store.env"
+    (store_file,) = (folder / name).glob("store-*.env")
     assert store_file.stat().st_mode & 0o777 == 0o600 and PASSWORD in store_file.read_text()
+
+    capsys.readouterr()
+    assert main(["status", name, "--json", *store_args(spec)]) == 0
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert shown["slurm_jobs"] == [job]
+    assert {row["slurm_task"] for row in shown["trials"]} <= {f"{job}_0", f"{job}_1"}
+    assert len(shown["trials"]) == n_trials
+    assert main(["status", name, *store_args(spec)]) == 0
+    assert f"SLURM jobs: {job} " in capsys.readouterr().out
 
 
 def test_cancel_ends_the_jobs_leaves_nothing_running_and_a_second_submit_finishes(
@@ -143,7 +173,8 @@ def test_cancel_ends_the_jobs_leaves_nothing_running_and_a_second_submit_finishe
     # Trials of several seconds, so the cancel lands while both train.
     path = write_sweep(tmp_path, digits_sweep(name, n_trials, epochs=1500))
     folder = tmp_path / "slurm"
-    first = _submit(path, spec, folder)
+    first = _submit(path, spec, folder)  # the password in --store's URL this time
+    _secrets_not_in_job(first, folder)
     deadline = time.monotonic() + 180
     with open_store(spec) as store:
         study = _study(store, name)
@@ -214,6 +245,12 @@ def test_cancel_fails_and_queues_again_a_trial_a_killed_worker_left_running(
         left.set_user_attr("mlflow_run_id", run.info.run_id)
         other = study.ask()  # a workstation's worker: not the job's to close
         other.set_user_attr("worker", "laptop:77")
+        # A worker killed after failing its trial as interrupted, before queuing it again.
+        failed = study.ask()
+        failed.suggest_float("cycle_max_lr", 0.01, 0.1)
+        failed.set_user_attr("worker", "node3:4343 slurm:999999_1")
+        failed.set_user_attr("failure_reason", "KeyboardInterrupt: SIGTERM")
+        study.tell(failed, state=TrialState.FAIL)
     assert main(["cancel", name, *store_args(spec)]) == 0
     with open_store(spec) as store:
         trials = _study(store, name).get_trials(deepcopy=False)
@@ -223,8 +260,9 @@ def test_cancel_fails_and_queues_again_a_trial_a_killed_worker_left_running(
     assert by_number[left.number].state == TrialState.FAIL
     assert by_number[left.number].user_attrs["failure_reason"] == CANCELLED_REASON
     assert by_number[other.number].state == TrialState.RUNNING
-    (queued,) = [t for t in trials if t.state == TrialState.WAITING]
-    assert queued.user_attrs[RETRY_OF] == left.number
-    assert queued.system_attrs["fixed_params"] == by_number[left.number].params
+    queued = {t.user_attrs[RETRY_OF]: t for t in trials if t.state == TrialState.WAITING}
+    assert sorted(queued) == [left.number, failed.number]
+    for number, retry in queued.items():
+        assert retry.system_attrs["fixed_params"] == by_number[number].params
     assert status == "FAILED"
     assert record.status != "stopped"  # another worker's trial still runs
