@@ -32,6 +32,11 @@ COMMANDS: dict[str, Lazy] = {
         "best_command",
         "The best trial's OneCycle params of sweep NAME, e.g. as a DeepSpeed scheduler block.",
     ),
+    "init": Lazy(
+        "sweeps.cli._init",
+        "init_command",
+        "Write a sweep file (OUT, default NAME.yaml) with the recommended 1-Cycle search.",
+    ),
     "list": Lazy("sweeps.cli._inspect", "list_command", "The sweeps in the store."),
     "range-test": Lazy(
         "sweeps.cli._range",

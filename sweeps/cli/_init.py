@@ -1,0 +1,99 @@
+"""``onecycle init``: write a sweep file with the project's recipe for what the user trains."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from sweeps.config._starter import Starter, StarterKind, starter_text
+from sweeps.errors import UsageError
+
+_KINDS: tuple[StarterKind, ...] = ("builtin", "task", "entrypoint", "command")
+
+
+@click.command("init")
+@click.argument("out", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--builtin",
+    type=click.Choice(["digits", "breast_cancer", "synthetic_ctr"]),
+    help="A built-in workload.",
+)
+@click.option("--task", metavar="MODULE:CLASS", help="Your sweeps.Task (fused trials, auto).")
+@click.option(
+    "--entrypoint", metavar="MODULE:FUNCTION", help="Your training function (ctx) -> metrics."
+)
+@click.option("--command", "command_line", metavar="CMD", help="Your script, launched per trial.")
+@click.option("--name", help="The sweep's name (default: from what it trains).")
+@click.option("--trials", type=click.IntRange(min=1), default=24, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--metric", help="The metric your code reports (entrypoint, command: val_loss).")
+@click.option("--direction", type=click.Choice(["maximize", "minimize"]))
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def init_command(
+    out: Path | None,
+    name: str | None,
+    trials: int,
+    epochs: int,
+    batch_size: int,
+    metric: str | None,
+    direction: Any,
+    force: bool,
+    command_line: str | None,
+    **targets: str | None,
+) -> None:
+    """Write a sweep file (OUT, default NAME.yaml) with the recommended 1-Cycle search."""
+    from sweeps.runner import load_config
+
+    given = {**targets, "command": command_line}
+    chosen = [(kind, given[kind]) for kind in _KINDS if given[kind]]
+    if len(chosen) != 1:
+        flags = ", ".join(f"--{kind}" for kind in _KINDS)
+        raise UsageError(f"init: exactly one of {flags} says what to train, got {len(chosen)}")
+    kind, target = chosen[0]
+    starter = Starter(
+        kind,
+        str(target),
+        name or _default_name(kind, str(target)),
+        trials,
+        epochs,
+        batch_size,
+        metric,
+        direction,
+    )
+    path = out or Path(f"{starter.name}.yaml")
+    if path.exists() and not force:
+        raise UsageError(f"OUT: {path} exists; --force replaces it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Checked where it will live (a task or a script is found next to the file), then moved in.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.yaml")
+    partial.write_text(starter_text(starter))
+    try:
+        config = load_config(partial)
+    except BaseException:
+        partial.unlink()
+        raise
+    partial.replace(path)
+    auto = " with `auto` LR bounds from a range test" if config.auto_keys else ""
+    Console().print(
+        f"wrote {path}: sweep {config.name}, {config.search.n_trials} trials of "
+        f"{config.workload.epochs} epochs, TPE and Hyperband{auto}\nrun it: onecycle run {path}"
+    )
+
+
+def _default_name(kind: StarterKind, target: str) -> str:
+    """``digits-onecycle``, ``cnn_task-onecycle``; a command's script name."""
+    if kind == "builtin":
+        stem = target
+    elif kind == "command":
+        words = [w for w in target.split() if not w.startswith("-")]
+        scripts = [w for w in words if w.endswith(".py")] or words[-1:] or ["command"]
+        stem = Path(scripts[0]).stem
+    else:
+        stem = target.split(":", 1)[0].rsplit(".", 1)[-1]
+    cleaned = "".join(c if c.isalnum() or c in "_.-" else "-" for c in stem).strip("-._")
+    return f"{cleaned or 'sweep'}-onecycle"

@@ -1,0 +1,110 @@
+"""The sweep file ``onecycle init`` writes: the project's recipe, with a comment on each choice.
+
+A first sweep file is where users copy their habits (wide hand-set ranges, random search, no
+pruning); the starter writes what the project recommends instead, and says why next to each
+line so a user can change it knowingly. The text is YAML that :func:`load_config` validates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+StarterKind = Literal["builtin", "task", "entrypoint", "command"]
+
+
+@dataclass(frozen=True)
+class Starter:
+    """What ``onecycle init`` was told to write a sweep file for."""
+
+    kind: StarterKind
+    #: The built-in workload's name, ``module:Class``, ``module:function`` or the command line.
+    target: str
+    name: str
+    n_trials: int = 24
+    epochs: int = 10
+    batch_size: int = 64
+    #: The metric the user's code reports, and its direction (entrypoints and commands).
+    metric: str | None = None
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @property
+    def trains_here(self) -> bool:
+        """Whether the project runs the training loop: the LR range test and fusing need it."""
+        return self.kind != "command"
+
+
+def starter_text(starter: Starter) -> str:
+    """The sweep file's text.
+
+    Example:
+        >>> text = starter_text(Starter("builtin", "digits", "digits-onecycle"))
+        >>> [line for line in text.splitlines() if "cycle_max_lr:" in line]
+        ['    cycle_max_lr: auto']
+    """
+    lines = [
+        "# A 1-Cycle sweep written by `onecycle init`: the recommended search, to adjust.",
+        f"name: {starter.name}",
+        "workload:",
+        f"  {starter.kind}: {_scalar(starter.target)}",
+        f"  batch_size: {starter.batch_size}",
+        f"  epochs: {starter.epochs}",
+        "  device: auto               # a GPU when there is one",
+        "  seed: 0",
+    ]
+    if starter.kind in ("entrypoint", "command"):
+        metric = starter.metric or "val_loss"
+        direction = starter.direction or ("maximize" if "acc" in metric else "minimize")
+        lines += [
+            "objective:                   # what your code reports, and which way is better",
+            f"  metric: {_scalar(metric)}",
+            f"  direction: {direction}",
+        ]
+    elif starter.metric or starter.direction:
+        lines.append("objective:")
+        if starter.metric:
+            lines.append(f"  metric: {_scalar(starter.metric)}")
+        if starter.direction:
+            lines.append(f"  direction: {starter.direction}")
+    lines += [
+        "search:",
+        f"  n_trials: {starter.n_trials}",
+        "  sampler: tpe               # learns from finished trials; random is a baseline",
+        "  pruner: hyperband          # stops weak schedules at a few evaluation points",
+        "  seed: 0",
+        "  space:                     # DeepSpeed's OneCycle names",
+        *_lr_bounds(starter),
+        "    cycle_first_step_size: {low: 20, high: 400}  # updates; high: half the run's",
+        "    decay_lr_rate: {low: 0.0, high: 1.0}",
+        "scheduler:                   # fixed, not searched",
+        "  cycle_min_mom: 0.85        # momentum falls while lr rises, and back",
+        "  cycle_max_mom: 0.95",
+        "  decay_step_size: 20",
+    ]
+    if starter.trains_here:
+        lines += [
+            "range_test: {steps: 200}     # updates of the LR range test behind `auto`",
+            "execution:",
+            "  fused_trials: auto         # several trials as one stacked model when it pays"
+            if starter.kind != "entrypoint"
+            else "  fused_trials: 1            # a function's own loop cannot fuse; a Task can",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _lr_bounds(starter: Starter) -> list[str]:
+    if starter.trains_here:
+        return [
+            "    cycle_min_lr: auto       # the LR range test sets both bounds (range_test below)",
+            "    cycle_max_lr: auto",
+        ]
+    return [
+        "    cycle_min_lr: {low: 1.0e-4, high: 1.0e-2, log: true}   # a launched script has no",
+        "    cycle_max_lr: {low: 1.0e-3, high: 1.0, log: true}      # range test: set bounds",
+    ]
+
+
+def _scalar(value: str) -> str:
+    """``value`` as a YAML scalar: JSON's string quoting is valid YAML."""
+    return json.dumps(value)
