@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from sweeps.config import SweepConfig
 from sweeps.config._starter import Starter, StarterKind, starter_text
 from sweeps.errors import UsageError
 
@@ -71,18 +73,32 @@ def init_command(
     path.parent.mkdir(parents=True, exist_ok=True)
     # Checked where it will live (a task or a script is found next to the file), then moved in.
     partial = path.with_name(f".{path.name}.{os.getpid()}.yaml")
-    partial.write_text(starter_text(starter))
     try:
+        partial.write_text(starter_text(starter))
         config = load_config(partial)
-    except BaseException:
-        partial.unlink()
-        raise
-    partial.replace(path)
+        updates = _updates(config)
+        if updates:
+            partial.write_text(starter_text(dataclasses.replace(starter, updates=updates)))
+            config = load_config(partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     auto = " with `auto` LR bounds from a range test" if config.auto_keys else ""
     Console().print(
         f"wrote {path}: sweep {config.name}, {config.search.n_trials} trials of "
         f"{config.workload.epochs} epochs, TPE and Hyperband{auto}\nrun it: onecycle run {path}"
     )
+
+
+def _updates(config: SweepConfig) -> int:
+    """How many updates a trial makes, where the project runs the loop (else 0)."""
+    if not (config.workload.builtin or config.workload.task):
+        return 0
+    import torch
+
+    from sweeps.runner import workload_factory
+
+    return workload_factory(config, torch.device("cpu"))().planned_steps(config.workload.epochs)
 
 
 def _default_name(kind: StarterKind, target: str) -> str:

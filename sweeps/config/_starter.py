@@ -28,6 +28,9 @@ class Starter:
     #: The metric the user's code reports, and its direction (entrypoints and commands).
     metric: str | None = None
     direction: Literal["maximize", "minimize"] | None = None
+    #: Updates one trial makes (a task's batches times epochs), or 0 when only the trial knows:
+    #: the cycle is sized to fit the run.
+    updates: int = 0
 
     @property
     def trains_here(self) -> bool:
@@ -75,12 +78,12 @@ def starter_text(starter: Starter) -> str:
         "  seed: 0",
         "  space:                     # DeepSpeed's OneCycle names",
         *_lr_bounds(starter),
-        "    cycle_first_step_size: {low: 20, high: 400}  # updates; high: half the run's",
+        *_cycle_length(starter.updates),
         "    decay_lr_rate: {low: 0.0, high: 1.0}",
         "scheduler:                   # fixed, not searched",
         "  cycle_min_mom: 0.85        # momentum falls while lr rises, and back",
         "  cycle_max_mom: 0.95",
-        "  decay_step_size: 20",
+        f"  decay_step_size: {max(1, starter.updates // 20) if starter.updates else 20}",
     ]
     if starter.trains_here:
         lines += [
@@ -91,6 +94,16 @@ def starter_text(starter: Starter) -> str:
             else "  fused_trials: 1            # a function's own loop cannot fuse; a Task can",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _cycle_length(updates: int) -> list[str]:
+    """The cycle's first half as a range of updates: a tenth to a half of the run when known."""
+    if not updates:
+        return ["    cycle_first_step_size: {low: 20, high: 400}  # updates; high: half the run's"]
+    low = max(1, updates // 10)
+    high = max(low + 1, updates // 2)
+    size = f"{{low: {low}, high: {high}}}"
+    return [f"    cycle_first_step_size: {size}  # a trial makes {updates} updates"]
 
 
 def _lr_bounds(starter: Starter) -> list[str]:

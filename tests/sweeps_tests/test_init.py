@@ -7,6 +7,7 @@ where the project trains, TPE, Hyperband, fused trials for a task) must work end
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -71,7 +72,13 @@ def test_init_writes_a_file_that_validates_and_runs_a_two_trial_sweep(
     assert config.auto_keys == ([] if launched else ["cycle_min_lr", "cycle_max_lr"])
     fused = config.execution.fused_trials
     assert fused == ("auto" if flags[0] in ("--builtin", "--task") else 1)
-    assert "# " in path.read_text()  # each choice says why
+    text = path.read_text()
+    assert "# " in text  # each choice says why
+    cycle = config.search.space["cycle_first_step_size"]
+    if flags[0] in ("--builtin", "--task"):  # the cycle fits the run the project counts
+        updates = int(re.search(r"a trial makes (\d+) updates", text).group(1))  # type: ignore[union-attr]
+        assert 0 < cycle.low < cycle.high <= updates // 2  # type: ignore[union-attr]
+        assert config.scheduler["decay_step_size"] == max(1, updates // 20)
 
     spec = resolve_store(str(tmp_path / "store"), env={})
     assert main(["run", str(path), "--store", str(tmp_path / "store")]) == 0, capsys.readouterr()
