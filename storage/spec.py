@@ -59,6 +59,10 @@ class StoreSpec:
     mlflow_uri: str
     artifact_location: str
     db_prefix: str
+    #: ``optuna_storage`` and ``mlflow_uri`` as given (flag, variable or store file), if given:
+    #: what a job's store file repeats, since the resolved URLs are re-rendered.
+    optuna_given: str | None = None
+    mlflow_given: str | None = None
 
     def describe(self) -> str:
         """The store setting as it is safe to print (password redacted)."""
@@ -164,6 +168,8 @@ def resolve_store(
         mlflow_uri=mlflow_final,
         artifact_location=artifacts_override or artifacts_default,
         db_prefix=prefix,
+        optuna_given=optuna_override or None,
+        mlflow_given=mlflow_override or None,
     )
     refuse_shared_database(spec.optuna_url, spec.mlflow_uri)
     return spec

@@ -11,8 +11,8 @@ import click
 from rich.console import Console
 
 from sweeps.config import SweepConfig
-from sweeps.config._starter import Starter, StarterKind, starter_text
-from sweeps.errors import UsageError
+from sweeps.config._starter import Starter, StarterKind, direction_of, starter_text
+from sweeps.errors import UsageError, one_line
 
 _KINDS: tuple[StarterKind, ...] = ("builtin", "task", "entrypoint", "command")
 
@@ -49,14 +49,17 @@ def init_command(
     **targets: str | None,
 ) -> None:
     """Write a sweep file (OUT, default NAME.yaml) with the recommended 1-Cycle search."""
-    from sweeps.runner import load_config
-
     given = {**targets, "command": command_line}
     chosen = [(kind, given[kind]) for kind in _KINDS if given[kind]]
     if len(chosen) != 1:
         flags = ", ".join(f"--{kind}" for kind in _KINDS)
         raise UsageError(f"init: exactly one of {flags} says what to train, got {len(chosen)}")
     kind, target = chosen[0]
+    if metric and not direction:
+        try:
+            direction = direction_of(metric)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     starter = Starter(
         kind,
         str(target),
@@ -70,16 +73,17 @@ def init_command(
     path = out or Path(f"{starter.name}.yaml")
     if path.exists() and not force:
         raise UsageError(f"OUT: {path} exists; --force replaces it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        raise UsageError(f"OUT: no such directory {str(path.parent)!r}, got {str(path)!r}")
     # Checked where it will live (a task or a script is found next to the file), then moved in.
     partial = path.with_name(f".{path.name}.{os.getpid()}.yaml")
     try:
         partial.write_text(starter_text(starter))
-        config = load_config(partial)
+        config = _checked(partial, path)
         updates = _updates(config)
         if updates:
             partial.write_text(starter_text(dataclasses.replace(starter, updates=updates)))
-            config = load_config(partial)
+            config = _checked(partial, path)
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
@@ -90,6 +94,14 @@ def init_command(
     )
 
 
+def _checked(partial: Path, path: Path) -> SweepConfig:
+    """The file at ``partial`` validated as the sweep file ``path`` (errors name ``path``)."""
+    from sweeps.config import load_mapping
+    from sweeps.runner import parse_config
+
+    return parse_config(load_mapping(partial), str(path), path.resolve().parent)
+
+
 def _updates(config: SweepConfig) -> int:
     """How many updates a trial makes, where the project runs the loop (else 0)."""
     if not (config.workload.builtin or config.workload.task):
@@ -98,7 +110,14 @@ def _updates(config: SweepConfig) -> int:
 
     from sweeps.runner import workload_factory
 
-    return workload_factory(config, torch.device("cpu"))().planned_steps(config.workload.epochs)
+    try:
+        runner = workload_factory(config, torch.device("cpu"))()
+        return runner.planned_steps(config.workload.epochs)
+    except Exception as error:  # the user's constructor: named, not a traceback
+        raise UsageError(
+            f"workload.{config.workload.kind}: building it to count a trial's updates failed: "
+            f"{one_line(f'{type(error).__name__}: {error}')}"
+        ) from None
 
 
 def _default_name(kind: StarterKind, target: str) -> str:

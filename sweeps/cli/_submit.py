@@ -143,9 +143,10 @@ def store_settings(spec: StoreSpec) -> dict[str, str]:
         ENV_STORE: str(spec.directory) if spec.directory else spec.setting,
         ENV_DB_PREFIX: spec.db_prefix,
     }
-    if spec.kind != "proxy":  # the proxy is the Optuna storage, and says where MLflow is
-        settings[ENV_OPTUNA] = spec.optuna_url
-        settings[ENV_MLFLOW] = spec.mlflow_uri
+    if spec.optuna_given:
+        settings[ENV_OPTUNA] = spec.optuna_given
+    if spec.mlflow_given:
+        settings[ENV_MLFLOW] = spec.mlflow_given
     if spec.artifact_location:
         settings[ENV_ARTIFACTS] = spec.artifact_location
     return settings
@@ -176,7 +177,12 @@ def cancel_command(name: str, wait_s: float, **options: Any) -> None:
                 wait_s,
                 lambda active: shown.update(f"waiting for jobs {', '.join(sorted(active))}"),
             )
+    ended = (
+        f"cancelled SLURM jobs {', '.join(done.jobs)}"
+        if done.jobs
+        else "no SLURM job was still queued or running"
+    )
     console.print(
-        f"cancelled SLURM jobs {', '.join(done.jobs)} of sweep {name}: {done.queued} trials "
-        f"queued again ({len(done.closed)} closed here); `onecycle submit` resumes it"
+        f"{ended} of sweep {name}: {done.queued} trials queued again ({len(done.closed)} "
+        "closed here); `onecycle submit` resumes it"
     )

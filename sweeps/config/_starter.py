@@ -48,7 +48,7 @@ def starter_text(starter: Starter) -> str:
     """
     lines = [
         "# A 1-Cycle sweep written by `onecycle init`: the recommended search, to adjust.",
-        f"name: {starter.name}",
+        f"name: {_scalar(starter.name)}",
         "workload:",
         f"  {starter.kind}: {_scalar(starter.target)}",
         f"  batch_size: {starter.batch_size}",
@@ -58,7 +58,7 @@ def starter_text(starter: Starter) -> str:
     ]
     if starter.kind in ("entrypoint", "command"):
         metric = starter.metric or "val_loss"
-        direction = starter.direction or ("maximize" if "acc" in metric else "minimize")
+        direction = starter.direction or direction_of(metric)
         lines += [
             "objective:                   # what your code reports, and which way is better",
             f"  metric: {_scalar(metric)}",
@@ -68,8 +68,9 @@ def starter_text(starter: Starter) -> str:
         lines.append("objective:")
         if starter.metric:
             lines.append(f"  metric: {_scalar(starter.metric)}")
-        if starter.direction:
-            lines.append(f"  direction: {starter.direction}")
+        if starter.direction or starter.metric:
+            chosen = starter.direction or direction_of(starter.metric or "")
+            lines.append(f"  direction: {chosen}")
     lines += [
         "search:",
         f"  n_trials: {starter.n_trials}",
@@ -94,6 +95,26 @@ def starter_text(starter: Starter) -> str:
             else "  fused_trials: 1            # a function's own loop cannot fuse; a Task can",
         ]
     return "\n".join(lines) + "\n"
+
+
+#: Words in a metric's name that say which way is better.
+_LOWER_IS_BETTER = ("loss", "err", "perplexity", "mse", "mae", "rmse", "nll", "wer", "cer")
+_HIGHER_IS_BETTER = ("acc", "auc", "f1", "precision", "recall", "map", "bleu", "score", "iou")
+
+
+def direction_of(metric: str) -> Literal["maximize", "minimize"]:
+    """Which way ``metric`` improves, from its name; a ValueError when the name does not say.
+
+    Example:
+        >>> direction_of("val_loss"), direction_of("val_auc")
+        ('minimize', 'maximize')
+    """
+    name = metric.lower()
+    if any(word in name for word in _LOWER_IS_BETTER):
+        return "minimize"
+    if any(word in name for word in _HIGHER_IS_BETTER):
+        return "maximize"
+    raise ValueError(f"--direction: maximize or minimize, as {metric!r} does not say, got none")
 
 
 def _cycle_length(updates: int) -> list[str]:

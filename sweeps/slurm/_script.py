@@ -14,7 +14,7 @@ from sweeps.runner._worker_tag import SUBMITTED
 #: queues its trial again before the SIGKILL that follows the limit.
 TIME_WARNING_S = 120
 #: sbatch options ``submit`` cannot follow: ``status`` and ``cancel`` ask this cluster only.
-_UNFOLLOWABLE = ("--clusters", "-M")
+_UNFOLLOWABLE = ("--clusters", "--cluster", "-M")
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,7 @@ from __future__ import annotations
 import getpass
 import ipaddress
 from collections.abc import Mapping
-from urllib.parse import urlsplit
-
-from sqlalchemy.engine import make_url
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from storage.redact import password_of
 from storage.spec import ENV_MLFLOW, ENV_OPTUNA, ENV_STORE, StoreSpec
@@ -83,10 +81,23 @@ def settings_with_password(settings: Mapping[str, str], env: Mapping[str, str]) 
         if value.split("://", 1)[0].split("+", 1)[0] in ("postgresql", "postgres") and (
             password_of(value) is None
         ):
-            url = make_url(value)
-            user = url.username or env.get("PGUSER") or getpass.getuser()
-            result[key] = url.set(username=user, password=password).render_as_string(False)
+            result[key] = _with_password(value, password, env)
     return result
+
+
+def _with_password(url: str, password: str, env: Mapping[str, str]) -> str:
+    """``url`` with ``password`` percent-encoded after its user (PGUSER or this login if none).
+
+    Example:
+        >>> _with_password("postgresql://ann@db/", "a b@c", {})
+        'postgresql://ann:a%20b%40c@db/'
+    """
+    parts = urlsplit(url)
+    user, at, host = parts.netloc.rpartition("@")
+    if not at:
+        user = quote(env.get("PGUSER") or getpass.getuser(), safe="")
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _is_server(url: str) -> bool:

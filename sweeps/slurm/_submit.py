@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import optuna
 
@@ -65,13 +65,22 @@ def submit(
     script_path = home / f"submit-{stamp}.sh"
     script = batch_script(request, sys.executable, store_file, logs)
     script_path.write_text(script)
-    found = [password_of(value) or "" for value in settings.values()]
-    passwords = {*found, *map(unquote, found), os.environ.get("PGPASSWORD", "")}
-    job = sbatch(script_path, job_environment(passwords), hold=True)
+    found = {unquote(password_of(value) or "") for value in settings.values()}
+    found.add(os.environ.get("PGPASSWORD", ""))
+    passwords = {form for raw in found for form in (raw, quote(raw, safe=""), quote(raw))}
+    env = job_environment(passwords)
+    _warn_dropped(env)
+    job = sbatch(script_path, env, hold=True)
     try:
         record_job(study, job, request.workers, str(script_path))
-    except BaseException:
-        scancel([job])
+    except BaseException as error:
+        try:
+            scancel([job])
+        except SweepsError as cancelling:
+            raise SweepsError(
+                f"job {job} is submitted held but could not be recorded with the sweep "
+                f"({scrub(one_line(str(error)))}) nor cancelled ({cancelling}): `scancel {job}`"
+            ) from None
         raise
     try:
         release(job)
@@ -81,6 +90,20 @@ def submit(
         ) from None
     _log_to_parent(store, record, job, script, study)
     return Submitted(job, script_path, logs)
+
+
+def _warn_dropped(env: Mapping[str, str]) -> None:
+    """Say which of the user's own variables the job will not get because they hold a password.
+
+    A short password can be part of ``PATH`` or ``HOME``: a job without them fails oddly.
+    """
+    dropped = sorted(
+        key for key in set(os.environ) - set(env) if not key.startswith(("ONECYCLE_", "PG"))
+    )
+    if dropped:
+        log.warning(
+            "the SLURM job does not get %s: each holds the store's password", ", ".join(dropped)
+        )
 
 
 def _log_to_parent(

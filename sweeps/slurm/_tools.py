@@ -18,6 +18,9 @@ from sweeps.errors import SweepsError, one_line
 
 #: Variables never passed to a job: the store's settings and libpq's password.
 _SECRET_VARIABLES = (*KEYS, ENV_STORE_FILE, "PGPASSWORD")
+#: Variables that would send the job to another cluster, whose jobs ``status`` and ``cancel``
+#: cannot follow (``--clusters`` is refused for the same reason).
+_OTHER_CLUSTER = ("SBATCH_CLUSTERS", "SLURM_CLUSTERS")
 #: Seconds a SLURM command may take before the controller counts as unreachable.
 TOOL_TIMEOUT_S = 60.0
 
@@ -31,7 +34,8 @@ def job_environment(
     return {
         key: value
         for key, value in source.items()
-        if key not in _SECRET_VARIABLES and not any(secret in value for secret in secrets)
+        if key not in (*_SECRET_VARIABLES, *_OTHER_CLUSTER)
+        and not any(secret in value for secret in secrets)
     }
 
 
@@ -74,7 +78,9 @@ def active_jobs(jobs: Iterable[str]) -> set[str]:
     wanted = set(jobs)
     if not wanted:
         return set()
-    listed = _run(["squeue", "--me", "--noheader", "--format=%F"]).split()
+    # Every user's jobs: a teammate cancelling a shared sweep must see the jobs it names (and
+    # scancel then refuses them loudly), not find none and close trials still running.
+    listed = _run(["squeue", "--noheader", "--format=%F"]).split()
     return wanted & set(listed)
 
 

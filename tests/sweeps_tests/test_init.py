@@ -115,3 +115,24 @@ def test_init_refuses_what_it_cannot_write_in_one_line_and_writes_nothing(
     assert main(["init", str(out), "--builtin", "digits", "--name", "mine", "--force"]) == 0
     assert yaml.safe_load(out.read_text())["name"] == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.yaml"]
+
+
+def test_init_says_which_way_a_metric_improves_or_asks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cases = {"val_auc": "maximize", "val_loss": "minimize", "top1_acc": "maximize"}
+    for metric, direction in cases.items():
+        flags = ["--builtin", "digits", "--metric", metric, "--name", "2024", "--force"]
+        assert main(["init", *flags]) == 0
+        config = load_config(tmp_path / "2024.yaml")
+        assert (config.name, config.objective.metric) == ("2024", metric)  # a name, not a number
+        assert config.objective.direction == direction
+    capsys.readouterr()
+    assert main(["init", "--builtin", "digits", "--metric", "throughput"]) == 2
+    assert "--direction: maximize or minimize" in capsys.readouterr().err
+    flags = ["--metric", "throughput", "--direction", "maximize"]
+    assert main(["init", "--builtin", "digits", *flags]) == 0
+    assert load_config(tmp_path / "digits-onecycle.yaml").objective.direction == "maximize"
+    assert main(["init", str(tmp_path / "no" / "such.yaml"), "--builtin", "digits"]) == 2
+    assert "OUT: no such directory" in capsys.readouterr().err

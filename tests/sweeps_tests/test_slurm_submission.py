@@ -80,6 +80,7 @@ def test_the_script_is_a_job_array_of_workers_with_the_asked_resources(tmp_path:
         (JobRequest("s", 1, sbatch_args=("--mem=1G\nrm -rf /",)), "--sbatch-arg"),
         (JobRequest("s", 1, sbatch_args=("--clusters=other",)), "--sbatch-arg"),
         (JobRequest("s", 1, sbatch_args=("-Mother",)), "--sbatch-arg"),
+        (JobRequest("s", 1, sbatch_args=("--cluster=other",)), "--sbatch-arg"),
         (JobRequest("s", 1, cpus_per_worker=-2), "--cpus-per-worker"),
         (JobRequest("s", 1, partition="gpu\n#SBATCH --uid=0"), "--partition"),
         (JobRequest("s", 1, time="1:00 "), "--time"),
@@ -129,6 +130,7 @@ def test_the_jobs_environment_holds_neither_the_store_nor_its_password() -> None
         "PGPASSWORD": PASSWORD,
         "MY_DSN": f"host=db password={PASSWORD}",
         "CUDA_VISIBLE_DEVICES": "0",
+        "SBATCH_CLUSTERS": "other",  # would send the job where cancel cannot follow it
     }
     kept = {"PATH": "/usr/bin", "CUDA_VISIBLE_DEVICES": "0"}
     assert job_environment([PASSWORD], env) == kept
@@ -227,6 +229,12 @@ def test_pgpassword_goes_into_the_store_files_urls_that_lack_one() -> None:
     )
     assert bare == {"ONECYCLE_STORE": "postgresql://bob:x@db/"}
     assert resolve_store(env=done).optuna_url.startswith("postgresql+psycopg://ann:p%40ss")
+    # A space (or any character a URL must encode) in PGPASSWORD still makes a URL the job reads.
+    spaced = settings_with_password(
+        {"ONECYCLE_STORE": "postgresql://ann@db/"}, {"PGPASSWORD": "a b"}
+    )
+    assert spaced == {"ONECYCLE_STORE": "postgresql://ann:a%20b@db/"}
+    assert resolve_store(env=spaced).kind == "postgresql"
 
 
 @pytest.mark.parametrize(
@@ -236,6 +244,7 @@ def test_pgpassword_goes_into_the_store_files_urls_that_lack_one() -> None:
         (URL, {}),
         (URL, {"mlflow_uri": "http://mlflow:5000", "db_prefix": "team"}),
         ("dir", {"optuna_storage": "postgresql://ann@db/o", "artifacts": "/shared/art"}),
+        ("postgresql://ann:a%20b%40c@db:5432/", {"mlflow_uri": "postgresql://x:y%20z@h/m"}),
         ("onecycle://proxy:13000", {}),
     ],
 )
