@@ -97,7 +97,7 @@ def _with_password(url: str, password: str, env: Mapping[str, str]) -> str:
     if not at:
         user = quote(env.get("PGUSER") or getpass.getuser(), safe="")
     netloc = f"{user}:{quote(password, safe='')}@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _is_server(url: str) -> bool:

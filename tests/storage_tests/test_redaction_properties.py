@@ -62,6 +62,8 @@ def test_scrubbed_messages_drop_the_password_wherever_it_is_quoted(
 )
 def test_an_unencoded_at_sign_in_the_password_leaks_nothing(parts: list[str], scheme: str) -> None:
     url = f"{scheme}://ann:{'@'.join(parts)}@db.internal:5432/"
-    assume(all(part not in f"{scheme}://ann:@db.internal:5432/" for part in parts))
+    # Parts that are words of the text around the password (like "faile" of "failed") prove
+    # nothing either way.
+    assume(all(part not in f"{scheme}://ann:***@db.internal:5432/failed: " for part in parts))
     shown = redact_url(url) + scrub(f"failed: {url}")
     assert not any(part in shown for part in parts), shown
