@@ -23,7 +23,7 @@ from sweeps.errors import SweepsError, UsageError
 from sweeps.runner._agreement import make_runs_agree
 from sweeps.runner._ending import end_parent
 from sweeps.runner._outcome import outcome_of
-from sweeps.runner._requeue import INTERRUPTED, requeue
+from sweeps.runner._requeue import INTERRUPTED, RETRY_OF, requeue
 from sweeps.runner._worker_tag import slurm_job_of
 from sweeps.slurm._jobs import jobs_of
 from sweeps.slurm._tools import active_jobs, scancel
@@ -95,7 +95,8 @@ def _close_left(study: optuna.Study, running: list[FrozenTrial], jobs: set[str])
     """Fail the trials the jobs' workers left RUNNING; queue those and any they failed again.
 
     A worker killed between failing its trial and queuing it again leaves a FAIL trial that
-    :func:`~sweeps.runner._requeue.requeue` has not seen; it queues each trial only once.
+    :func:`~sweeps.runner._requeue.requeue` has not seen; a worker stopped while it took a
+    queued retry may fail it before tagging it as its own. Each is queued once.
     """
     closed = [
         trial
@@ -105,8 +106,12 @@ def _close_left(study: optuna.Study, running: list[FrozenTrial], jobs: set[str])
     interrupted = [
         trial
         for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if _job_of(trial) in jobs
-        and str(trial.user_attrs.get("failure_reason", "")).startswith(INTERRUPTED)
+        if (
+            _job_of(trial) in jobs
+            and str(trial.user_attrs.get("failure_reason", "")).startswith(INTERRUPTED)
+        )
+        # A retry a stopping worker took and failed before tagging it never trained.
+        or (RETRY_OF in trial.user_attrs and "worker" not in trial.user_attrs)
     ]
     requeue(study, interrupted)
     return [trial.number for trial in closed]

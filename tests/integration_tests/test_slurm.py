@@ -251,6 +251,11 @@ def test_cancel_fails_and_queues_again_a_trial_a_killed_worker_left_running(
         failed.set_user_attr("worker", "node3:4343 slurm:999999_1")
         failed.set_user_attr("failure_reason", "KeyboardInterrupt: SIGTERM")
         study.tell(failed, state=TrialState.FAIL)
+        # A queued retry a stopping worker took and failed before it tagged it.
+        study.enqueue_trial({"cycle_max_lr": 0.05}, user_attrs={RETRY_OF: 99, "retry": 1})
+        untagged = study.ask()
+        untagged.suggest_float("cycle_max_lr", 0.01, 0.1)
+        study.tell(untagged, state=TrialState.FAIL)
     assert main(["cancel", name, *store_args(spec)]) == 0
     with open_store(spec) as store:
         trials = _study(store, name).get_trials(deepcopy=False)
@@ -261,7 +266,7 @@ def test_cancel_fails_and_queues_again_a_trial_a_killed_worker_left_running(
     assert by_number[left.number].user_attrs["failure_reason"] == CANCELLED_REASON
     assert by_number[other.number].state == TrialState.RUNNING
     queued = {t.user_attrs[RETRY_OF]: t for t in trials if t.state == TrialState.WAITING}
-    assert sorted(queued) == [left.number, failed.number]
+    assert sorted(queued) == [left.number, failed.number, untagged.number]
     for number, retry in queued.items():
         assert retry.system_attrs["fixed_params"] == by_number[number].params
     assert status == "FAILED"
