@@ -66,13 +66,23 @@ def scrub(text: str, *urls: str) -> str:
         secret = password_of(url)
         if not secret:
             continue
-        forms = {secret, unquote(secret), quote(unquote(secret), safe="")}
-        for form in sorted(forms, key=len, reverse=True):
+        for form in sorted(password_forms(secret), key=len, reverse=True):
             cleaned = cleaned.replace(form, "***")
         for tail in re.split(r"[@/\s]", unquote(secret))[1:]:  # a misparsed URL's "host"
             if tail:
                 cleaned = cleaned.replace(f"{tail}@", "***@")
     return cleaned
+
+
+def password_forms(secret: str) -> set[str]:
+    """The forms a password takes in text: as written, decoded, and percent-encoded (``/`` too).
+
+    Example:
+        >>> sorted(password_forms("a%20b"))
+        ['a b', 'a%20b']
+    """
+    plain = unquote(secret)
+    return {secret, plain, quote(plain, safe=""), quote(plain)}
 
 
 def first_line(error: BaseException, *urls: str) -> str:

@@ -32,9 +32,13 @@ def interrupted_trials(study: optuna.Study, worker: str) -> list[FrozenTrial]:
     return [
         trial
         for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if trial.user_attrs.get("worker") == worker
-        and str(trial.user_attrs.get("failure_reason", "")).startswith(INTERRUPTED)
+        if trial.user_attrs.get("worker") == worker and was_interrupted(trial)
     ]
+
+
+def was_interrupted(trial: FrozenTrial) -> bool:
+    """Whether Ctrl+C or SIGTERM ended ``trial`` (its ``failure_reason`` says so)."""
+    return str(trial.user_attrs.get("failure_reason", "")).startswith(INTERRUPTED)
 
 
 def requeue(study: optuna.Study, trials: Iterable[FrozenTrial]) -> list[int]:

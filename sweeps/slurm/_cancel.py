@@ -23,7 +23,7 @@ from sweeps.errors import SweepsError, UsageError
 from sweeps.runner._agreement import make_runs_agree
 from sweeps.runner._ending import end_parent
 from sweeps.runner._outcome import outcome_of
-from sweeps.runner._requeue import INTERRUPTED, RETRY_OF, requeue
+from sweeps.runner._requeue import RETRY_OF, requeue, was_interrupted
 from sweeps.runner._worker_tag import slurm_job_of
 from sweeps.slurm._jobs import jobs_of
 from sweeps.slurm._tools import active_jobs, scancel
@@ -80,8 +80,7 @@ def cancel(
             )
         time.sleep(POLL_S)
         active = active_jobs(active)
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    closed = _close_left(study, running, set(jobs))
+    closed = _close_left(study, set(jobs))
     make_runs_agree(store, study, record, grace_s=0)
     n_trials = int(record.config["search"]["n_trials"])
     still_running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -91,7 +90,7 @@ def cancel(
     return Cancelled(cancelled, closed, _queued(study) - waiting_before)
 
 
-def _close_left(study: optuna.Study, running: list[FrozenTrial], jobs: set[str]) -> list[int]:
+def _close_left(study: optuna.Study, jobs: set[str]) -> list[int]:
     """Fail the trials the jobs' workers left RUNNING; queue those and any they failed again.
 
     A worker killed between failing its trial and queuing it again leaves a FAIL trial that
@@ -100,16 +99,13 @@ def _close_left(study: optuna.Study, running: list[FrozenTrial], jobs: set[str])
     """
     closed = [
         trial
-        for trial in running
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if _job_of(trial) in jobs and fail_left_trial(study, trial, CANCELLED_REASON)
     ]
     interrupted = [
         trial
         for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if (
-            _job_of(trial) in jobs
-            and str(trial.user_attrs.get("failure_reason", "")).startswith(INTERRUPTED)
-        )
+        if (_job_of(trial) in jobs and was_interrupted(trial))
         # A retry a stopping worker took and failed before tagging it never trained.
         or (RETRY_OF in trial.user_attrs and "worker" not in trial.user_attrs)
     ]

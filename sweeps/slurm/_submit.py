@@ -9,12 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote, unquote
 
 import optuna
 
 from storage import Store, SweepRecord
-from storage.redact import password_of, scrub
+from storage.redact import password_forms, password_of, scrub
 from storage.store_file import write_store_file
 from sweeps.errors import SweepsError, one_line
 from sweeps.slurm._jobs import jobs_of, record_job
@@ -65,9 +64,9 @@ def submit(
     script_path = home / f"submit-{stamp}.sh"
     script = batch_script(request, sys.executable, store_file, logs)
     script_path.write_text(script)
-    found = {unquote(password_of(value) or "") for value in settings.values()}
-    found.add(os.environ.get("PGPASSWORD", ""))
-    passwords = {form for raw in found for form in (raw, quote(raw, safe=""), quote(raw))}
+    found = [password_of(value) or "" for value in settings.values()]
+    found.append(os.environ.get("PGPASSWORD", ""))
+    passwords = {form for raw in found if raw for form in password_forms(raw)}
     env = job_environment(passwords)
     _warn_dropped(env)
     job = sbatch(script_path, env, hold=True)
