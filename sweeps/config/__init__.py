@@ -7,6 +7,7 @@ adds what the search space and the entrypoint must check.
 from __future__ import annotations
 
 from sweeps.config._files import load_mapping
+from sweeps.config._recipe import RECIPE_HYPERBAND, RECIPE_MAX_LR, RECIPE_MIN_LR, RECIPE_TPE
 from sweeps.config._schema import (
     AUTO_KEYS,
     BUILTIN_METRICS,
@@ -24,6 +25,7 @@ from sweeps.config._schema import (
     format_error,
     parse_config,
 )
+from sweeps.config._search_options import HyperbandOptions, TpeOptions
 from sweeps.config._strict import Strict
 from sweeps.config._workload import (
     FUSED_NEEDS_TASK,
@@ -38,11 +40,16 @@ __all__ = [
     "BUILTIN_METRICS",
     "FUSED_NEEDS_TASK",
     "PLACEHOLDERS",
+    "RECIPE_HYPERBAND",
+    "RECIPE_MAX_LR",
+    "RECIPE_MIN_LR",
+    "RECIPE_TPE",
     "SCHEDULE_KEYS",
     "WORKLOAD_KINDS",
     "AutoRange",
     "Choices",
     "Execution",
+    "HyperbandOptions",
     "Objective",
     "OptimizerName",
     "Range",
@@ -52,6 +59,7 @@ __all__ = [
     "SpaceEntry",
     "Strict",
     "SweepConfig",
+    "TpeOptions",
     "Workload",
     "format_error",
     "load_mapping",

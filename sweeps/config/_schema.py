@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from schedulers.config import parameter_names
+from sweeps.config._search_options import HyperbandOptions, TpeOptions
 from sweeps.config._strict import Seed, Strict
 from sweeps.config._workload import FUSED_NEEDS_TASK, Workload
 from sweeps.errors import UsageError, excerpt
@@ -138,9 +139,19 @@ class Search(Strict):
     n_trials: Annotated[int, Field(ge=1)] = 20
     sampler: Literal["tpe", "random", "grid", "cmaes", "qmc"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
+    tpe: TpeOptions | None = None
+    hyperband: HyperbandOptions | None = None
     seed: Seed | None = 0
     max_failure_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     space: dict[str, SpaceEntry] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _group_needs_multivariate(self) -> Search:
+        # Options of a sampler or pruner not chosen are kept, unused: switching `sampler:
+        # random` for a baseline run should not mean deleting the recipe's `tpe:` block.
+        if self.tpe is not None and self.tpe.group and not self.tpe.multivariate:
+            raise ValueError("`tpe.group`: needs tpe.multivariate: true, got multivariate: false")
+        return self
 
     @field_validator("space")
     @classmethod
@@ -246,14 +257,14 @@ def _known_fields(location: tuple[Any, ...], root: type[BaseModel]) -> list[str]
         field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
         if field is None:
             return []
-        annotation = field.annotation
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
-        if model is None:
+        models = [
+            kind
+            for kind in (field.annotation, *get_args(field.annotation))  # X or X | None
+            if isinstance(kind, type) and issubclass(kind, BaseModel)
+        ]
+        if not models:
             return []
+        model = models[0]
     return list(model.model_fields)
 
 

@@ -11,6 +11,11 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import BaseModel
+
+from sweeps.config._recipe import RECIPE_HYPERBAND, RECIPE_MAX_LR, RECIPE_MIN_LR, RECIPE_TPE
+from sweeps.config._schema import AutoRange
+
 StarterKind = Literal["builtin", "task", "entrypoint", "command"]
 
 
@@ -43,8 +48,8 @@ def starter_text(starter: Starter) -> str:
 
     Example:
         >>> text = starter_text(Starter("builtin", "digits", "digits-onecycle"))
-        >>> [line for line in text.splitlines() if "cycle_max_lr:" in line]
-        ['    cycle_max_lr: auto']
+        >>> [line.split("#")[0] for line in text.splitlines() if "cycle_max_lr:" in line]
+        ['    cycle_max_lr: {auto: true, below: 3.0, above: 2.0}  ']
     """
     lines = [
         "# A 1-Cycle sweep written by `onecycle init`: the recommended search, to adjust.",
@@ -75,7 +80,11 @@ def starter_text(starter: Starter) -> str:
         "search:",
         f"  n_trials: {starter.n_trials}",
         "  sampler: tpe               # learns from finished trials; random is a baseline",
+        f"  tpe: {_flow(RECIPE_TPE)}",
+        "                             # one model of all parameters after 5 random trials;",
+        "                             # running trials count as bad, so workers spread out",
         "  pruner: hyperband          # stops weak schedules at a few evaluation points",
+        f"  hyperband: {_flow(RECIPE_HYPERBAND)}  # rungs at 1, 2, 4, 8 evaluations",
         "  seed: 0",
         "  space:                     # DeepSpeed's OneCycle names",
         *_lr_bounds(starter),
@@ -130,13 +139,24 @@ def _cycle_length(updates: int) -> list[str]:
 def _lr_bounds(starter: Starter) -> list[str]:
     if starter.trains_here:
         return [
-            "    cycle_min_lr: auto       # the LR range test sets both bounds (range_test below)",
-            "    cycle_max_lr: auto",
+            f"    cycle_min_lr: {_auto(RECIPE_MIN_LR)}       # ranges around the LR range test's",
+            f"    cycle_max_lr: {_auto(RECIPE_MAX_LR)}  # suggestions",
         ]
     return [
         "    cycle_min_lr: {low: 1.0e-4, high: 1.0e-2, log: true}   # a launched script has no",
         "    cycle_max_lr: {low: 1.0e-3, high: 1.0, log: true}      # range test: set bounds",
     ]
+
+
+def _flow(options: BaseModel) -> str:
+    """A section's fields as one YAML flow mapping, ``{key: value, ...}``."""
+    fields = options.model_dump()
+    return "{" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in fields.items()) + "}"
+
+
+def _auto(entry: AutoRange) -> str:
+    """``auto`` for the default margins, else the entry with its margins."""
+    return "auto" if entry == AutoRange(auto=True) else _flow(entry)
 
 
 def _scalar(value: str) -> str:

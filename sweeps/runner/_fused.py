@@ -101,8 +101,8 @@ class _BatchHooks:
             if value is None or not math.isfinite(value):
                 continue
             member = self.members[index]
-            member.intermediate.append((step, value))
-            member.shadow.report(value, step)
+            member.intermediate.append((len(member.intermediate) + 1, value))
+            member.shadow.report(value, len(member.intermediate))
             if member.shadow.should_prune():
                 stop.add(index)
         return stop
@@ -230,12 +230,13 @@ def _member_outcome(
     context: FusedContext, outcome: FusedOutcome, index: int, started: float
 ) -> MemberOutcome:
     result = outcome.results[index]
+    ran = {"steps": result.steps}  # what every trial cost, however it ended
     if index in outcome.stopped:
-        return MemberOutcome(TrialState.PRUNED, None, None, result, started)
+        return MemberOutcome(TrialState.PRUNED, None, None, result, started, ran)
     value = result.final.get(context.settings.metric, math.nan)
     reason = failure_reason(result, context.settings.metric)
     if reason is not None:
-        return MemberOutcome(TrialState.FAIL, None, reason, result, started)
+        return MemberOutcome(TrialState.FAIL, None, reason, result, started, ran)
     attrs = {
         key: getattr(result, key)
         for key in ("steps", "samples", "wall_time_s", "best", "samples_to_target")

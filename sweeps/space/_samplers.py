@@ -14,6 +14,7 @@ fused batch in parallel (:mod:`sweeps.space._parallel`) build the same sampler c
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 from typing_extensions import override
 
+from sweeps.config import HyperbandOptions, TpeOptions
 from sweeps.errors import UsageError
 from sweeps.space._sobol import SobolSampler
 
@@ -141,7 +143,8 @@ def make_sampler(
     seed = config.search.seed
     kind = config.search.sampler
     if kind == "tpe":
-        return PerTrialSeeds(lambda s: optuna.samplers.TPESampler(seed=s), seed, offset)
+        tpe = config.search.tpe or TpeOptions()
+        return PerTrialSeeds(lambda s: _tpe(tpe, s), seed, offset)
     if kind == "random":
         return PerTrialSeeds(lambda s: optuna.samplers.RandomSampler(seed=s), seed, offset)
     if kind == "grid":
@@ -165,11 +168,31 @@ def make_sampler(
     )
 
 
+def _tpe(options: TpeOptions, seed: int | None) -> optuna.samplers.TPESampler:
+    """Optuna's TPE with the sweep's options (its experimental-feature warnings kept quiet)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            multivariate=options.multivariate,
+            group=options.group,
+            n_startup_trials=options.n_startup_trials,
+            constant_liar=options.constant_liar,
+        )
+
+
 def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
-    """Median (after 3 trials and one epoch), Hyperband over updates, or none."""
+    """Median (once 3 trials have finished), Hyperband over evaluations, or none.
+
+    A trial reports its n-th evaluation as Optuna step n (see ``docs/search_quality.md``), so
+    Hyperband's rungs are evaluation counts whatever the evaluation interval.
+    """
     kind = config.search.pruner
     if kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     if kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+        options = config.search.hyperband or HyperbandOptions()
+        return optuna.pruners.HyperbandPruner(
+            min_resource=options.min_evaluations, reduction_factor=options.reduction_factor
+        )
     return optuna.pruners.NopPruner()

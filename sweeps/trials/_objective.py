@@ -80,16 +80,19 @@ class TrialObjective:
             with phase("training"):
                 result = runner.run(schedule, self.settings, hooks)
         except optuna.TrialPruned:
+            trial.set_user_attr("steps", hooks.last.steps)  # what it cost, however it ended
             self._finish(run_id, tracker, schedule, "PRUNED", None, started, hooks.last)
             raise
         except BaseException as error:
             why = f"{type(error).__name__}: {error}"
+            trial.set_user_attr("steps", hooks.last.steps)
             trial.set_user_attr("failure_reason", why)
             self._finish(run_id, tracker, schedule, "FAIL", why, started, hooks.last)
             raise
         value = result.final.get(self.settings.metric, math.nan)
         reason = failure_reason(result, self.settings.metric)
         if reason is not None:
+            trial.set_user_attr("steps", result.steps)
             trial.set_user_attr("failure_reason", reason)
             self._finish(run_id, tracker, schedule, "FAIL", reason, started, result)
             raise TrialDiverged(f"trial {trial.number} failed at step {result.steps}: {reason}")
@@ -164,6 +167,7 @@ class _TrialHooks:
         self.last = TrainResult()  # progress so far, for runs that end early
         self.progress: Callable[[int, int], None] | None = None
         self.number = trial.number
+        self.reports = 0
 
     def log_files(self, files: list[tuple[str, str]]) -> None:
         """Log ``(path, artifact folder)`` files to the trial's run (a command trial's)."""
@@ -183,6 +187,7 @@ class _TrialHooks:
             self.tracker.on_eval(step, samples, metrics)
         value = metrics.get(self.metric)
         if value is not None and math.isfinite(value):
-            self.trial.report(value, step)
+            self.reports += 1  # Optuna's step: evaluations, so pruner rungs are evaluations
+            self.trial.report(value, self.reports)
             if self.trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step} with {self.metric}={value:.4g}")

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyprojec
 def _sweep(tmp_path: Path, n_trials: int = 8, **execution: Any) -> Path:
     config = example_sweep("digits", name="fused", epochs=2, options={"hidden": [32]})
     config["search"]["n_trials"] = n_trials
+    # The outcomes below are planned for the median pruner and TPE's defaults.
+    config["search"].update(pruner="median", tpe=None, hyperband=None)
     config["search"]["space"]["cycle_max_lr"] = {"low": 1e-3, "high": 30.0, "log": True}
     config["search"]["space"]["cycle_first_step_size"] = {"low": 10, "high": 30}
     config["scheduler"]["decay_step_size"] = 5

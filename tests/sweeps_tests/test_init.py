@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from storage import open_store, resolve_store
 from sweeps.cli import main
+from sweeps.config import RECIPE_HYPERBAND, RECIPE_MAX_LR, RECIPE_MIN_LR, RECIPE_TPE
 from sweeps.runner import load_config
 from tests.fixtures import EXAMPLES
 
@@ -68,8 +69,12 @@ def test_init_writes_a_file_that_validates_and_runs_a_two_trial_sweep(
     config = load_config(path)
     assert (config.name, config.search.n_trials, config.workload.epochs) == (name, 2, 1)
     assert (config.search.sampler, config.search.pruner) == ("tpe", "hyperband")
+    assert (config.search.tpe, config.search.hyperband) == (RECIPE_TPE, RECIPE_HYPERBAND)
     launched = "--command" in flags
     assert config.auto_keys == ([] if launched else ["cycle_min_lr", "cycle_max_lr"])
+    if not launched:  # the measured recipe's margins around the range test's suggestions
+        space = config.search.space
+        assert (space["cycle_max_lr"], space["cycle_min_lr"]) == (RECIPE_MAX_LR, RECIPE_MIN_LR)
     fused = config.execution.fused_trials
     assert fused == ("auto" if flags[0] in ("--builtin", "--task") else 1)
     text = path.read_text()

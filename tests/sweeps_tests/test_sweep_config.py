@@ -83,6 +83,18 @@ def test_the_documented_example_validates() -> None:
             r"sweep\.yaml:\d+:\d+: invalid YAML: duplicate key 'cycle_first_stair_count'",
         ),
         (lambda t: t + "\nextra: {a: [1, 2\n", r":\d+:\d+: invalid YAML"),
+        (
+            lambda t: t.replace("multivariate: true", "multivariate: false"),
+            r"`tpe\.group`: needs tpe\.multivariate: true, got multivariate: false",
+        ),
+        (
+            lambda t: t.replace("reduction_factor: 2", "reduction_factor: 1"),
+            r"search\.hyperband\.reduction_factor: Input should be greater than or equal to 2, got 1",
+        ),
+        (
+            lambda t: t.replace("n_startup_trials: 5", "n_startup: 5"),
+            r"search\.tpe\.n_startup: unknown key; did you mean `n_startup_trials`\?",
+        ),
     ],
 )
 def test_bad_sweep_file_is_one_line_exit_2_and_creates_nothing(
