@@ -38,6 +38,7 @@ def _ask(context: FusedContext, take: int) -> list[Member]:
     # The mirror holds every trial but the waiting ones, and takes those first (each keeps its
     # number): whenever it samples, its next number is the store's next number.
     mirror = optuna.create_study(
+        study_name=study.study_name,  # Hyperband's brackets hash the name with the number
         direction=study.direction,
         sampler=context.make_sampler(0),
         pruner=context.make_pruner(),
