@@ -76,7 +76,21 @@ def starter_text(starter: Starter) -> str:
         if starter.direction or starter.metric:
             chosen = starter.direction or direction_of(starter.metric or "")
             lines.append(f"  direction: {chosen}")
-    lines += [
+    lines += _search_lines(starter)
+    if starter.trains_here:
+        lines += [
+            "range_test: {steps: 200}     # updates of the LR range test behind `auto`",
+            "execution:",
+            "  fused_trials: auto         # several trials as one stacked model when it pays"
+            if starter.kind != "entrypoint"
+            else "  fused_trials: 1            # a function's own loop cannot fuse; a Task can",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _search_lines(starter: Starter) -> list[str]:
+    """The ``search:`` and ``scheduler:`` sections: the recipe and the space around it."""
+    return [
         "search:",
         f"  n_trials: {starter.n_trials}",
         "  sampler: tpe               # learns from finished trials; random is a baseline",
@@ -95,15 +109,6 @@ def starter_text(starter: Starter) -> str:
         "  cycle_max_mom: 0.95",
         f"  decay_step_size: {max(1, starter.updates // 20) if starter.updates else 20}",
     ]
-    if starter.trains_here:
-        lines += [
-            "range_test: {steps: 200}     # updates of the LR range test behind `auto`",
-            "execution:",
-            "  fused_trials: auto         # several trials as one stacked model when it pays"
-            if starter.kind != "entrypoint"
-            else "  fused_trials: 1            # a function's own loop cannot fuse; a Task can",
-        ]
-    return "\n".join(lines) + "\n"
 
 
 #: Words in a metric's name that say which way is better.

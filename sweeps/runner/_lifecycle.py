@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
+from pydantic import BaseModel
 
 from storage import Store, SweepExists, SweepRecord
-from sweeps.config import SweepConfig, Workload
+from sweeps.config import Search, SweepConfig, Workload
 from sweeps.errors import UsageError
 from sweeps.runner._ending import (
     STOPPED_REASON,
@@ -158,7 +159,9 @@ def _same_sweep(
     # Records written before range tests existed have no range_test section: the default.
     stored.setdefault("range_test", {**payload.get("range_test", {}), "result": None})
     # Records written before a workload key existed (`task`, `command`, ...) lack it: its default.
-    stored["workload"] = {**_workload_defaults(), **stored.get("workload", {})}
+    stored["workload"] = {**_defaults(Workload), **stored.get("workload", {})}
+    # And before a search key existed (`tpe`, `hyperband`): its default.
+    stored["search"] = {**_defaults(Search), **stored.get("search", {})}
     payload = _comparable(payload, stored)
     # `execution` says how trials run, not what the sweep is: a resume may change it.
     before = {k: v for k, v in stored.items() if k not in ("search", "execution")}
@@ -176,10 +179,13 @@ def _same_sweep(
     return stored, payload
 
 
-def _workload_defaults() -> dict[str, Any]:
-    """Every ``workload`` key's default, as a stored config holds it (JSON)."""
-    fields = Workload.model_fields.items()
-    return {name: field.get_default(call_default_factory=True) for name, field in fields}
+def _defaults(section: type[BaseModel]) -> dict[str, Any]:
+    """Every key's default in a sweep-file ``section``, as a stored config holds it (JSON)."""
+    fields = section.model_fields.items()
+    values = {name: field.get_default(call_default_factory=True) for name, field in fields}
+    return {
+        k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v for k, v in values.items()
+    }
 
 
 def _first_difference(left: Any, right: Any, path: str = "") -> str:
