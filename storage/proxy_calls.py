@@ -12,11 +12,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from storage.errors import StoreError, StoreUnavailable
-from storage.proxy_protocol import LOCK, UNLOCK, decode, encode, path, raised
+from storage.proxy_protocol import BEAT, COUNT, HELLO, LOCK, UNLOCK, decode, encode, path, raised
 from storage.spec import StoreSpec, proxy_address
 
 #: Seconds a call waits for the proxy (it may be restarting) before the worker gives up.
 CALL_TIMEOUT_S = 60.0
+#: Calls that read, or repeat harmlessly: sent again once when a stopping proxy cancelled them
+#: in flight (waiting for a proxy that is down covers only calls not yet sent).
+REPEATABLE = frozenset({HELLO, COUNT, BEAT})
 
 
 def grpc_module() -> Any:
@@ -47,13 +50,18 @@ class Calls:
         stub = self.channel.unary_unary(
             path(method), request_serializer=encode, response_deserializer=decode
         )
-        try:
-            answer = stub(request, timeout=timeout, wait_for_ready=True)
-        except self._grpc.RpcError as error:
-            raise StoreUnavailable(
-                f"the storage proxy at onecycle://{self.address} did not answer {method} "
-                f"({error.code().name}): check that `onecycle serve` is running there"
-            ) from None
+        gone = (self._grpc.StatusCode.CANCELLED, self._grpc.StatusCode.UNAVAILABLE)
+        for attempt in (1, 2):
+            try:
+                answer = stub(request, timeout=timeout, wait_for_ready=True)
+                break
+            except self._grpc.RpcError as error:
+                if attempt == 1 and method in REPEATABLE and error.code() in gone:
+                    continue
+                raise StoreUnavailable(
+                    f"the storage proxy at onecycle://{self.address} did not answer {method} "
+                    f"({error.code().name}): check that `onecycle serve` is running there"
+                ) from None
         return raised(answer)
 
     def ready(self, timeout: float) -> None:
