@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from storage import schema_template
 from storage.connect import ATTEMPTS, engine_for, engine_kwargs, ping, with_retries
 from storage.disk_full import FREE_SPACE, is_disk_full, store_full
 from storage.errors import StoreError, StoreUnavailable
@@ -27,7 +28,7 @@ from storage.pooling import unpooled_mlflow
 from storage.postgres import wanted_databases
 from storage.redact import first_line, redact_url, scrub
 from storage.spec import StoreSpec
-from storage.sqlite_dir import enable_wal, fast_wal_commits, sqlite_files
+from storage.sqlite_dir import enable_wal, fast_wal_commits, sqlite_files, sqlite_path
 from storage.store_creation import Creation, plan, prepare
 from storage.store_locks import schema_lock
 from storage.store_upgrade import refuse_out_of_date
@@ -207,7 +208,13 @@ def _build(store: Store, creation: Creation, attempts: int) -> None:
         refuse_out_of_date(spec)  # before anything is written; nothing is migrated silently
     with_retries("create the sweep table", spec.optuna_url, store.sweeps.create_schema, attempts)
     if creation.new:
+        new_mlflow_file = sqlite_path(spec.mlflow_uri)
+        if new_mlflow_file not in creation.files:
+            new_mlflow_file = None
+        seeded = new_mlflow_file is not None and schema_template.seed(new_mlflow_file)
         store.mlflow  # noqa: B018 - MLflow's schema, now, while a failure can still be undone
+        if new_mlflow_file is not None and not seeded:
+            schema_template.keep(new_mlflow_file)
         store.optuna_storage  # noqa: B018 - and Optuna's
         creation.finish(attempts)
 

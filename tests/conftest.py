@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,13 @@ from tests.requirements import postgres_url
 # property tests check is the values, never how fast one example ran.
 settings.register_profile("suite", deadline=None)
 settings.load_profile("suite")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the suite's MLflow schema copies (storage/schema_template.py) out of the home cache."""
+    os.environ.setdefault(
+        "ONECYCLE_CACHE_DIR", str(Path(tempfile.gettempdir()) / "onecycle-tests-cache")
+    )
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
