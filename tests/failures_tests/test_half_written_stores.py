@@ -253,11 +253,11 @@ def test_a_disk_that_fills_mid_sweep_stops_it_at_once_and_the_resume_makes_them_
     started = time.monotonic()
     assert main(["run", str(path), *store_args(spec)]) == 0
     resumed_in = time.monotonic() - started
-    # No minute of retrying a disk that stays full: the failed run ends sooner after the disk
-    # fills than the resume takes in all (its writer's start and a trial), give or take. A
-    # bound in seconds alone failed on a loaded CI machine, where the writer's MLflow import
-    # took 20 s of the failed run's wait.
-    assert stopped_after < max(30.0, 1.5 * resumed_in), (stopped_after, resumed_in)
+    # No minutes of retrying a disk that stays full (MLflow alone would retry for minutes).
+    # Loose on purpose: the tracking writer runs at a lower CPU priority, and on a CI machine
+    # whose cores other tests keep busy its MLflow import and its last writes took 50 s of the
+    # failed run's wait (a 30 s bound failed there), while the resume took 20 s.
+    assert stopped_after < max(90.0, 2 * resumed_in), (stopped_after, resumed_in)
     state = state_of(spec, "full")
     assert (state.status, state.parent) == ("finished", "FINISHED")
     assert (state.trials, state.runs) == (["FAIL", "COMPLETE"], ["FAILED", "FINISHED"])
