@@ -29,28 +29,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Slow tests first (a stable sort: each keeps its place among its kind).
-
-    pytest-xdist hands tests out in collection order, so a minute-long test collected last
-    kept one worker busy while the others had finished; started first, the quick tests fill
-    in around it. A grouped test counts as slow when any test of its group is, so that a
-    group keeps its order (the storage proxy's restart test runs last of its group).
-    """
-    slow_groups = {_group(item) for item in items if item.get_closest_marker("slow")}
-
-    def late(item: pytest.Item) -> bool:
-        group = _group(item)
-        return not (item.get_closest_marker("slow") or (group and group in slow_groups))
-
-    items.sort(key=late)
-
-
-def _group(item: pytest.Item) -> str:
-    marker = item.get_closest_marker("xdist_group")
-    return str(marker.args[0]) if marker and marker.args else ""
-
-
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one pytest worker more than the cores (at most 4), since many tests spend
     their time waiting on processes they started; measured in README's Development section."""

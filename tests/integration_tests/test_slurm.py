@@ -192,15 +192,20 @@ def test_cancel_ends_the_jobs_leaves_nothing_running_and_a_second_submit_finishe
         runs = store.mlflow.search_runs([record.mlflow_experiment_id])
     assert record.status == "stopped"
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
-    # Each interrupted trial is queued again (a retry may already have been taken by a worker
-    # still stopping, so the retries are counted in any state, none of them RUNNING).
+    originals = [t for t in interrupted if RETRY_OF not in t.user_attrs]
+    # Each interrupted trial is queued again. A retry may already have been taken by a worker
+    # still stopping, so the retries are counted in any state, none of them RUNNING; one that
+    # the stopping worker failed in turn is queued again only if that worker got so far before
+    # SLURM's kill (on a loaded CI machine it did not), so only the originals are counted.
     queued = [t for t in trials if RETRY_OF in t.user_attrs]
-    assert len(interrupted) >= n_trials and len(queued) == len(interrupted), trials
+    assert len(originals) >= n_trials, trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert all(
         str(t.user_attrs["failure_reason"]).startswith("KeyboardInterrupt") for t in interrupted
     )
-    assert sorted(t.user_attrs[RETRY_OF] for t in queued) == [t.number for t in interrupted]
+    retried = sorted(t.user_attrs[RETRY_OF] for t in queued)
+    assert set(retried) >= {t.number for t in originals}, trials
+    assert len(retried) == len(set(retried)), trials  # each queued once
     assert runs and all(run.info.status != "RUNNING" for run in runs)  # the parent's too
 
     second = _submit(path, spec, folder)
