@@ -126,7 +126,7 @@ def main() -> None:
     study = optuna.create_study(direction="maximize")
 
     def target(writer: Tracking) -> MlflowTarget:
-        return MlflowTarget(client, writer, experiment, parent, "bench-tracking")
+        return MlflowTarget(writer, experiment, parent, "bench-tracking")
 
     times: dict[str, list[float]] = {
         "untracked": [],

@@ -50,6 +50,15 @@ def sweep_lock_name(study_name: str) -> str:
     return f"{SWEEP_LOCK}{study_name}"
 
 
+def summary_lock_name(study_name: str) -> str:
+    """The store lock a sweep's summary is written under (one worker writes it).
+
+    A sweep lock by its name: on PostgreSQL it is held, and waited for, on the worker's kept
+    connection, so workers finishing together hold no extra connection while one writes.
+    """
+    return f"{SWEEP_LOCK}{study_name}:summary"
+
+
 @contextmanager
 def store_lock(
     spec: StoreSpec, url: str, name: str, engine: Engine | None = None

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_METRICS_PER_CALL",
     "MAX_PARAMS_PER_CALL",
     "MAX_PARAM_LENGTH",
+    "ClientCall",
     "InlineTracking",
     "Point",
     "ProcessTracking",
@@ -37,6 +38,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import threading
 import time
 import uuid
 import weakref
@@ -45,20 +47,21 @@ from typing import Any
 
 from storage.errors import StoreUnavailable
 from storage.interrupts import held
-from storage.tracking_writer import (
+from storage.tracking_executor import (
     BATCH_HANDLE,
     BULK_ENV,
     MAX_METRICS_PER_CALL,
     MAX_PARAM_LENGTH,
     MAX_PARAMS_PER_CALL,
     UNENDED_REASON,
+    ClientCall,
+    Executor,
     Point,
     RunCall,
     RunEnd,
     SyncReport,
-    _Executor,
-    serve_and_exit,
 )
+from storage.tracking_writer import serve_and_exit
 
 
 class Tracking:
@@ -103,6 +106,25 @@ class Tracking:
         :meth:`wait_for`, and it is done before a :meth:`sync` or :meth:`close` returns.
         """
         self._send(("idle_call", handle, target, kwargs))
+
+    def ask(self, function: ClientCall, *args: Any, **kwargs: Any) -> Any:
+        """``function(client, *args, **kwargs)`` run where the writes happen; what it returns.
+
+        For MLflow work besides a run's writes (an experiment, a parent run, a sweep's summary),
+        so that the process that trains need not import MLflow. It runs after every command
+        sent before it (deferred work aside), and its answer must be plain data: an MLflow
+        entity would import MLflow where it arrives. A failure raises :class:`StoreUnavailable`.
+        """
+        raise NotImplementedError
+
+    def post(self, function: ClientCall, *args: Any, **kwargs: Any) -> None:
+        """Like :meth:`ask`, without waiting: a failure is reported at the next sync."""
+        self._send(("post", getattr(function, "__name__", "post"), function, args, kwargs))
+
+    @property
+    def can_ask(self) -> bool:
+        """Whether :meth:`ask` can still be answered (the writer is open and alive)."""
+        return True
 
     def end_run(self, handle: str, status: str) -> None:
         """Terminate the run: FINISHED, KILLED or FAILED."""
@@ -152,10 +174,14 @@ class InlineTracking(Tracking):
     """Commands carried out at once in the calling thread."""
 
     def __init__(self, tracking_uri: str) -> None:
-        self._executor = _Executor(tracking_uri)
+        self._executor = Executor(tracking_uri)
 
     def _send(self, command: tuple[Any, ...]) -> None:
         self._executor.execute(command)
+
+    def ask(self, function: ClientCall, *args: Any, **kwargs: Any) -> Any:
+        """Run ``function`` here, with this tracking's client."""
+        return _answer(self._executor.ask(function, args, kwargs))
 
     def sync(self, timeout_s: float = 300.0) -> SyncReport:
         """Nothing is pending; report run ids and errors."""
@@ -188,6 +214,7 @@ class ProcessTracking(Tracking):
         self._closed = False
         self._used = False
         self._seen: dict[str, SyncReport] = {}
+        self._reading = threading.Lock()  # one thread reads replies at a time
         _LIVE.add(self)
         if not _EXIT_HOOK:  # registered after multiprocessing's own, so it runs before it
             atexit.register(_stop_writers)
@@ -213,6 +240,17 @@ class ProcessTracking(Tracking):
             self._process.kill()
         self._process.join(timeout=5)
 
+    def ask(self, function: ClientCall, *args: Any, **kwargs: Any) -> Any:
+        """Run ``function`` in the writer process, after what was sent before; its answer."""
+        token = uuid.uuid4().hex
+        self._send(("ask", token, function, args, kwargs))
+        return _answer(self._await(token, 300.0))
+
+    @property
+    def can_ask(self) -> bool:
+        """Open, and its process alive."""
+        return not self._closed and self._process.is_alive()
+
     def mark(self) -> str:
         """Send a sync marker now; :meth:`wait_for` it later."""
         token = uuid.uuid4().hex
@@ -231,13 +269,15 @@ class ProcessTracking(Tracking):
         return self._await(token, timeout_s)
 
     def _await(self, token: str, timeout_s: float) -> SyncReport:
-        if token in self._seen:
-            return self._seen.pop(token)
+        """The reply to ``token``; a reply for another waiter (another thread) is kept for it."""
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                with held():  # an interrupt half-way through a reply would garble the rest
-                    reply_token, report = self._replies.get(timeout=0.5)
+                with self._reading:
+                    if token in self._seen:
+                        return self._seen.pop(token)
+                    with held():  # an interrupt half-way through a reply would garble the rest
+                        reply_token, report = self._replies.get(timeout=0.1)
             except queue.Empty:
                 if not self._process.is_alive():
                     raise StoreUnavailable(
@@ -279,6 +319,12 @@ class ProcessTracking(Tracking):
             with contextlib.suppress(Exception):
                 self._barrier("close", 30.0)
         self.discard()  # whatever is still running of it
+
+
+def _answer(report: SyncReport) -> Any:
+    if report.failure:
+        raise StoreUnavailable(f"MLflow: {report.failure}")
+    return report.answer
 
 
 #: Writers started ahead of need, by tracking URI, until a :meth:`ProcessTracking.for_uri` takes

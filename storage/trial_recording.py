@@ -27,13 +27,11 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from storage.bulk_runs import BulkRunWriter, NewRun
+from storage.bulk_runs import BulkRunWriter, NewRun, create_runs
 from storage.bulk_trials import BulkTrialWriter, Finish, NewTrial, Started
 from storage.trial_queries import rdb_storage
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
-
     from storage.tracking import Tracking
 
 __all__ = [
@@ -226,17 +224,13 @@ class RunRecorder(ABC):
 
 
 class _ApiRuns(RunRecorder):
-    """Each run created by MLflow's client; params written by the tracking writer."""
-
-    def __init__(self, tracking: Tracking, client: MlflowClient) -> None:
-        super().__init__(tracking)
-        self.client = client
+    """Each run created by MLflow's client, where the tracking runs; params written by it."""
 
     def open(self, experiment_id: str, runs: Mapping[str, NewRun]) -> dict[str, str]:
-        opened = {}
+        found = [NewRun(run.name, run.tags) for run in runs.values()]  # params come after
+        ids = self.tracking.ask(create_runs, experiment_id, found)
+        opened = dict(zip(runs, ids, strict=True))
         for handle, run in runs.items():
-            created = self.client.create_run(experiment_id, run_name=run.name, tags=dict(run.tags))
-            opened[handle] = str(created.info.run_id)
             self.tracking.adopt_run(handle, opened[handle])
             self.tracking.log_params(handle, run.params)
         return opened
@@ -257,9 +251,10 @@ class _BulkRuns(RunRecorder):
         return opened
 
 
-def run_recorder(
-    tracking: Tracking, client: MlflowClient, mlflow_uri: str, bulk: bool = True
-) -> RunRecorder:
-    """The recorder for MLflow at ``mlflow_uri``: the bulk writer where it can, else the client."""
+def run_recorder(tracking: Tracking, mlflow_uri: str, bulk: bool = True) -> RunRecorder:
+    """The recorder for MLflow at ``mlflow_uri``: the bulk writer where it can, else the client.
+
+    Neither imports MLflow here: the client's calls run where ``tracking`` runs (its writer).
+    """
     writer = BulkRunWriter.for_uri(mlflow_uri) if bulk else None
-    return _ApiRuns(tracking, client) if writer is None else _BulkRuns(tracking, writer)
+    return _ApiRuns(tracking) if writer is None else _BulkRuns(tracking, writer)

@@ -68,7 +68,6 @@ def run_command(
     if in_process:  # its MLflow import runs on another core while torch loads here
         start_writer(spec_from_options(options).mlflow_uri)
     with phase("imports"):
-        import mlflow  # noqa: F401 - here, to show in --profile; the store and runs need it
         import torch  # noqa: F401
 
         from sweeps.runner import check_workload, create_or_resume
@@ -83,8 +82,9 @@ def run_command(
                 "note: several workers on a SQLite store share one database file; "
                 "for more than a few, use a PostgreSQL store"
             )
-        if in_process:
-            start_writer(store.spec.mlflow_uri).store_ready()
+        if in_process:  # MLflow's work here runs in the writer: no MLflow import in this process
+            store.mlflow_via = start_writer(store.spec.mlflow_uri)
+            store.mlflow_via.store_ready()
         with phase("sweep record"):
             record, created = create_or_resume(
                 store,

@@ -43,6 +43,10 @@ def read_params(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: {error}") from None
 
 
+#: The tracking handle of a tracked ``train``'s parent run.
+PARENT = "parent"
+
+
 @click.command(
     "train",
     short_help="Train SWEEP_FILE's workload once with the given params (`onecycle best` output).",
@@ -60,6 +64,7 @@ def read_params(path: Path) -> dict[str, Any]:
 def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options: Any) -> None:
     """Train SWEEP_FILE's workload once with the given params (e.g. `onecycle best` output)."""
     from storage.tracking import ProcessTracking, start_writer
+    from storage.trial_recording import run_recorder
 
     if not no_track:  # its MLflow import runs on another core while torch loads here
         start_writer(spec_from_options(options).mlflow_uri)
@@ -98,20 +103,22 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
         store = None if no_track else open_from_options(options)
     try:
         if store is not None:
-            start_writer(store.spec.mlflow_uri).store_ready()
-            with phase("tracking setup"):
-                client = store.mlflow
-                experiment = ensure_experiment(client, config.name, store.spec.artifact_location)
-                parent = start_parent_run(
-                    client, experiment, config.name, "train", {"params_file": str(params_file)}
+            tracking = ProcessTracking.for_uri(store.spec.mlflow_uri)
+            tracking.store_ready()
+            with phase("tracking setup"):  # in the writer: no MLflow import here
+                experiment = tracking.ask(
+                    ensure_experiment, config.name, store.spec.artifact_location
                 )
-            objective.mlflow = MlflowTarget(
-                client,
-                ProcessTracking.for_uri(store.spec.mlflow_uri),
-                experiment,
-                parent,
-                config.name,
-            )
+                parent = tracking.ask(
+                    start_parent_run,
+                    experiment,
+                    config.name,
+                    "train",
+                    {"params_file": str(params_file)},
+                )
+            tracking.adopt_run(PARENT, parent)  # ended FAILED by the writer if this process dies
+            runs = run_recorder(tracking, store.spec.mlflow_uri)
+            objective.mlflow = MlflowTarget(tracking, experiment, parent, config.name, runs)
         trial = study.ask()
         value = objective(trial)
         study.tell(trial, value)
@@ -121,8 +128,8 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
         )
         if objective.mlflow is not None and store is not None:
             with phase("tracking flush"):
+                objective.mlflow.tracking.end_run(PARENT, "FINISHED")
                 objective.mlflow.tracking.close().raise_errors()
-                store.mlflow.set_terminated(objective.mlflow.parent_run_id, "FINISHED")
             console.print(
                 f"tracked as MLflow run {trial.user_attrs['mlflow_run_id']} "
                 f"in experiment {config.name}"

@@ -23,9 +23,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 import optuna
-from mlflow.entities import RunTag
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import Store, SweepRecord
@@ -50,9 +50,11 @@ def make_runs_agree(
         for trial in study.get_trials(deepcopy=False, states=FINISHED)
         if trial.user_attrs.get("mlflow_run_id")
     ]
+    if not trials:
+        return []  # a new sweep: no round trip to the writer (which may still be starting)
     ids = [str(trial.user_attrs["mlflow_run_id"]) for trial in trials]
-    statuses = run_statuses(
-        store.mlflow, store.spec.mlflow_uri, ids, record.mlflow_parent_run_id or ""
+    statuses = store.mlflow_call(
+        run_statuses, store.spec.mlflow_uri, ids, record.mlflow_parent_run_id or ""
     )
     repaired = []
     cutoff = datetime.now() - timedelta(seconds=grace_s)  # Optuna's trial times: naive, local
@@ -62,7 +64,7 @@ def make_runs_agree(
             continue
         if status == "RUNNING" and (trial.datetime_complete or cutoff) > cutoff:
             continue  # its worker may be ending it right now
-        _repair(store, trial, run_id, status, wanted)
+        store.mlflow_call(_repair, trial, run_id, status, wanted)
         repaired.append(trial.number)
     if repaired:
         log.warning(
@@ -74,8 +76,10 @@ def make_runs_agree(
     return repaired
 
 
-def _repair(store: Store, trial: FrozenTrial, run_id: str, status: str, wanted: str) -> None:
-    client = store.mlflow
+def _repair(client: Any, trial: FrozenTrial, run_id: str, status: str, wanted: str) -> None:
+    """End the run as its trial's state says, tagged with what it was (in the writer)."""
+    from mlflow.entities import RunTag
+
     state = trial.state.name
     run = client.get_run(run_id)
     tags = {

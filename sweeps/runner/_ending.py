@@ -23,7 +23,6 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -38,16 +37,9 @@ from sweeps.runner._coordination import fail_dead_trials, sweep_lock
 from sweeps.runner._outcome import close_parent, outcome_of
 from sweeps.runner._requeue import interrupted_trials, requeue
 from sweeps.runner._worker_tag import requeues_when_stopped
-from sweeps.tracking import FAILURE_TAG
+from sweeps.tracking import end_parent, reopen_parent
 
 log = logging.getLogger(__name__)
-
-#: The parent run's status for each way a sweep ends.
-PARENT_STATUS: dict[SweepStatus, str] = {
-    "finished": "FINISHED",
-    "failed": "FAILED",
-    "stopped": "KILLED",
-}
 
 STOPPED_REASON = "stopped by Ctrl+C or SIGTERM; `onecycle run` the file again to resume it"
 
@@ -148,7 +140,7 @@ def _end(ending: Ending, status: SweepStatus, reason: str, whole_sweep: bool) ->
 
 def _mark(ending: Ending, status: SweepStatus, reason: str) -> None:
     ending.store.sweeps.update(ending.record.name, status=status)
-    end_parent(ending.store.mlflow, ending.record.mlflow_parent_run_id, status, reason)
+    ending.store.mlflow_call(end_parent, ending.record.mlflow_parent_run_id, status, reason)
 
 
 def _finish(ending: Ending) -> None:
@@ -175,41 +167,12 @@ def _running_elsewhere(study: optuna.Study, worker: str) -> bool:
     return any(trial.user_attrs.get("worker") != worker for trial in running)
 
 
-def end_parent(client: Any, parent: str | None, status: SweepStatus, reason: str) -> None:
-    """End a sweep's parent run as ``status`` says, with ``reason`` on it."""
-    if not parent:
-        return
-    client.set_tag(parent, FAILURE_TAG, scrub(one_line(reason)))
-    client.set_terminated(parent, PARENT_STATUS[status])
-
-
-def discard_parent(client: Any, experiment: str, parent: str) -> None:
-    """End and delete a parent run whose process lost the race to create its sweep.
-
-    Its range test's run, if it ran one, goes with it: nothing of the losing process is left
-    in the experiment the winner's sweep uses.
-    """
-    children = client.search_runs(
-        [experiment], filter_string=f"tags.mlflow.parentRunId = '{parent}'"
-    )
-    for run in [*children, client.get_run(parent)]:
-        if run.info.status == "RUNNING":
-            client.set_terminated(run.info.run_id, "KILLED")
-        client.delete_run(run.info.run_id)
-
-
 def reopen(store: Store, record: SweepRecord) -> SweepRecord:
     """The sweep running again and its parent run RUNNING, without the reason it ended."""
     if record.status != "running":
         record = store.sweeps.update(record.name, status="running")
-    parent = record.mlflow_parent_run_id
-    if parent:
-        client = store.mlflow
-        run = client.get_run(parent)
-        if run.info.status != "RUNNING" and run.info.lifecycle_stage == "active":
-            if FAILURE_TAG in run.data.tags:
-                client.delete_tag(parent, FAILURE_TAG)
-            client.update_run(parent, "RUNNING")
+    if record.mlflow_parent_run_id:
+        store.mlflow_call(reopen_parent, record.mlflow_parent_run_id)
     return record
 
 

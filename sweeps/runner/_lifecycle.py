@@ -16,15 +16,9 @@ from pydantic import BaseModel
 from storage import Store, SweepExists, SweepRecord
 from sweeps.config import Search, SweepConfig, Workload
 from sweeps.errors import UsageError
-from sweeps.runner._ending import (
-    STOPPED_REASON,
-    discard_parent,
-    end_parent,
-    end_reason,
-    reopen,
-)
+from sweeps.runner._ending import STOPPED_REASON, end_reason, reopen
 from sweeps.space import SearchSpace
-from sweeps.tracking import ensure_experiment, start_parent_run
+from sweeps.tracking import discard_parent, end_parent, ensure_experiment, start_parent_run
 
 
 def create_or_resume(
@@ -41,23 +35,23 @@ def create_or_resume(
     existing = store.sweeps.find(config.name)
     if existing is not None:
         return _resume(store, existing, config.model_dump(mode="json")), False
-    client = store.mlflow
-    experiment = ensure_experiment(client, config.name, store.spec.artifact_location)
-    parent = start_parent_run(
-        client, experiment, config.name, config.name, config.model_dump(mode="json")
+    call = store.mlflow_call  # in the tracking writer when the caller set one
+    experiment = call(ensure_experiment, config.name, store.spec.artifact_location)
+    parent = call(
+        start_parent_run, experiment, config.name, config.name, config.model_dump(mode="json")
     )
     try:
         config = _resolved(store, config, experiment, parent, on_range_test)
         space = SearchSpace(config)
         created = _record_new(store, config, experiment, parent)
     except SweepExists:  # another process created it first: join that one, or be refused
-        discard_parent(client, experiment, parent)
+        call(discard_parent, experiment, parent)
         return _resume(store, store.sweeps.get(config.name), config.model_dump(mode="json")), False
     except KeyboardInterrupt:
-        end_parent(client, parent, "stopped", STOPPED_REASON)
+        call(end_parent, parent, "stopped", STOPPED_REASON)
         raise
     except BaseException as error:
-        end_parent(client, parent, "failed", end_reason(error))
+        call(end_parent, parent, "failed", end_reason(error))
         raise
     study = optuna.load_study(study_name=created.study_name, storage=store.optuna_storage)
     for params in space.enqueued:

@@ -54,6 +54,7 @@ from sweeps.runner._settings import (
 from sweeps.runner._slots import check_gpu_choice, gpu_slots, run_slots
 from sweeps.runner._worker_tag import worker_tag
 from sweeps.space import SearchSpace, make_pruner, make_sampler
+from sweeps.tracking import log_parent_metrics
 from sweeps.trials import (
     MlflowTarget,
     TrialDiverged,
@@ -87,12 +88,26 @@ def run_sweep(
     (:mod:`sweeps.runner._ending`).
     """
     worker = worker_tag()
-    with sweep_ending(store, record, worker) as ending:
-        return _run(ending, progress or Progress(), fused, gpus)
+    with phase("writer start"):
+        tracking = ProcessTracking.for_uri(store.spec.mlflow_uri)
+        tracking.store_ready()
+    # The worker's MLflow work (its ending and summary too) runs in its tracking writer.
+    routed, store.mlflow_via = store.mlflow_via, tracking
+    try:
+        with sweep_ending(store, record, worker) as ending:
+            return _run(ending, progress or Progress(), fused, gpus, tracking)
+    finally:
+        store.mlflow_via = routed
+        with phase("tracking flush"):
+            tracking.close()
 
 
 def _run(
-    ending: Ending, progress: Progress, fused: int | str | None, gpus: Sequence[str]
+    ending: Ending,
+    progress: Progress,
+    fused: int | str | None,
+    gpus: Sequence[str],
+    tracking: ProcessTracking,
 ) -> SweepOutcome:
     store, record, worker = ending.store, ending.record, ending.worker
     config = parse_config(record.config, f"sweep {record.name!r} in the store")
@@ -104,7 +119,7 @@ def _run(
     recorder = recorder_for(study)
     stop = threading.Event()
     makers = _slot_runners(store, config, device, gpus, stop)
-    target = _mlflow_target(store, record)
+    target = _mlflow_target(store, record, tracking)
     objective = _objective(config, space, device, makers[0], target, progress)
     n_trials = config.search.n_trials
     reopen = partial(reopen_if_ended, store, record.name)
@@ -145,8 +160,6 @@ def _run(
         watcher.stop()
         if fused_context is not None and fused_context.sampling is not None:
             fused_context.sampling.close()
-        with phase("tracking flush"):
-            target.tracking.close()
     return riding_out_outages("count the trials", lambda: outcome_of(study, n_trials))
 
 
@@ -198,19 +211,15 @@ def _slot_runners(
     ]
 
 
-def _mlflow_target(store: Store, record: SweepRecord) -> MlflowTarget:
+def _mlflow_target(store: Store, record: SweepRecord, tracking: ProcessTracking) -> MlflowTarget:
     """Where the worker's trials are tracked: child runs of the sweep's, through its writer."""
-    with phase("writer start"):
-        tracking = ProcessTracking.for_uri(store.spec.mlflow_uri)
-        tracking.store_ready()
     bulk_runs = os.environ.get(BULK_ENV, "1") != "0"
     return MlflowTarget(
-        store.mlflow,
         tracking,
         record.mlflow_experiment_id or "",
         record.mlflow_parent_run_id or "",
         record.name,
-        run_recorder(tracking, store.mlflow, store.spec.mlflow_uri, bulk=bulk_runs),
+        run_recorder(tracking, store.spec.mlflow_uri, bulk=bulk_runs),
     )
 
 
@@ -280,7 +289,7 @@ def _fused_context(
         store=store,
         study=recorder.study,
         recorder=recorder,
-        runs=target.runs or run_recorder(target.tracking, store.mlflow, "", bulk=False),
+        runs=target.runs or run_recorder(target.tracking, "", bulk=False),
         config=config,
         space=space,
         settings=objective.settings,
@@ -313,9 +322,6 @@ def _fused_batch(context: FusedContext, n_trials: int) -> bool:
     run_batch(context, members, times)
     context.batches.append(times)
     with contextlib.suppress(Exception):  # figures for the record, not worth failing a sweep
-        from mlflow.entities import Metric
-
-        now, step = int(time.time() * 1000), len(context.batches) - 1
         figures = {
             "fused/bookkeeping_share": times.bookkeeping_share,
             "fused/ask_s": times.ask_s,
@@ -325,10 +331,8 @@ def _fused_batch(context: FusedContext, n_trials: int) -> bool:
             "fused/sync_s": times.sync_s,
             "fused/trials": float(times.trials),
         }
-        context.store.mlflow.log_batch(
-            context.parent_run_id,
-            metrics=[Metric(key, value, now, step) for key, value in figures.items()],
-        )
+        step = len(context.batches) - 1
+        context.tracking.post(log_parent_metrics, context.parent_run_id, figures, step)
     return True
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +10,9 @@ from optuna.trial import TrialState
 
 import schedulers
 from storage import Store, SweepRecord
-from storage.store_locks import store_lock
+from storage.store_locks import store_lock, summary_lock_name
 from storage.trial_queries import count_by_state
-from sweeps.tracking import log_sweep_summary
+from sweeps.tracking import write_summary
 
 
 @dataclass
@@ -61,54 +59,29 @@ def best_block(study: optuna.Study) -> dict[str, Any] | None:
     }
 
 
-SUMMARY_TAG = "onecycle.summary"
-
-
-def _summary_of(run: Any) -> int:
-    """How many finished trials the summary on ``run`` counts (-1: none written)."""
-    try:
-        return int(json.loads(run.data.tags.get(SUMMARY_TAG, "{}")).get("finished", -1))
-    except (TypeError, ValueError):
-        return -1
-
-
-def _summarised(client: Any, parent: str, finished: int) -> bool:
-    """Whether the parent run is FINISHED with the summary of ``finished`` trials (or more)."""
-    run = client.get_run(parent)
-    return run.info.status == "FINISHED" and _summary_of(run) >= finished
-
-
 def close_parent(store: Store, record: SweepRecord, study: optuna.Study) -> None:
     """Write the sweep's summary to its parent run once, whichever worker finishes last.
 
     Every worker of a finished sweep gets here, often at the same moment: under the store's
     lock the first one writes and the others find the summary of the same trials in place.
     Where the store has no lock to offer (an MLflow server over HTTP beside another store), a
-    write that loses the race is forgiven once the winner's summary is found.
+    write that loses the race is forgiven once the winner's summary is found. The writing
+    (plots included) runs in the tracking writer when the worker has one.
     """
-    client = store.mlflow
     parent = record.mlflow_parent_run_id
     if not parent:
         return
-    with store_lock(store.spec, store.spec.optuna_url, f"summary-{study.study_name}"):
+    lock = summary_lock_name(study.study_name)
+    with store_lock(store.spec, store.spec.optuna_url, lock, store.kept_engine):
         outcome = outcome_of(study, 0)
-        run = client.get_run(parent)
-        if _summary_of(run) >= outcome.finished:  # a resume found nothing more to run
-            if run.info.status != "FINISHED":
-                client.set_terminated(parent, "FINISHED")
-            return
-        try:
-            log_sweep_summary(client, parent, study, best_block(study))
-            if outcome.best_value is not None:
-                client.log_metric(parent, "best_value", outcome.best_value)
-            client.set_tag(parent, SUMMARY_TAG, json.dumps({"finished": outcome.finished}))
-            client.set_terminated(parent, "FINISHED")
-        except Exception:
-            for _ in range(10):  # the winner may still be writing
-                if _summarised(client, parent, outcome.finished):
-                    return
-                time.sleep(0.5)
-            raise
+        store.mlflow_call(
+            write_summary,
+            parent,
+            study.get_trials(deepcopy=False),
+            [d.name for d in study.directions],
+            best_block(study),
+            (outcome.finished, outcome.best_value),
+        )
 
 
 class Progress:

@@ -21,12 +21,12 @@ from storage import Store, SweepRecord
 from storage.trial_recording import fail_left_trial
 from sweeps.errors import SweepsError, UsageError
 from sweeps.runner._agreement import make_runs_agree
-from sweeps.runner._ending import end_parent
 from sweeps.runner._outcome import outcome_of
 from sweeps.runner._requeue import RETRY_OF, requeue, was_interrupted
 from sweeps.runner._worker_tag import slurm_job_of
 from sweeps.slurm._jobs import jobs_of
 from sweeps.slurm._tools import active_jobs, scancel
+from sweeps.tracking import end_parent
 
 CANCELLED_REASON = (
     "KeyboardInterrupt: cancelled by `onecycle cancel`; its SLURM job ended before the "

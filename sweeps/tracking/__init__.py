@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from sweeps.tracking._artifacts import trial_artifacts, trial_files, trial_plot
+from sweeps.tracking._parent import (
+    PARENT_STATUS,
+    SUMMARY_TAG,
+    discard_parent,
+    end_parent,
+    log_parent_metrics,
+    reopen_parent,
+    write_summary,
+)
 from sweeps.tracking._sweep import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
@@ -19,16 +28,23 @@ __all__ = [
     "EXPERIMENT_KIND",
     "EXPERIMENT_KIND_TAG",
     "FAILURE_TAG",
+    "PARENT_STATUS",
     "PRUNED_TAG",
     "ROLE_TAG",
     "RUN_STATUS",
     "STATE_TAG",
     "STUDY_TAG",
+    "SUMMARY_TAG",
     "SWEEP_TAG",
+    "discard_parent",
+    "end_parent",
     "ensure_experiment",
+    "log_parent_metrics",
     "log_sweep_summary",
+    "reopen_parent",
     "start_parent_run",
     "trial_artifacts",
     "trial_files",
     "trial_plot",
+    "write_summary",
 ]

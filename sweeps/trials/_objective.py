@@ -32,8 +32,6 @@ from sweeps.trials._runners import TrialRunner, as_runner
 from sweeps.trials._tracker import TrialTracker, trial_run_end
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
-
     from storage.tracking import Tracking
 
 
@@ -43,9 +41,8 @@ class TrialDiverged(Exception):
 
 @dataclass
 class MlflowTarget:
-    """Where a sweep's trials are tracked."""
+    """Where a sweep's trials are tracked (every MLflow call goes through ``tracking``)."""
 
-    client: MlflowClient
     tracking: Tracking
     experiment_id: str
     parent_run_id: str
@@ -123,14 +120,14 @@ class TrialObjective:
         }
         params = {**schedulers.with_defaults("OneCycle", schedule), **self.run_params}
         handle = f"trial-{trial.number}-{uuid.uuid4().hex[:8]}"
-        runs = target.runs or run_recorder(target.tracking, target.client, "", bulk=False)
+        runs = target.runs or run_recorder(target.tracking, "", bulk=False)
         new = NewRun(f"trial-{trial.number:04d}", tags, params)
         run_id = runs.open(target.experiment_id, {handle: new})[handle]
         try:
             trial.set_user_attr("mlflow_run_id", run_id)
         except BaseException as error:  # e.g. Ctrl+C right here: do not leave the run RUNNING
-            target.client.set_tag(run_id, FAILURE_TAG, f"{type(error).__name__}: {error}")
-            target.client.set_terminated(run_id, "FAILED")
+            target.tracking.set_tags(handle, {FAILURE_TAG: f"{type(error).__name__}: {error}"})
+            target.tracking.end_run(handle, "FAILED")
             raise
         return handle
 

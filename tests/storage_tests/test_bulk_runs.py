@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Param, Run
 
 from storage import StoreSpec, open_store
-from storage.bulk_runs import BulkRunWriter, NewRun
+from storage.bulk_runs import BulkRunWriter, NewRun, run_artifact_uri
 from storage.errors import StoreError
 from storage.tracking import BULK_ENV, InlineTracking, ProcessTracking, RunEnd
 from sweeps.tracking import trial_artifacts
@@ -143,3 +143,26 @@ def test_end_runs_writes_held_metrics_finals_tags_and_status(
         assert names == expected
         local = client.download_artifacts(run_id, "deepspeed_scheduler.json", str(tmp_path))
         assert json.loads(Path(local).read_text()) == {"scheduler": {"type": "OneCycle"}}
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "file:///tmp/store/artifacts/sweep",
+        "/tmp/a store/artifacts",
+        "relative/artifacts",
+        "mlflow-artifacts:/sweep",
+        "mlflow-artifacts://host:5000/sweep",
+        "s3://bucket/prefix?versionId=1",
+        "gs://bucket",
+        "file:relative/artifacts",
+        "dbfs:/databricks/mlflow",
+        "http://host:5000/api/2.0/artifacts#frag",
+    ],
+)
+def test_artifact_uris_are_derived_as_mlflow_derives_them(location: str) -> None:
+    from mlflow.utils.uri import append_to_uri_path
+
+    run_id = "0123456789abcdef0123456789abcdef"
+    expected = append_to_uri_path(location, run_id, "artifacts")  # type: ignore[no-untyped-call]
+    assert run_artifact_uri(location, run_id) == expected

@@ -60,7 +60,7 @@ def test_a_stamped_revision_takes_the_api_path_and_records_the_same(
         with caplog.at_level(logging.WARNING, logger="storage.schema_revisions"):
             assert type(trial_recorder(study)).__name__ == "_ApiTrials"
             tracking = InlineTracking(stamped.mlflow_uri)
-            recorder = run_recorder(tracking, client, stamped.mlflow_uri)
+            recorder = run_recorder(tracking, stamped.mlflow_uri)
             assert type(recorder).__name__ == "_ApiRuns"
             experiment = client.create_experiment(f"runs-{unknown}")
             run = NewRun("trial-0001", {"onecycle.trial_number": "1"}, {"cycle_max_lr": 0.1})

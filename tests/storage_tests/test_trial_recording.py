@@ -125,7 +125,7 @@ def test_the_api_and_bulk_run_recorders_open_the_same_runs(
         tracking = InlineTracking(spec.mlflow_uri)
         views = {}
         for bulk in (False, True):
-            recorder = run_recorder(tracking, client, spec.mlflow_uri, bulk=bulk)
+            recorder = run_recorder(tracking, spec.mlflow_uri, bulk=bulk)
             run = NewRun("trial-0001", {"onecycle.trial_number": "1"}, {"cycle_max_lr": 0.1})
             opened = recorder.open(experiment, {f"h-{bulk}": run})
             tracking.log_metrics(f"h-{bulk}", [("lr", 0.1, 0, 0)])  # adopted by the tracking

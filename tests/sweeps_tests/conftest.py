@@ -69,7 +69,7 @@ def tracked_sweep(tmp_path: Path) -> Iterator[Callable[..., TrackedSweep]]:
             store.mlflow, experiment, "test-sweep", "test-study", {"name": "test-sweep"}
         )
         tracking = ProcessTracking(spec.mlflow_uri)
-        target = MlflowTarget(store.mlflow, tracking, experiment, parent, "test-sweep")
+        target = MlflowTarget(tracking, experiment, parent, "test-sweep")
         study = optuna.create_study(
             study_name="test-study",
             storage=store.optuna_storage,

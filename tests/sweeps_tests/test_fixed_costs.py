@@ -250,3 +250,74 @@ def test_the_cli_exit_runs_every_handler_and_keeps_the_code(tmp_path: Path) -> N
     assert done.returncode == 3
     assert done.stdout == "unflushed output"
     assert marker.read_text() == "yes"
+
+
+#: Runs the CLI in-process and, at exit, prints the top-level packages this process imported
+#: (``-X importtime`` would also show the writer process's, which MLflow's import is for).
+MAIN_MODULES = """
+import atexit, json, sys
+atexit.register(lambda: print("MAIN MODULES " + json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr))
+from sweeps.cli import main
+main()
+"""
+
+
+def main_modules(*args: str, cwd: Path) -> tuple[int, set[str], str]:
+    """Run the CLI with ``args``; its exit code, the main process's packages and stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", MAIN_MODULES, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
+    lines = [line for line in done.stderr.splitlines() if line.startswith("MAIN MODULES ")]
+    assert lines, done.stderr[-2000:]
+    return done.returncode, set(json.loads(lines[-1].removeprefix("MAIN MODULES "))), done.stderr
+
+
+@pytest.mark.slow  # a sweep, its resume and a tracked train, each in its own process
+def test_run_and_train_leave_mlflow_to_the_writer_and_track_everything(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    config = example_sweep("digits", name="writer", epochs=1, options={"hidden": [16]})
+    config["search"].update(n_trials=2, pruner="none")
+    sweep = write_sweep(tmp_path, config)
+    code, modules, err = main_modules("run", str(sweep), "--store", "store", cwd=tmp_path)
+    assert code == 0, err[-2000:]
+    assert "torch" in modules and "mlflow" not in modules
+    config["search"]["n_trials"] = 3  # a resume: its agreement check, reopening, one more trial
+    write_sweep(tmp_path, config)
+    code, modules, err = main_modules("run", str(sweep), "--store", "store", cwd=tmp_path)
+    assert code == 0, err[-2000:]
+    assert "mlflow" not in modules
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"cycle_min_lr": 0.003, "cycle_max_lr": 0.03}))
+    code, modules, err = main_modules(
+        "train", str(sweep), "--params", str(params), "--store", "store", cwd=tmp_path
+    )
+    assert code == 0, err[-2000:]
+    assert "mlflow" not in modules
+    # ... and MLflow holds all of it: the sweep's parent FINISHED with its summary, its three
+    # trials' runs FINISHED with their metrics, the train's parent and run FINISHED.
+    store = open_store(resolve_store(str(tmp_path / "store"), env={}))
+    client = MlflowClient(tracking_uri=store.spec.mlflow_uri)
+    runs = client.search_runs([store.sweeps.get("writer").mlflow_experiment_id or ""])
+    by_role: dict[str, list[str]] = {}
+    for run in runs:
+        role = run.data.tags.get("onecycle.role") or (
+            "trial" if "mlflow.parentRunId" in run.data.tags else "other"
+        )
+        by_role.setdefault(role, []).append(run.info.status)
+        if role == "trial":
+            assert client.get_metric_history(run.info.run_id, "lr"), run.info.run_name
+    assert by_role["sweep"] == ["FINISHED", "FINISHED"]  # the sweep's and the train's parents
+    assert by_role["trial"] == ["FINISHED"] * 4
+    sweep_parent = store.sweeps.get("writer").mlflow_parent_run_id or ""
+    artifacts = {item.path for item in client.list_artifacts(sweep_parent)}
+    assert {"optimization_history.png", "best_deepspeed_config.json"} <= artifacts
+    assert json.loads(client.get_run(sweep_parent).data.tags["onecycle.summary"]) == {
+        "finished": 3
+    }
+    store.close()

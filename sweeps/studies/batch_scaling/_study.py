@@ -120,7 +120,7 @@ def run_study(store: Store, config: BatchScalingConfig, say: Say = print) -> Stu
     device = resolve_device(config.workload.device)
     tracking = ProcessTracking(store.spec.mlflow_uri)
     try:
-        target = MlflowTarget(client, tracking, experiment, parent, config.name)
+        target = MlflowTarget(tracking, experiment, parent, config.name)
         say(f"1/4 baseline: best fixed lr at batch {config.workload.batch_size}")
         baseline_lr = _baseline_lr(store, config, target, device)
         say(f"    best fixed lr {baseline_lr:.4g}")
