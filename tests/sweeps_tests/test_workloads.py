@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
@@ -71,3 +74,34 @@ def test_unknown_workload_and_bad_options_are_refused() -> None:
         build_workload("mnist", 64, 0, CPU)
     with pytest.raises(ValueError, match="`hidden` must list positive layer widths"):
         build_workload("digits", 64, 0, CPU, hidden=[0])
+
+
+@pytest.mark.parametrize(
+    ("file", "header", "loader"),
+    [("digits.csv.gz", 0, "load_digits"), ("breast_cancer.csv", 1, "load_breast_cancer")],
+)
+def test_bundled_data_read_without_scikit_learn_is_scikit_learns(
+    file: str, header: int, loader: str
+) -> None:
+    import numpy as np
+    import sklearn.datasets
+
+    from sweeps.workloads.sklearn_data import bundled
+
+    found = bundled(file, header)
+    assert found is not None, "scikit-learn keeps its bundled data elsewhere: the loader is used"
+    data = getattr(sklearn.datasets, loader)()
+    assert np.array_equal(found[0], data.data)
+    assert np.array_equal(found[1], data.target)
+
+
+def test_a_builtin_workload_trains_without_importing_scikit_learn() -> None:
+    script = (
+        "import sys, torch; from sweeps.workloads import build_workload; "
+        "[build_workload(n, 32, 0, torch.device('cpu')).split "
+        "for n in ('digits', 'breast_cancer')]; print('sklearn' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "False"
