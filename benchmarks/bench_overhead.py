@@ -36,7 +36,7 @@ search:
     cycle_max_lr: {low: 0.01, high: 0.1, log: true}
 """
 #: ``train`` of about 8 s of training on 2 cores (the whole-process tracking ratio).
-LONG = ONE.replace("name: one", "name: long").replace("epochs: 1", "epochs: 40")
+LONG = ONE.replace("name: one", "name: long").replace("epochs: 1", "epochs: 90")
 FUSED = """\
 name: fused
 workload: {builtin: digits, epochs: 20, device: cpu, options: {hidden: [128, 128]}}

@@ -80,12 +80,13 @@ def _serve(
     """
     import logging
 
-    with contextlib.suppress(OSError):
-        os.nice(WRITER_NICENESS)
-
-    # MLflow's import costs seconds: paid now, not at the first write (the client comes later).
+    # MLflow's import costs seconds: paid now, not at the first write (the client comes later),
+    # and at full priority: its owner is loading torch meanwhile and soon waits on this process.
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
     from mlflow import MlflowClient  # noqa: F401
+
+    with contextlib.suppress(OSError):
+        os.nice(WRITER_NICENESS)
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
