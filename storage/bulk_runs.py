@@ -18,7 +18,7 @@ import posixpath
 import time
 import urllib.parse
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,8 +71,13 @@ class BulkRunWriter(TableWriter):
     COLUMNS = COLUMNS
     READ_ONLY = frozenset({"experiments"})  # read for artifact locations; never written
 
-    def create(self, experiment_id: str, runs: Sequence[NewRun]) -> list[str]:
-        """Create ``runs`` as RUNNING in ``experiment_id``; their run ids, in order."""
+    def create(
+        self, experiment_id: str, runs: Sequence[NewRun], ids: Sequence[str] | None = None
+    ) -> list[str]:
+        """Create ``runs`` as RUNNING in ``experiment_id``; their run ids, in order.
+
+        ``ids``: the run ids to give them (new ones otherwise), as :func:`plan_run_id` makes.
+        """
         if not runs:
             return []
         t = self.tables
@@ -86,7 +91,7 @@ class BulkRunWriter(TableWriter):
             ).first()
             if found is None or found.lifecycle_stage != "active":
                 raise StoreError(f"experiment_id: no active experiment {experiment_id}")
-            ids = [uuid.uuid4().hex for _ in runs]
+            ids = list(ids) if ids is not None else [plan_run_id() for _ in runs]
             rows, tags, params = [], [], []
             for run_id, run in zip(ids, runs, strict=True):
                 rows.append(
@@ -172,6 +177,33 @@ def run_artifact_uri(location: str, run_id: str) -> str:
         return urllib.parse.urlunsplit(parts._replace(path=path))
     # "file:relative": urlunsplit would add "//" and a "/" for such schemes; keep it as given.
     return f"{parts.scheme}:" + urllib.parse.urlunsplit(parts._replace(scheme="", path=path))
+
+
+def plan_run_id() -> str:
+    """A new run's id, chosen before the run is created (MLflow's form: 32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+def create_planned(
+    client: Any,
+    uri: str,
+    experiment: tuple[Callable[..., str], tuple[Any, ...]],
+    runs: Sequence[tuple[str, NewRun]],
+) -> None:
+    """Create ``runs`` (``(run id, run)``) in the experiment ``experiment`` names, in one go.
+
+    ``experiment`` is ``(function, args)``: ``function(client, *args)`` gives the experiment id
+    (made if needed). Run where the writes happen (``Tracking.post``), so its caller trains while
+    the writer is still starting; only for the database stores the bulk writer takes.
+    """
+    writer = BulkRunWriter.for_uri(uri)
+    if writer is None:
+        raise StoreError(f"runs with planned ids need a database tracking store, got {uri!r}")
+    try:
+        function, args = experiment
+        writer.create(function(client, *args), [run for _, run in runs], [i for i, _ in runs])
+    finally:
+        writer.engine.dispose()
 
 
 def create_runs(client: Any, experiment_id: str, runs: Sequence[NewRun]) -> list[str]:

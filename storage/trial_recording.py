@@ -20,14 +20,14 @@ from __future__ import annotations
 import contextlib
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
 
-from storage.bulk_runs import BulkRunWriter, NewRun, create_runs
+from storage.bulk_runs import BulkRunWriter, NewRun, create_planned, create_runs, plan_run_id
 from storage.bulk_trials import BulkTrialWriter, Finish, NewTrial, Started
 from storage.trial_queries import rdb_storage
 
@@ -38,6 +38,7 @@ __all__ = [
     "Asked",
     "RunRecorder",
     "TrialRecorder",
+    "planned_recorder",
     "run_recorder",
     "running_trial",
     "trial_recorder",
@@ -249,6 +250,45 @@ class _BulkRuns(RunRecorder):
         for handle, run_id in opened.items():
             self.tracking.adopt_run(handle, run_id)
         return opened
+
+
+class _PlannedRuns(RunRecorder):
+    """Runs given their ids here and created by the tracking writer, without waiting for it.
+
+    For a process that should train at once while its writer still imports MLflow (a tracked
+    ``onecycle train``): the writer makes the experiment (``experiment``: its function and
+    arguments, run there) and the runs in the order it was sent them, before their values.
+    """
+
+    def __init__(
+        self, tracking: Tracking, uri: str, experiment: tuple[Callable[..., str], tuple[Any, ...]]
+    ) -> None:
+        super().__init__(tracking)
+        self.uri = uri
+        self.experiment = experiment
+
+    def open(self, experiment_id: str, runs: Mapping[str, NewRun]) -> dict[str, str]:
+        opened = {handle: plan_run_id() for handle in runs}
+        planned = [(opened[handle], run) for handle, run in runs.items()]
+        self.tracking.post(create_planned, self.uri, self.experiment, planned)
+        for handle, run_id in opened.items():
+            self.tracking.adopt_run(handle, run_id)
+        return opened
+
+
+def planned_recorder(
+    tracking: Tracking, uri: str, experiment: tuple[Callable[..., str], tuple[Any, ...]]
+) -> RunRecorder | None:
+    """A recorder whose runs the writer creates later (see :class:`_PlannedRuns`), where it can.
+
+    None where the bulk writer cannot write (a tracking server, another schema): MLflow gives
+    the run ids there, so the caller waits for them (:func:`run_recorder`).
+    """
+    writer = BulkRunWriter.for_uri(uri)
+    if writer is None:
+        return None
+    writer.engine.dispose()
+    return _PlannedRuns(tracking, uri, experiment)
 
 
 def run_recorder(tracking: Tracking, mlflow_uri: str, bulk: bool = True) -> RunRecorder:

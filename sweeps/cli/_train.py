@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -21,6 +21,11 @@ from sweeps.cli._store_options import open_from_options, spec_from_options, stor
 from sweeps.config._files import load_mapping
 from sweeps.errors import UsageError
 from sweeps.phases import phase
+
+if TYPE_CHECKING:
+    from storage import Store
+    from sweeps.config import SweepConfig
+    from sweeps.trials import MlflowTarget
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
 
@@ -63,8 +68,7 @@ PARENT = "parent"
 @store_options
 def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options: Any) -> None:
     """Train SWEEP_FILE's workload once with the given params (e.g. `onecycle best` output)."""
-    from storage.tracking import ProcessTracking, start_writer
-    from storage.trial_recording import run_recorder
+    from storage.tracking import start_writer
 
     if not no_track:  # its MLflow import runs on another core while torch loads here
         start_writer(spec_from_options(options).mlflow_uri)
@@ -79,8 +83,7 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
             settings_of,
             workload_factory,
         )
-        from sweeps.tracking import ensure_experiment, start_parent_run
-        from sweeps.trials import MlflowTarget, TrialObjective
+        from sweeps.trials import TrialObjective
     with phase("config"):
         config = load_config(sweep_file)
         params = read_params(params_file)
@@ -103,22 +106,8 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
         store = None if no_track else open_from_options(options)
     try:
         if store is not None:
-            tracking = ProcessTracking.for_uri(store.spec.mlflow_uri)
-            tracking.store_ready()
-            with phase("tracking setup"):  # in the writer: no MLflow import here
-                experiment = tracking.ask(
-                    ensure_experiment, config.name, store.spec.artifact_location
-                )
-                parent = tracking.ask(
-                    start_parent_run,
-                    experiment,
-                    config.name,
-                    "train",
-                    {"params_file": str(params_file)},
-                )
-            tracking.adopt_run(PARENT, parent)  # ended FAILED by the writer if this process dies
-            runs = run_recorder(tracking, store.spec.mlflow_uri)
-            objective.mlflow = MlflowTarget(tracking, experiment, parent, config.name, runs)
+            with phase("tracking setup"):  # MLflow's work runs in the writer, not here
+                objective.mlflow = _tracked(store, config, params_file)
         trial = study.ask()
         value = objective(trial)
         study.tell(trial, value)
@@ -139,6 +128,33 @@ def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options
             objective.mlflow.tracking.close()
         if store is not None:
             store.close()
+
+
+def _tracked(store: Store, config: SweepConfig, params_file: Path) -> MlflowTarget:
+    """The run's tracking: experiment, parent run and trial run, all made by the writer.
+
+    The parent is adopted: the writer ends it FAILED if this process dies. Where the run ids
+    can be chosen here (a database store), the writer makes them while this process trains;
+    elsewhere (a tracking server) the process waits for MLflow's ids.
+    """
+    from storage.tracking import ProcessTracking
+    from storage.trial_recording import planned_recorder, run_recorder
+    from sweeps.tracking import ensure_experiment, parent_run, start_parent_run
+    from sweeps.trials import MlflowTarget
+
+    uri = store.spec.mlflow_uri
+    tracking = ProcessTracking.for_uri(uri)
+    tracking.store_ready()
+    named = (ensure_experiment, (config.name, store.spec.artifact_location))
+    settings = {"params_file": str(params_file)}
+    runs = planned_recorder(tracking, uri, named)
+    if runs is not None:
+        parent = runs.open("", {PARENT: parent_run(config.name, "train", settings)})[PARENT]
+        return MlflowTarget(tracking, "", parent, config.name, runs)
+    experiment = tracking.ask(ensure_experiment, *named[1])
+    parent = tracking.ask(start_parent_run, experiment, config.name, "train", settings)
+    tracking.adopt_run(PARENT, parent)
+    return MlflowTarget(tracking, experiment, parent, config.name, run_recorder(tracking, uri))
 
 
 @click.command("ui")

@@ -20,6 +20,7 @@ from sweeps.tracking._sweep import (
     SWEEP_TAG,
     ensure_experiment,
     log_sweep_summary,
+    parent_run,
     start_parent_run,
 )
 from sweeps.tracking._tags import FAILURE_TAG, PRUNED_TAG, RUN_STATUS, STATE_TAG
@@ -41,6 +42,7 @@ __all__ = [
     "ensure_experiment",
     "log_parent_metrics",
     "log_sweep_summary",
+    "parent_run",
     "reopen_parent",
     "start_parent_run",
     "trial_artifacts",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from storage.bulk_runs import NewRun
 from storage.redact import scrub
 from storage.tracking import MAX_PARAM_LENGTH, MAX_PARAMS_PER_CALL
 
@@ -60,6 +61,12 @@ def flatten(config: Any, prefix: str = "") -> dict[str, str]:
     return {
         prefix.rstrip("."): scrub(json.dumps(config) if isinstance(config, list) else str(config))
     }
+
+
+def parent_run(sweep: str, study: str, config: dict[str, Any]) -> NewRun:
+    """The sweep's parent run as :func:`start_parent_run` makes it, to be created elsewhere."""
+    tags = {SWEEP_TAG: sweep, STUDY_TAG: study, ROLE_TAG: "sweep"}
+    return NewRun(f"sweep {sweep}", tags, flatten(config))
 
 
 def start_parent_run(

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -15,8 +16,14 @@ from optuna.trial import FrozenTrial, TrialState
 from storage import StoreSpec, open_store
 from storage.bulk_runs import NewRun
 from storage.bulk_trials import Finish, NewTrial
+from storage.errors import StoreUnavailable
 from storage.tracking import InlineTracking
-from storage.trial_recording import run_recorder, running_trial, trial_recorder
+from storage.trial_recording import (
+    planned_recorder,
+    run_recorder,
+    running_trial,
+    trial_recorder,
+)
 
 pytestmark = pytest.mark.versions
 
@@ -140,3 +147,49 @@ def test_the_api_and_bulk_run_recorders_open_the_same_runs(
         tracking.close()
         assert views["_ApiRuns"] == views["_BulkRuns"]
         assert views["_BulkRuns"][2] == {"cycle_max_lr": "0.1"}
+
+
+def _experiment_named(client: Any, name: str, location: str) -> str:
+    """The experiment ``name`` (made if needed): what a planned recorder is told to find."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def _no_experiment(client: Any, name: str) -> str:
+    raise ValueError(f"no experiment {name}")
+
+
+def test_planned_runs_are_made_by_the_writer_with_the_ids_given_here(
+    new_spec: Callable[..., StoreSpec], tmp_path: Path
+) -> None:
+    spec = new_spec()
+    name = f"planned-{time.time_ns()}"
+    with open_store(spec) as store:
+        tracking = InlineTracking(spec.mlflow_uri)
+        named = (_experiment_named, (name, str(tmp_path / "artifacts")))
+        recorder = planned_recorder(tracking, spec.mlflow_uri, named)
+        assert recorder is not None
+        parent = recorder.open("", {"parent": NewRun("sweep x", {"onecycle.role": "sweep"})})
+        run = NewRun("trial-0000", {"mlflow.parentRunId": parent["parent"]}, {"lr": 0.1})
+        opened = recorder.open("", {"trial": run})
+        tracking.log_metrics("trial", [("lr", 0.1, 0, 0)])
+        tracking.end_run("trial", "FINISHED")
+        tracking.close().raise_errors()
+        client = store.mlflow
+        found = client.get_run(opened["trial"])
+        experiment = client.get_experiment_by_name(name)
+        assert experiment is not None and found.info.experiment_id == experiment.experiment_id
+        assert found.info.status == "FINISHED" and found.data.params == {"lr": "0.1"}
+        assert found.data.tags["mlflow.parentRunId"] == parent["parent"]
+        assert found.info.artifact_uri == f"{tmp_path / 'artifacts'}/{opened['trial']}/artifacts"
+        assert client.get_run(parent["parent"]).info.status == "FAILED"  # never ended: closed
+        # A planned run whose experiment cannot be made is an error at close, not a hang.
+        failing = InlineTracking(spec.mlflow_uri)
+        broken = planned_recorder(failing, spec.mlflow_uri, (_no_experiment, ("x",)))
+        assert broken is not None
+        broken.open("", {"t": NewRun("trial-0001")})
+        with pytest.raises(StoreUnavailable, match="create_planned: post: no experiment x"):
+            failing.close().raise_errors()
+    assert planned_recorder(tracking, "http://127.0.0.1:5000", named) is None
