@@ -109,6 +109,7 @@ def _serve(
             executor.execute(("metrics_many", BATCH_HANDLE, found))
 
     idle: collections.deque[tuple[Any, ...]] = collections.deque()
+    warm: list[bool] = []
 
     def run_idle() -> None:
         command = idle.popleft()
@@ -136,6 +137,9 @@ def _serve(
                 return
             if idle:  # nothing else to do: one piece of deferred work
                 run_idle()
+            elif not warm and executor.run_ids:  # quiet, its owner training: before it waits
+                warm.append(True)
+                _warm_up()
             continue
         kind, handle = command[0], command[1]
         if kind == "metrics":
@@ -172,6 +176,20 @@ def _serve(
         else:
             write(handle)
             executor.execute(command)
+
+
+def _warm_up() -> None:
+    """Import matplotlib (Agg) now: every trial's plot and the sweep's summary need it.
+
+    Run at the writer's first quiet moment once it has a run (its owner is training), its half
+    second is off the path its owner waits on at the end of the first trial and of the sweep,
+    and off the first answers the owner waits for (the sweep's experiment and parent run).
+    """
+    with contextlib.suppress(Exception):  # a plot that needs it will say what is wrong
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot
 
 
 def _sendable(report: SyncReport) -> SyncReport:

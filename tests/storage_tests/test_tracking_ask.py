@@ -142,3 +142,24 @@ def test_a_store_sends_its_mlflow_work_to_its_writer_while_it_is_open(tmp_path: 
         tracking.close()
         # A closed writer cannot answer: the same call runs here, with the store's own client.
         assert store.mlflow_call(metric_count, run_id, "x")[1] == os.getpid()
+
+
+def loaded(client: MlflowClient, module: str) -> bool:
+    import sys
+
+    return module in sys.modules
+
+
+@pytest.mark.slow  # a writer process
+def test_the_writer_loads_the_plots_library_once_its_owner_trains(tmp_path: Path) -> None:
+    spec = resolve_store(str(tmp_path / "store"), env={})
+    open_store(spec).close()
+    with ProcessTracking(spec.mlflow_uri) as tracking:
+        time.sleep(1.0)  # quiet, but no run yet: its owner may be about to ask for one
+        assert not tracking.ask(loaded, "matplotlib.pyplot")
+        tracking.adopt_run("r", tracking.ask(new_run))
+        deadline = time.monotonic() + 60
+        while not tracking.ask(loaded, "matplotlib.pyplot"):
+            assert time.monotonic() < deadline, "matplotlib was never loaded ahead of need"
+            time.sleep(0.5)
+        tracking.end_run("r", "FINISHED")
