@@ -32,17 +32,26 @@ def standardised_split(x: Tensor, y: Tensor, seed: int, val_fraction: float = 0.
     return Split(scaled[train], y[train], scaled[val], y[val])
 
 
-def bundled(file: str, header_lines: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Features and target (the last column) of ``file`` in scikit-learn's bundled data.
-
-    None when scikit-learn is not installed or keeps its data elsewhere.
-    """
+def bundled_path(file: str) -> Path | None:
+    """Where scikit-learn keeps its bundled ``file``; None if not installed or kept elsewhere."""
     spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
     if spec is None or not spec.submodule_search_locations:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / file
-    if not path.is_file():
-        return None
+    return path if path.is_file() else None
+
+
+def bundled(file: str, header_lines: int, loader: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features and target (the last column) of ``file`` in scikit-learn's bundled data.
+
+    Read as CSV; where the file is not found, scikit-learn's ``loader`` reads it.
+    """
+    path = bundled_path(file)
+    if path is None:
+        import sklearn.datasets
+
+        data = getattr(sklearn.datasets, loader)()
+        return data.data, data.target
     table = np.loadtxt(path, delimiter=",", skiprows=header_lines, dtype=np.float64)
     return table[:, :-1], table[:, -1]
 
@@ -61,14 +70,9 @@ class Digits(SplitTask):
 
     def load(self) -> Split:
         """Read the bundled digits and split them."""
-        found = bundled("digits.csv.gz", header_lines=0)
-        if found is None:
-            from sklearn.datasets import load_digits
-
-            data = load_digits()
-            found = data.data, data.target
-        x = torch.tensor(found[0], dtype=torch.float32)
-        y = torch.tensor(found[1], dtype=torch.long)
+        features, target = bundled("digits.csv.gz", 0, "load_digits")
+        x = torch.tensor(features, dtype=torch.float32)
+        y = torch.tensor(target, dtype=torch.long)
         return standardised_split(x, y, self.seed)
 
     def build_model(self) -> nn.Module:
@@ -86,14 +90,9 @@ class BreastCancer(SplitTask):
 
     def load(self) -> Split:
         """Read the bundled data set and split it."""
-        found = bundled("breast_cancer.csv", header_lines=1)
-        if found is None:
-            from sklearn.datasets import load_breast_cancer
-
-            data = load_breast_cancer()
-            found = data.data, data.target
-        x = torch.tensor(found[0], dtype=torch.float32)
-        y = torch.tensor(found[1], dtype=torch.float32)
+        features, target = bundled("breast_cancer.csv", 1, "load_breast_cancer")
+        x = torch.tensor(features, dtype=torch.float32)
+        y = torch.tensor(target, dtype=torch.float32)
         return standardised_split(x, y, self.seed)
 
     def build_model(self) -> nn.Module:
