@@ -11,7 +11,7 @@ from rich.table import Table
 
 from storage import Store, SweepRecord
 from storage.redact import redact_url
-from storage.tracking import start_writer
+from storage.tracking import ProcessTracking, start_writer
 from sweeps.cli._store_options import (
     open_existing_from_options,
     open_from_options,
@@ -65,8 +65,9 @@ def run_command(
     if _say_if_finished(config, options, console):
         return
     in_process = (workers == 1 and not gpu_list) or _is_command_on_gpus(config, gpu_list)
-    if in_process:  # its MLflow import runs on another core while torch loads here
-        start_writer(spec_from_options(options).mlflow_uri)
+    # The writer's MLflow import runs on another core while torch loads here; with workers,
+    # it makes the sweep's experiment and parent run, then stops (each worker has its own).
+    start_writer(spec_from_options(options).mlflow_uri)
     with phase("imports"):
         import torch  # noqa: F401
 
@@ -82,9 +83,10 @@ def run_command(
                 "note: several workers on a SQLite store share one database file; "
                 "for more than a few, use a PostgreSQL store"
             )
-        if in_process:  # MLflow's work here runs in the writer: no MLflow import in this process
-            store.mlflow_via = start_writer(store.spec.mlflow_uri)
-            store.mlflow_via.store_ready()
+        # MLflow's work here runs in the writer: no MLflow import in this process.
+        writer = start_writer(store.spec.mlflow_uri)
+        writer.store_ready()
+        store.mlflow_via = writer
         with phase("sweep record"):
             record, created = create_or_resume(
                 store,
@@ -94,6 +96,9 @@ def run_command(
                     "updates at most)"
                 ),
             )
+        if not in_process:  # the workers' own writers do the rest
+            store.mlflow_via = None
+            ProcessTracking.for_uri(store.spec.mlflow_uri).close().raise_errors()
         verb = "created" if created else "resuming"
         console.print(f"{verb} sweep [bold]{record.name}[/bold] in {store.spec.describe()}")
         if in_process:

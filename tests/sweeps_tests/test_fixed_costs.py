@@ -287,9 +287,11 @@ def test_run_and_train_leave_mlflow_to_the_writer_and_track_everything(tmp_path:
     code, modules, err = main_modules("run", str(sweep), "--store", "store", cwd=tmp_path)
     assert code == 0, err[-2000:]
     assert "torch" in modules and "mlflow" not in modules
-    config["search"]["n_trials"] = 3  # a resume: its agreement check, reopening, one more trial
+    config["search"]["n_trials"] = 4  # a resume by two workers: agreement, reopening, 2 more
     write_sweep(tmp_path, config)
-    code, modules, err = main_modules("run", str(sweep), "--store", "store", cwd=tmp_path)
+    code, modules, err = main_modules(
+        "run", str(sweep), "--workers", "2", "--store", "store", cwd=tmp_path
+    )
     assert code == 0, err[-2000:]
     assert "mlflow" not in modules
     params = tmp_path / "params.json"
@@ -299,7 +301,7 @@ def test_run_and_train_leave_mlflow_to_the_writer_and_track_everything(tmp_path:
     )
     assert code == 0, err[-2000:]
     assert "mlflow" not in modules
-    # ... and MLflow holds all of it: the sweep's parent FINISHED with its summary, its three
+    # ... and MLflow holds all of it: the sweep's parent FINISHED with its summary, its four
     # trials' runs FINISHED with their metrics, the train's parent and run FINISHED.
     store = open_store(resolve_store(str(tmp_path / "store"), env={}))
     client = MlflowClient(tracking_uri=store.spec.mlflow_uri)
@@ -313,11 +315,11 @@ def test_run_and_train_leave_mlflow_to_the_writer_and_track_everything(tmp_path:
         if role == "trial":
             assert client.get_metric_history(run.info.run_id, "lr"), run.info.run_name
     assert by_role["sweep"] == ["FINISHED", "FINISHED"]  # the sweep's and the train's parents
-    assert by_role["trial"] == ["FINISHED"] * 4
+    assert by_role["trial"] == ["FINISHED"] * 5
     sweep_parent = store.sweeps.get("writer").mlflow_parent_run_id or ""
     artifacts = {item.path for item in client.list_artifacts(sweep_parent)}
     assert {"optimization_history.png", "best_deepspeed_config.json"} <= artifacts
     assert json.loads(client.get_run(sweep_parent).data.tags["onecycle.summary"]) == {
-        "finished": 3
+        "finished": 4
     }
     store.close()
