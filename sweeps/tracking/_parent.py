@@ -8,6 +8,7 @@ neither torch nor the runner, so the writer does not either.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ from sweeps.tracking._tags import FAILURE_TAG
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
+
+log = logging.getLogger(__name__)
 
 #: The parent run's status for each way a sweep ends.
 PARENT_STATUS: dict[SweepStatus, str] = {
@@ -98,12 +101,19 @@ def write_summary(
 
 
 def log_parent_metrics(client: Any, parent: str, values: dict[str, float], step: int) -> None:
-    """``values`` logged on the parent run at ``step`` (a fused batch's bookkeeping figures)."""
+    """``values`` logged on the parent run at ``step`` (a fused batch's bookkeeping figures).
+
+    Figures for the record, not worth failing a sweep: an error is logged, not raised (a
+    posted call's error would fail the worker's next sync).
+    """
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     metrics = [Metric(key, value, now, step) for key, value in values.items()]
-    client.log_batch(parent, metrics=metrics)
+    try:
+        client.log_batch(parent, metrics=metrics)
+    except Exception as error:
+        log.warning("could not log the fused batch's figures: %s", one_line(str(error)))
 
 
 def _study_of(trials: list[FrozenTrial], directions: list[str]) -> optuna.Study:
