@@ -30,13 +30,14 @@ def run_statuses(
     """``{run id: status}`` for the ``run_ids`` that exist (deleted ones included)."""
     if not run_ids:
         return {}
-    from_tables = _from_tables(uri, run_ids)
+    from_tables = statuses_in_tables(uri, run_ids)
     if from_tables is not None:
         return from_tables
     return _from_search(client, run_ids, parent_run_id)
 
 
-def _from_tables(uri: str, run_ids: Sequence[str]) -> dict[str, str] | None:
+def statuses_in_tables(uri: str, run_ids: Sequence[str]) -> dict[str, str] | None:
+    """``{run id: status}`` read from MLflow's ``runs`` table; None where it cannot be read so."""
     from storage.connect import engine_for
 
     if not uri.startswith(("sqlite:", "postgresql")):

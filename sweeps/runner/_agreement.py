@@ -29,7 +29,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import Store, SweepRecord
-from storage.run_statuses import run_statuses
+from storage.run_statuses import run_statuses, statuses_in_tables
 from sweeps.tracking import FAILURE_TAG, PRUNED_TAG, RUN_STATUS, STATE_TAG
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,11 @@ def make_runs_agree(
     if not trials:
         return []  # a new sweep: no round trip to the writer (which may still be starting)
     ids = [str(trial.user_attrs["mlflow_run_id"]) for trial in trials]
-    statuses = store.mlflow_call(
-        run_statuses, store.spec.mlflow_uri, ids, record.mlflow_parent_run_id or ""
-    )
+    # A database store answers with one query here; a tracking server through the client.
+    statuses = statuses_in_tables(store.spec.mlflow_uri, ids)
+    if statuses is None:
+        parent = record.mlflow_parent_run_id or ""
+        statuses = store.mlflow_call(run_statuses, store.spec.mlflow_uri, ids, parent)
     repaired = []
     cutoff = datetime.now() - timedelta(seconds=grace_s)  # Optuna's trial times: naive, local
     for trial, run_id in zip(trials, ids, strict=True):
