@@ -45,6 +45,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
+from storage.bulk_runs import NewRun
 from storage.errors import StoreUnavailable
 from storage.interrupts import held
 from storage.tracking_executor import (
@@ -117,6 +118,15 @@ class Tracking:
         """
         raise NotImplementedError
 
+    def create_runs(self, experiment_id: str, runs: Mapping[str, NewRun]) -> dict[str, str]:
+        """Create ``{handle: run}`` (RUNNING, tags only) where the writes happen; run ids.
+
+        For a tracking server, where MLflow chooses the ids. Each run is adopted there at once
+        under its handle, not once the answer arrives, so an interrupt while the owner waits
+        for it leaves no run RUNNING.
+        """
+        raise NotImplementedError
+
     def post(self, function: ClientCall, *args: Any, **kwargs: Any) -> None:
         """Like :meth:`ask`, without waiting: a failure is reported at the next sync."""
         self._send(("post", getattr(function, "__name__", "post"), function, args, kwargs))
@@ -183,6 +193,11 @@ class InlineTracking(Tracking):
         """Run ``function`` here, with this tracking's client."""
         return _answer(self._executor.ask(function, args, kwargs))
 
+    def create_runs(self, experiment_id: str, runs: Mapping[str, NewRun]) -> dict[str, str]:
+        """Create and adopt the runs here."""
+        ids = _answer(self._executor.create_runs(experiment_id, dict(runs)))
+        return dict(zip(runs, ids, strict=True))
+
     def sync(self, timeout_s: float = 300.0) -> SyncReport:
         """Nothing is pending; report run ids and errors."""
         return self._executor.report()
@@ -245,6 +260,12 @@ class ProcessTracking(Tracking):
         token = uuid.uuid4().hex
         self._send(("ask", token, function, args, kwargs))
         return _answer(self._await(token, 300.0))
+
+    def create_runs(self, experiment_id: str, runs: Mapping[str, NewRun]) -> dict[str, str]:
+        """Create and adopt the runs in the writer, after what was sent before; their ids."""
+        token = uuid.uuid4().hex
+        self._send(("create", token, experiment_id, dict(runs)))
+        return dict(zip(runs, _answer(self._await(token, 300.0)), strict=True))
 
     @property
     def can_ask(self) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from storage.bulk_metrics import BulkMetricWriter
-from storage.bulk_runs import MAX_PARAM_VALUE, BulkRunWriter
+from storage.bulk_runs import MAX_PARAM_VALUE, BulkRunWriter, NewRun, create_runs
 from storage.errors import StoreUnavailable
 from storage.pooling import unpooled_mlflow
 from storage.redact import first_line
@@ -268,6 +268,19 @@ class Executor:
         except Exception as error:
             return SyncReport(failure=f"{function.__name__}: {first_line(error, self.uri)}")
         return SyncReport(answer=found[-1])
+
+    def create_runs(self, experiment_id: str, named: Mapping[str, NewRun]) -> SyncReport:
+        """Create ``named`` runs with the client, each adopted under its handle; their ids.
+
+        Adopted here rather than by the owner once the ids reach it: an owner interrupted while
+        it waits for them still has its runs ended (FAILED at the latest when the writer closes).
+        """
+        report = self.ask(create_runs, (experiment_id, list(named.values())), {})
+        if not report.failure:
+            for handle, run_id in zip(named, report.answer, strict=True):
+                self.run_ids[handle] = run_id
+                self.open.add(handle)
+        return report
 
     def report(self) -> SyncReport:
         """Run ids so far and the errors since the last report (which it clears)."""

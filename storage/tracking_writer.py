@@ -162,6 +162,9 @@ def _serve(
         elif kind == "ask":  # after everything sent before it, deferred work aside
             write(*held)
             replies.put((handle, _sendable(executor.ask(*command[2:]))))
+        elif kind == "create":  # runs made by the client and adopted here; their ids
+            write(*held)
+            replies.put((handle, _sendable(executor.create_runs(*command[2:]))))
         elif kind == "mark":  # everything but deferred work
             write(*held)
             replies.put((handle, executor.report()))

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from storage.bulk_runs import BulkRunWriter, NewRun, create_planned, create_runs, plan_run_id
+from storage.bulk_runs import BulkRunWriter, NewRun, create_planned, plan_run_id
 from storage.bulk_trials import BulkTrialWriter, Finish, NewTrial, Started
+from storage.interrupts import held
 from storage.trial_queries import rdb_storage
 
 if TYPE_CHECKING:
@@ -228,11 +229,9 @@ class _ApiRuns(RunRecorder):
     """Each run created by MLflow's client, where the tracking runs; params written by it."""
 
     def open(self, experiment_id: str, runs: Mapping[str, NewRun]) -> dict[str, str]:
-        found = [NewRun(run.name, run.tags) for run in runs.values()]  # params come after
-        ids = self.tracking.ask(create_runs, experiment_id, found)
-        opened = dict(zip(runs, ids, strict=True))
-        for handle, run in runs.items():
-            self.tracking.adopt_run(handle, opened[handle])
+        found = {handle: NewRun(run.name, run.tags) for handle, run in runs.items()}
+        opened = self.tracking.create_runs(experiment_id, found)  # adopted by the tracking
+        for handle, run in runs.items():  # params come after
             self.tracking.log_params(handle, run.params)
         return opened
 
@@ -245,10 +244,11 @@ class _BulkRuns(RunRecorder):
         self.writer = writer
 
     def open(self, experiment_id: str, runs: Mapping[str, NewRun]) -> dict[str, str]:
-        ids = self.writer.create(experiment_id, list(runs.values()))
-        opened = dict(zip(runs, ids, strict=True))
-        for handle, run_id in opened.items():
-            self.tracking.adopt_run(handle, run_id)
+        with held():  # made and adopted together: an interrupt between leaves a run RUNNING
+            ids = self.writer.create(experiment_id, list(runs.values()))
+            opened = dict(zip(runs, ids, strict=True))
+            for handle, run_id in opened.items():
+                self.tracking.adopt_run(handle, run_id)
         return opened
 
 
@@ -270,9 +270,10 @@ class _PlannedRuns(RunRecorder):
     def open(self, experiment_id: str, runs: Mapping[str, NewRun]) -> dict[str, str]:
         opened = {handle: plan_run_id() for handle in runs}
         planned = [(opened[handle], run) for handle, run in runs.items()]
-        self.tracking.post(create_planned, self.uri, self.experiment, planned)
-        for handle, run_id in opened.items():
-            self.tracking.adopt_run(handle, run_id)
+        with held():  # posted and adopted together (see _BulkRuns.open)
+            self.tracking.post(create_planned, self.uri, self.experiment, planned)
+            for handle, run_id in opened.items():
+                self.tracking.adopt_run(handle, run_id)
         return opened
 
 

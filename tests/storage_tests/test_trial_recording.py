@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +16,11 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import StoreSpec, open_store
-from storage.bulk_runs import NewRun
+from storage.bulk_runs import BulkRunWriter, NewRun
 from storage.bulk_trials import Finish, NewTrial
 from storage.errors import StoreUnavailable
-from storage.tracking import InlineTracking
+from storage.interrupts import install
+from storage.tracking import InlineTracking, ProcessTracking
 from storage.trial_recording import (
     planned_recorder,
     run_recorder,
@@ -193,3 +196,49 @@ def test_planned_runs_are_made_by_the_writer_with_the_ids_given_here(
         with pytest.raises(StoreUnavailable, match="create_planned: post: no experiment x"):
             failing.close().raise_errors()
     assert planned_recorder(tracking, "http://127.0.0.1:5000", named) is None
+
+
+def test_runs_opened_as_an_interrupt_lands_are_adopted_and_never_left_running(
+    new_spec: Callable[..., StoreSpec], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl+C just after the bulk writer committed a run, before the tracking was told of it,
+    is held until the run is adopted; the client path's runs are adopted by the writer itself,
+    so an owner interrupted while it waits for their ids leaves none behind either. Every run
+    ends FAILED when the writer closes (it was never ended)."""
+    spec = new_spec()
+    with open_store(spec) as store:
+        client = store.mlflow
+        experiment = client.create_experiment(
+            f"interrupted-{time.time_ns()}", artifact_location=str(tmp_path / "artifacts")
+        )
+        tracking = ProcessTracking(spec.mlflow_uri)
+        try:
+            api = run_recorder(tracking, spec.mlflow_uri, bulk=False)
+            api.open(experiment, {"api": NewRun("trial-0000", params={"lr": 0.1})})
+            created = BulkRunWriter.create
+
+            def create_then_interrupt(self: BulkRunWriter, *args: Any) -> list[str]:
+                ids = created(self, *args)
+                os.kill(os.getpid(), signal.SIGINT)  # the runs exist; nobody holds them yet
+                return ids
+
+            monkeypatch.setattr(BulkRunWriter, "create", create_then_interrupt)
+            handlers = {stop: signal.getsignal(stop) for stop in (signal.SIGINT, signal.SIGTERM)}
+            install()
+            try:
+                bulk = run_recorder(tracking, spec.mlflow_uri, bulk=True)
+                with pytest.raises(KeyboardInterrupt):
+                    bulk.open(experiment, {"bulk": NewRun("trial-0001")})
+            finally:
+                for stop, handler in handlers.items():
+                    signal.signal(stop, handler)
+        finally:
+            report = tracking.close()
+        assert not report.errors, report.errors
+        runs = client.search_runs([experiment])
+        assert sorted(run.info.run_name for run in runs) == ["trial-0000", "trial-0001"]
+        assert [run.info.status for run in runs] == ["FAILED", "FAILED"]
+        assert all("onecycle.failure_reason" in run.data.tags for run in runs)
+        assert [run.data.params for run in runs if run.info.run_name == "trial-0000"] == [
+            {"lr": "0.1"}
+        ]
