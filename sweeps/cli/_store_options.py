@@ -84,6 +84,20 @@ def spec_from_options(options: dict[str, Any]) -> StoreSpec:
     )
 
 
+def start_writer_early(options: dict[str, Any]) -> None:
+    """Start the flags' store's tracking writer now, its MLflow import on another core.
+
+    Only where the tracking URI is known before the store opens: a proxy address
+    (``onecycle://``) names its MLflow server only when asked, and a writer started for no URI
+    would be one more MLflow import that nothing takes.
+    """
+    uri = spec_from_options(options).mlflow_uri
+    if uri:
+        from storage.tracking import start_writer
+
+        start_writer(uri)
+
+
 def open_from_options(options: dict[str, Any]) -> Store:
     """Resolve and open the store; raises :class:`storage.StoreError` subclasses."""
     return open_store(spec_from_options(options))

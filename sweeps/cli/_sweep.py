@@ -15,7 +15,7 @@ from storage.tracking import ProcessTracking, start_writer
 from sweeps.cli._store_options import (
     open_existing_from_options,
     open_from_options,
-    spec_from_options,
+    start_writer_early,
     store_env,
     store_options,
 )
@@ -67,7 +67,7 @@ def run_command(
     in_process = (workers == 1 and not gpu_list) or _is_command_on_gpus(config, gpu_list)
     # The writer's MLflow import runs on another core while torch loads here; with workers,
     # it makes the sweep's experiment and parent run, then stops (each worker has its own).
-    start_writer(spec_from_options(options).mlflow_uri)
+    start_writer_early(options)
     with phase("imports"):
         import torch  # noqa: F401
 
@@ -244,7 +244,7 @@ def worker_command(
     """Join the running sweep NAME from another process or machine (reads it from the store)."""
     console = Console()
     gpu_list = _gpu_list(gpus)
-    start_writer(spec_from_options(options).mlflow_uri)  # MLflow's import, on another core
+    start_writer_early(options)  # MLflow's import, on another core
     with open_existing_from_options(options) as store:  # a worker joins; it never creates
         record = store.sweeps.get(name)
         metric = str(record.config.get("objective", {}).get("metric") or "objective")

@@ -17,7 +17,12 @@ from rich.console import Console
 import schedulers
 from storage.process_group import stop_group
 from storage.redact import redact_url
-from sweeps.cli._store_options import open_from_options, spec_from_options, store_options
+from sweeps.cli._store_options import (
+    open_from_options,
+    spec_from_options,
+    start_writer_early,
+    store_options,
+)
 from sweeps.config._files import load_mapping
 from sweeps.errors import UsageError
 from sweeps.phases import phase
@@ -68,10 +73,8 @@ PARENT = "parent"
 @store_options
 def train_command(sweep_file: Path, params_file: Path, no_track: bool, **options: Any) -> None:
     """Train SWEEP_FILE's workload once with the given params (e.g. `onecycle best` output)."""
-    from storage.tracking import start_writer
-
     if not no_track:  # its MLflow import runs on another core while torch loads here
-        start_writer(spec_from_options(options).mlflow_uri)
+        start_writer_early(options)
     with phase("imports"):
         import optuna
 

@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 
 from storage import open_store, resolve_store
+from storage import tracking as tracking_module
 from storage.tracking import ProcessTracking, start_writer
 from sweeps.cli import COMMANDS
 from sweeps.cli._lazy_group import load
+from sweeps.cli._store_options import start_writer_early
 from tests.fixtures import example_sweep, write_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,6 +199,19 @@ def test_a_writer_started_early_waits_for_its_store_and_is_the_one_taken(tmp_pat
         taken.close().raise_errors()
         assert [m.value for m in client.get_metric_history(run, "loss")] == [0.5, 0.25]
         assert client.get_run(run).info.status == "FINISHED"
+
+
+def test_a_writer_starts_early_only_where_the_flags_name_its_tracking_uri(tmp_path: Path) -> None:
+    """A proxy address names its MLflow server only when asked: no writer for no URI (it was
+    one more MLflow import in every worker behind the proxy)."""
+    waiting = tracking_module._WAITING
+    assert resolve_store("onecycle://127.0.0.1:9", env={}).mlflow_uri == ""
+    start_writer_early({"store": "onecycle://127.0.0.1:9"})
+    assert "" not in waiting
+    spec = resolve_store(str(tmp_path / "store"), env={})
+    start_writer_early({"store": str(tmp_path / "store")})
+    started = waiting.pop(spec.mlflow_uri)
+    started.discard()
 
 
 def test_a_writer_nothing_takes_is_stopped_at_exit(tmp_path: Path) -> None:
