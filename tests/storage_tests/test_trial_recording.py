@@ -123,15 +123,19 @@ def test_a_mirror_trial_prunes_without_asking_the_sampler() -> None:
     assert trial.params == _params(3) and trial.number == 0
 
 
+def _new_experiment(client: Any, prefix: str, tmp_path: Path) -> str:
+    """A new experiment (a unique name) whose artifacts go under ``tmp_path``."""
+    location = str(tmp_path / "artifacts")
+    return str(client.create_experiment(f"{prefix}-{time.time_ns()}", artifact_location=location))
+
+
 def test_the_api_and_bulk_run_recorders_open_the_same_runs(
     new_spec: Callable[..., StoreSpec], tmp_path: Path
 ) -> None:
     spec = new_spec()
     with open_store(spec) as store:
         client = store.mlflow
-        experiment = client.create_experiment(
-            f"runs-{time.time_ns()}", artifact_location=str(tmp_path / "artifacts")
-        )
+        experiment = _new_experiment(client, "runs", tmp_path)
         tracking = InlineTracking(spec.mlflow_uri)
         views = {}
         for bulk in (False, True):
@@ -208,9 +212,7 @@ def test_runs_opened_as_an_interrupt_lands_are_adopted_and_never_left_running(
     spec = new_spec()
     with open_store(spec) as store:
         client = store.mlflow
-        experiment = client.create_experiment(
-            f"interrupted-{time.time_ns()}", artifact_location=str(tmp_path / "artifacts")
-        )
+        experiment = _new_experiment(client, "interrupted", tmp_path)
         tracking = ProcessTracking(spec.mlflow_uri)
         try:
             api = run_recorder(tracking, spec.mlflow_uri, bulk=False)
