@@ -142,7 +142,7 @@ def _tracked(store: Store, config: SweepConfig, params_file: Path) -> MlflowTarg
     """
     from storage.tracking import ProcessTracking
     from storage.trial_recording import planned_recorder, run_recorder
-    from sweeps.tracking import ensure_experiment, parent_run, start_parent_run
+    from sweeps.tracking import ensure_experiment, parent_run
     from sweeps.trials import MlflowTarget
 
     uri = store.spec.mlflow_uri
@@ -150,14 +150,14 @@ def _tracked(store: Store, config: SweepConfig, params_file: Path) -> MlflowTarg
     tracking.store_ready()
     named = (ensure_experiment, (config.name, store.spec.artifact_location))
     settings = {"params_file": str(params_file)}
-    runs = planned_recorder(tracking, uri, named)
-    if runs is not None:
-        parent = runs.open("", {PARENT: parent_run(config.name, "train", settings)})[PARENT]
-        return MlflowTarget(tracking, "", parent, config.name, runs)
-    experiment = tracking.ask(ensure_experiment, *named[1])
-    parent = tracking.ask(start_parent_run, experiment, config.name, "train", settings)
-    tracking.adopt_run(PARENT, parent)
-    return MlflowTarget(tracking, experiment, parent, config.name, run_recorder(tracking, uri))
+    planned = planned_recorder(tracking, uri, named)
+    experiment = "" if planned is not None else tracking.ask(ensure_experiment, *named[1])
+    # The parent is created and adopted like the trial's run, so an interrupt while it is
+    # made leaves it to the writer to end, never RUNNING.
+    runs = planned or run_recorder(tracking, uri)
+    new = {PARENT: parent_run(config.name, "train", settings)}
+    parent = runs.open(experiment, new)[PARENT]
+    return MlflowTarget(tracking, experiment, parent, config.name, runs)
 
 
 @click.command("ui")
