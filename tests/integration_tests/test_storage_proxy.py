@@ -261,8 +261,8 @@ def test_workers_wait_for_a_proxy_that_restarts_mid_sweep(
         stopped_at = complete(served.spec, name)
         time.sleep(2)
         served.start()
-        _, err = sweep.communicate(timeout=300)
-        assert sweep.returncode == 0, err[-2000:]
+        out, err = sweep.communicate(timeout=300)
+        assert sweep.returncode == 0, f"{out[-3000:]}\n{err[-2000:]}"  # workers' lines: stdout
         assert stopped_at < n_trials
         check_sweep(served.spec, name, n_trials)
     finally:
