@@ -367,6 +367,18 @@ def start_writer(tracking_uri: str) -> ProcessTracking:
     return waiting
 
 
+def discard_waiting() -> None:
+    """Stop the writers :func:`start_writer` started that nothing took (none was sent a command).
+
+    A command that fails before it opens its store leaves its early writer waiting; in a process
+    that runs many commands (``sweeps.cli.main`` called from Python), each would otherwise hold
+    its MLflow import's memory until the process exits.
+    """
+    while _WAITING:
+        _, writer = _WAITING.popitem()
+        writer.discard()
+
+
 #: Every writer this process started: those still open are stopped at exit.
 _LIVE: weakref.WeakSet[ProcessTracking] = weakref.WeakSet()
 _EXIT_HOOK: list[bool] = []

@@ -185,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args, debug)
     finally:
+        tracking = sys.modules.get("storage.tracking")  # only then can a writer have started
+        if tracking is not None:
+            tracking.discard_waiting()  # the command's early writer, if it never took it
         if profile:
             phases.CLOCK.print()
 

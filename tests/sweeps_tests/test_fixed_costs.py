@@ -214,6 +214,23 @@ def test_a_writer_starts_early_only_where_the_flags_name_its_tracking_uri(tmp_pa
     started.discard()
 
 
+def test_a_command_that_fails_before_its_store_leaves_no_writer_behind(tmp_path: Path) -> None:
+    """``main`` called from Python: a ``worker`` for a sweep the store lacks fails after its early
+    writer started; that writer is stopped as ``main`` returns, not when the process exits."""
+    import multiprocessing
+
+    from sweeps.cli import main
+
+    store = str(tmp_path / "store")
+    with open_store(resolve_store(store, env={})):
+        pass
+    before = set(multiprocessing.active_children())
+    assert main(["worker", "nope", "--store", store]) == 2
+    assert not tracking_module._WAITING
+    left = [child for child in multiprocessing.active_children() if child not in before]
+    assert not [child.name for child in left if child.is_alive()]
+
+
 def test_a_writer_nothing_takes_is_stopped_at_exit(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
