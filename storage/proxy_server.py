@@ -52,6 +52,7 @@ from storage.proxy_protocol import (
     record_to_json,
 )
 from storage.redact import first_line, password_of, scrub
+from storage.server_env import mlflow_server_env
 from storage.store_locks import (
     SWEEP_LOCK,
     advisory_key,
@@ -347,12 +348,12 @@ def _start_mlflow(store: Store, host: str, port: int) -> subprocess.Popen[bytes]
         command += ["--artifacts-destination", spec.artifact_location]
     if host not in ("127.0.0.1", "localhost", "::1"):
         command += ["--allowed-hosts", "*"]  # workers reach it by any of the machine's names
-    env = {
-        **{k: v for k, v in os.environ.items() if k != MLFLOW_POOLCLASS},  # a pool, here
-        "MLFLOW_BACKEND_STORE_URI": spec.mlflow_uri,
-        "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "2",
-        "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "6",
-    }
+    env = mlflow_server_env(
+        {k: v for k, v in os.environ.items() if k != MLFLOW_POOLCLASS},  # a pool, here
+        MLFLOW_BACKEND_STORE_URI=spec.mlflow_uri,
+        MLFLOW_SQLALCHEMYSTORE_POOL_SIZE="2",
+        MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW="6",
+    )
     process = subprocess.Popen(
         command,
         env=env,

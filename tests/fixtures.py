@@ -44,6 +44,20 @@ def command_lines() -> list[str]:
     return lines
 
 
+def servers_of(database: str) -> list[tuple[str, dict[str, str]]]:
+    """(command line, environment) of each process whose MLflow backend URI names ``database``:
+    an MLflow server and whatever it started, which inherit its environment (Linux ``/proc``)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            raw = (entry / "environ").read_bytes().split(b"\0")
+            env = dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+            if database in env.get("MLFLOW_BACKEND_STORE_URI", ""):
+                line = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                found.append((line.decode(errors="replace"), env))
+    return found
+
+
 def unique_prefix(label: str = "") -> str:
     """A PostgreSQL database prefix no other test run on the same server uses."""
     middle = f"{label}_" if label else ""

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from storage.server_env import mlflow_server_env
 from tests.fixtures import free_port
 
 
@@ -39,7 +40,8 @@ def mlflow_server(root: Path, startup_timeout_s: float = 60.0) -> Iterator[str]:
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # its workers (uvicorn, MLflow 3.9's job runners) go with it
+        start_new_session=True,  # its workers (uvicorn) go with it
+        env=mlflow_server_env(os.environ),  # no job runner, as the project's own servers
     )
     uri = f"http://127.0.0.1:{port}"
     try:

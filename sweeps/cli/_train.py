@@ -17,6 +17,7 @@ from rich.console import Console
 import schedulers
 from storage.process_group import stop_group
 from storage.redact import redact_url
+from storage.server_env import mlflow_server_env
 from sweeps.cli._store_options import (
     open_from_options,
     spec_from_options,
@@ -182,11 +183,11 @@ def ui_command(host: str, port: int, **options: Any) -> None:
     executable = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
     command = [executable, "ui", "--host", host, "--port", str(port)]
     # The database URL and its password go in the environment: ``ps`` shows a command line.
-    env = {
-        **os.environ,
-        "MLFLOW_BACKEND_STORE_URI": spec.mlflow_uri,
-        "MLFLOW_DEFAULT_ARTIFACT_ROOT": spec.artifact_location,
-    }
+    env = mlflow_server_env(
+        os.environ,
+        MLFLOW_BACKEND_STORE_URI=spec.mlflow_uri,
+        MLFLOW_DEFAULT_ARTIFACT_ROOT=spec.artifact_location,
+    )
     click.echo(f"MLflow UI for {spec.describe()} at http://{host}:{port} (Ctrl+C to stop)")
     raise SystemExit(serve_until_stopped(command, env))
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from storage.server_env import JOBS_SWITCH
 from storage.spec import ENV_DB_PREFIX, ENV_MLFLOW, ENV_STORE, resolve_store
 from sweeps.cli import app
 
@@ -53,6 +54,12 @@ def test_every_service_running_mlflow_has_its_telemetry_off() -> None:
         "${ONECYCLE_TELEMETRY}"
     )
     assert {key: ENV_EXAMPLE[key] for key in TELEMETRY_OFF} == TELEMETRY_OFF
+
+
+def test_the_mlflow_service_runs_no_job_runner_unless_asked() -> None:
+    environment = COMPOSE["services"]["mlflow"]["environment"]
+    assert environment[JOBS_SWITCH] == f"${{{JOBS_SWITCH}:-false}}"
+    assert ENV_EXAMPLE[JOBS_SWITCH] == "false"
 
 
 def test_mlflow_is_published_on_loopback_only() -> None:

@@ -27,9 +27,10 @@ from sqlalchemy.engine import make_url
 
 from storage import StoreSpec, open_store, resolve_store
 from storage.postgres import drop_databases
+from storage.server_env import JOBS_SWITCH
 from tests.failures_tests.store_state import state_of
 from tests.failures_tests.test_killed_worker import SWEEP as KILLED
-from tests.fixtures import command_lines, free_port, unique_prefix
+from tests.fixtures import command_lines, free_port, servers_of, unique_prefix
 from tests.integration_tests.test_many_workers import check_sweep
 from tests.pg_activity import ConnectionPeaks
 from tests.requirements import postgres_url, require_module
@@ -173,6 +174,15 @@ def test_sixteen_workers_through_the_proxy(served: ProxyProcess, tmp_path: Path)
     assert connections.peaks[worker_app] == 0, connections.peaks
     # Optuna's pool (4 kept, 8 more under load), MLflow's (2 + 6), the lock's one.
     assert 0 < connections.peaks[served.app] <= 21, connections.peaks
+
+
+@pytest.mark.xdist_group("storage-proxy")
+def test_the_proxys_mlflow_server_runs_no_job_runner(served: ProxyProcess) -> None:
+    """MLflow's server jobs are off (storage.server_env): eight fewer processes importing MLflow,
+    and a restart that comes back sooner."""
+    server = servers_of(f"/{served.prefix}_mlflow")
+    assert server and all(env[JOBS_SWITCH] == "false" for _, env in server)
+    assert not [line for line, _ in server if "mlflow.server.jobs" in line]
 
 
 def test_a_proxy_address_takes_no_password_and_an_absent_proxy_is_one_line(

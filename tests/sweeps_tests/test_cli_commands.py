@@ -13,9 +13,17 @@ from pathlib import Path
 import pytest
 
 from storage import open_store, resolve_store
+from storage.server_env import JOBS_SWITCH
 from sweeps.cli import main
 from sweeps.runner import create_or_resume, load_config
-from tests.fixtures import EXAMPLES, command_lines, example_sweep, free_port, write_sweep
+from tests.fixtures import (
+    EXAMPLES,
+    command_lines,
+    example_sweep,
+    free_port,
+    servers_of,
+    write_sweep,
+)
 
 
 def small_sweep(tmp_path: Path, name: str = "small", n_trials: int = 3) -> Path:
@@ -145,6 +153,10 @@ def test_ui_serves_the_store_on_loopback(tmp_path: Path) -> None:
                 # The backend URI (which would carry a PostgreSQL password) is on no command line.
                 database = str(tmp_path / "store" / "mlflow.db")
                 assert not [line for line in command_lines() if database in line]
+                # MLflow's job runner and its Huey consumers are not started (storage.server_env).
+                server = servers_of(database)
+                assert server and all(env[JOBS_SWITCH] == "false" for _, env in server)
+                assert not [line for line, _ in server if "mlflow.server.jobs" in line]
                 break
             except OSError:
                 assert process.poll() is None, process.stdout.read() if process.stdout else ""
