@@ -17,9 +17,13 @@ from contextlib import contextmanager
 
 _state = threading.local()
 _pending: list[int] = []
+#: Every signal the handler took, as (count, last signal number).
+_taken = [0, 0]
 
 
 def _handler(signum: int, frame: object) -> None:
+    _taken[0] += 1
+    _taken[1] = signum
     if getattr(_state, "depth", 0):
         _pending.append(signum)
         return
@@ -48,3 +52,24 @@ def held() -> Iterator[None]:
             signum = _pending[-1]
             _pending.clear()
             raise KeyboardInterrupt(f"signal {signum}")
+
+
+def signals_taken() -> int:
+    """How many Ctrl+C or SIGTERM the handler has taken; compare with an earlier reading."""
+    return _taken[0]
+
+
+def interrupt_behind(error: BaseException, taken_before: int) -> KeyboardInterrupt | None:
+    """The interrupt that ``error`` hides, if a signal came since ``taken_before``; else None.
+
+    A library may catch the ``KeyboardInterrupt`` a signal raised in its code and raise an error
+    of its own; the work was still interrupted, and a worker must stop rather than count an
+    ordinary failure and go on. ``error`` that is already an interrupt or exit is left as is.
+
+    Example:
+        >>> interrupt_behind(RuntimeError("commit failed"), signals_taken()) is None
+        True
+    """
+    if isinstance(error, (KeyboardInterrupt, SystemExit)) or _taken[0] <= taken_before:
+        return None
+    return KeyboardInterrupt(f"signal {_taken[1]}")

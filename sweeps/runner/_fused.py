@@ -45,6 +45,7 @@ from storage.bulk_runs import NewRun
 from storage.bulk_trials import Finish
 from storage.disk_full import is_disk_full
 from storage.errors import StoreError
+from storage.interrupts import interrupt_behind, signals_taken
 from storage.tracking import RunEnd
 from sweeps.errors import FusedBatchFailed, SweepsError
 from sweeps.phases import phase
@@ -158,12 +159,16 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
         _start_runs(context, members)
         times.ask_s += time.perf_counter() - started
         started = time.perf_counter()
+        signals = signals_taken()
         try:
             with phase("training"):
                 outcome = train_fused(
                     workload, [m.schedule for m in members], context.settings, hooks
                 )
         except Exception as error:  # the user's task (or its sys.exit) in a stacked model
+            interrupt = interrupt_behind(error, signals)  # a library's error hiding a signal
+            if interrupt is not None:
+                raise interrupt from error
             if isinstance(error, (SweepsError, StoreError)) or is_disk_full(error):
                 raise
             raise FusedBatchFailed([m.number for m in members], error) from error

@@ -22,6 +22,7 @@ from torch.optim import Optimizer
 
 import schedulers
 from storage.bulk_runs import NewRun
+from storage.interrupts import interrupt_behind, signals_taken
 from storage.trial_recording import RunRecorder, run_recorder
 from sweeps.phases import phase
 from sweeps.task import Task
@@ -73,6 +74,7 @@ class TrialObjective:
         hooks = _TrialHooks(trial, tracker, self.settings.metric, runner.batch_size)
         hooks.progress = self.progress
         started = time.perf_counter()
+        signals = signals_taken()
         try:
             with phase("training"):
                 result = runner.run(schedule, self.settings, hooks)
@@ -81,10 +83,15 @@ class TrialObjective:
             self._finish(run_id, tracker, schedule, "PRUNED", None, started, hooks.last)
             raise
         except BaseException as error:
-            why = f"{type(error).__name__}: {error}"
+            # e.g. Optuna's storage turned the interrupt into StorageInternalError
+            interrupt = interrupt_behind(error, signals)
+            stopped = error if interrupt is None else interrupt
+            why = f"{type(stopped).__name__}: {stopped}"
             trial.set_user_attr("steps", hooks.last.steps)
             trial.set_user_attr("failure_reason", why)
             self._finish(run_id, tracker, schedule, "FAIL", why, started, hooks.last)
+            if interrupt is not None:
+                raise interrupt from error
             raise
         value = result.final.get(self.settings.metric, math.nan)
         reason = failure_reason(result, self.settings.metric)

@@ -23,6 +23,7 @@ from storage import StoreSpec, open_store, resolve_store
 from sweeps.cli import main
 from sweeps.errors import UsageError
 from sweeps.runner import create_or_resume, load_config, run_sweep
+from sweeps.runner._requeue import was_interrupted
 from sweeps.tracking import FAILURE_TAG
 from tests.failures_tests.store_state import state_of, store_args, sweep_file
 
@@ -90,6 +91,37 @@ def test_a_signal_stops_the_sweep_and_kills_its_parent_run_then_it_resumes(
     assert state.trials == ["FAIL", "COMPLETE", "COMPLETE"]
     assert state.runs == ["FAILED", "FINISHED", "FINISHED"]
     assert _parent_reason(spec, "signalled") is None  # reopened: the stop is no longer news
+
+
+def test_a_signal_a_library_turned_into_its_own_error_still_stops_the_sweep(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM while a library's code runs (seen: Optuna's storage mid-commit under SLURM's
+    scancel) came back as that library's error: the trial failed as user code and the worker
+    went on to the next trial. It is an interrupt: the sweep stops, the trial says so (a SLURM
+    worker queues such a trial again) and the sweep resumes."""
+    spec = _sqlite(tmp_path)
+    options = f"{{marker: '{tmp_path / 'marker'}'}}"
+    path = sweep_file(tmp_path, _sweep("hidden", "hides_an_interrupt", options))
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeps", "run", str(path), *store_args(spec)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 130, done.stderr[-2000:]
+    state = state_of(spec, "hidden")
+    assert (state.status, state.parent) == ("stopped", "KILLED")
+    assert state.trials == ["FAIL"] and state.runs == ["FAILED"]  # it did not go on
+    assert main(["run", str(path), *store_args(spec)]) == 0
+    with open_store(spec) as store:
+        record = store.sweeps.get("hidden")
+        study = optuna.load_study(study_name=record.study_name, storage=store.optuna_storage)
+        trials = study.get_trials(deepcopy=False)
+    reason = f"KeyboardInterrupt: signal {int(signal.SIGTERM)}"
+    assert trials[0].user_attrs["failure_reason"] == reason
+    assert was_interrupted(trials[0])  # what makes a SLURM worker queue it again
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
 
 
 def test_sys_exit_in_every_trial_stops_on_the_failure_rate_with_the_parent_failed(

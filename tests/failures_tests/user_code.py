@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -140,6 +141,19 @@ def interrupted_once(ctx: Any) -> dict[str, float]:
     _steps(ctx)
     if _first_time(ctx.options):
         raise KeyboardInterrupt
+    return {"val_accuracy": 0.75}
+
+
+def hides_an_interrupt(ctx: Any) -> dict[str, float]:
+    """SIGTERM during the first trial, caught as a library might and raised as its own error
+    with the interrupt cut from the chain (Optuna's storage raises ``StorageInternalError``)."""
+    _steps(ctx)
+    if _first_time(ctx.options):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)  # the signal lands here
+        except KeyboardInterrupt:
+            raise RuntimeError("An exception is raised during the commit.") from None
     return {"val_accuracy": 0.75}
 
 
