@@ -113,6 +113,8 @@ def log_sweep_summary(
         plots.append(("param_importances.png", optuna_plots.plot_param_importances))
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # e.g. PED-ANOVA's "importances will be equal" for a few trials: the plot shows that
+        warnings.filterwarnings("ignore", category=UserWarning, module="optuna.importance")
         for name, draw in plots:
             try:
                 axis = draw(study)

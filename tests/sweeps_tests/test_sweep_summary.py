@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 
 import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import create_trial
 
 from sweeps.tracking import log_sweep_summary
 from tests.sweeps_tests.conftest import SCHEDULE, TrackedSweep
@@ -48,3 +51,20 @@ def test_parent_run_gets_history_importances_and_best_config(
     )
     assert len(children) == 3
     assert {c.data.tags["onecycle.trial_number"] for c in children} == {"0", "1", "2"}
+
+
+def test_the_summary_of_trials_with_equal_values_warns_nothing(
+    tracked_sweep: Callable[..., TrackedSweep],
+) -> None:
+    """Equal values make Optuna's importance evaluator warn that the importances are equal
+    (the plot shows it): the sweep's last lines on the terminal stay the sweep's own."""
+    sweep = tracked_sweep()
+    study = optuna.create_study(direction="maximize")
+    space = {"cycle_max_lr": FloatDistribution(0.05, 0.3)}
+    for lr in (0.1, 0.2):
+        study.add_trial(create_trial(params={"cycle_max_lr": lr}, distributions=space, value=0.75))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = log_sweep_summary(sweep.store.mlflow, sweep.target.parent_run_id, study, None)
+    assert "param_importances.png" in written
+    assert not [str(w.message) for w in caught if "optuna" in w.filename]
