@@ -125,6 +125,18 @@ def waits_once(ctx: Any) -> dict[str, float]:
     return {"val_accuracy": 0.75}
 
 
+def held(ctx: Any) -> dict[str, float]:
+    """Trains a few updates and reports, then waits while ``options.hold`` exists: a trial still
+    running when a cancel or a signal lands, at no cost of CPU to the machine meanwhile."""
+    _steps(ctx)
+    ctx.report({"val_accuracy": 0.5})
+    hold = Path(ctx.options["hold"])
+    deadline = time.monotonic() + 300
+    while hold.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {"val_accuracy": 0.75}
+
+
 def steady(ctx: Any) -> dict[str, float]:
     """Trains a few updates and reports its metric: a trial that succeeds."""
     _steps(ctx)

@@ -170,8 +170,18 @@ def test_cancel_ends_the_jobs_leaves_nothing_running_and_a_second_submit_finishe
     spec: StoreSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     name, n_trials = "slurm-cancel", 2
-    # Trials of several seconds, so the cancel lands while both train.
-    path = write_sweep(tmp_path, digits_sweep(name, n_trials, epochs=1500))
+    # Each trial trains, reports, then waits while the hold file exists: the cancel lands while
+    # both run, however loaded the machine, and the waiting costs no CPU (1,500 epochs of
+    # digits did the same for 80 CPU-s). The second submit's retries find the file gone.
+    hold = tmp_path / "hold"
+    hold.touch()
+    config = digits_sweep(name, n_trials, objective={"metric": "val_accuracy"})
+    config["workload"] = {
+        "entrypoint": "tests.failures_tests.user_code:held",
+        "epochs": 1,
+        "options": {"hold": str(hold)},
+    }
+    path = write_sweep(tmp_path, config)
     folder = tmp_path / "slurm"
     first = _submit(path, spec, folder)  # the password in --store's URL this time
     _secrets_not_in_job(first, folder)
@@ -207,6 +217,7 @@ def test_cancel_ends_the_jobs_leaves_nothing_running_and_a_second_submit_finishe
     assert len(retried) == len(set(retried)), trials  # each queued once
     assert runs and all(run.info.status != "RUNNING" for run in runs)  # the parent's too
 
+    hold.unlink()
     second = _submit(path, spec, folder)
     assert second != first
     _wait_gone(second, folder, timeout_s=900)
