@@ -22,11 +22,16 @@ W = TypeVar("W", bound="TableWriter")
 
 
 def tables_match(
-    engine: Engine, library: str, columns: Mapping[str, set[str]], read_only: Container[str] = ()
+    engine: Engine,
+    library: str,
+    columns: Mapping[str, set[str]],
+    read_only: Container[str] = (),
+    defaulted: Mapping[str, set[str]] | None = None,
 ) -> bool:
     """True when ``library``'s schema is at a known revision with exactly ``columns``.
 
-    Tables in ``read_only`` need at least their columns.
+    Tables in ``read_only`` need at least their columns. ``defaulted``: per table, columns that
+    some known revisions add with a server default (a writer leaves them to the database).
     """
     if engine.dialect.name not in KNOWN_DIALECTS or not revision_known(engine, library):
         return False
@@ -34,7 +39,8 @@ def tables_match(
         tables = inspect(engine)
         for name, expected in columns.items():
             found = {column["name"] for column in tables.get_columns(name)}
-            if not expected <= found or (name not in read_only and found != expected):
+            exact = found in (expected, expected | (defaulted or {}).get(name, set()))
+            if not expected <= found or (name not in read_only and not exact):
                 return False
     except Exception:  # a missing table, no permission: any doubt means the library's API
         return False
@@ -50,12 +56,14 @@ class TableWriter:
     """A bulk writer: an engine, the tables it writes (reflected once), the dialect's insert.
 
     Subclasses name the library whose tables they write in ``LIBRARY``, those tables and their
-    columns in ``COLUMNS`` and the ones they only read in ``READ_ONLY``.
+    columns in ``COLUMNS``, the ones they only read in ``READ_ONLY`` and columns they leave to
+    the database's default in ``DEFAULTED``.
     """
 
     LIBRARY: ClassVar[str] = ""
     COLUMNS: ClassVar[Mapping[str, set[str]]] = {}
     READ_ONLY: ClassVar[frozenset[str]] = frozenset()
+    DEFAULTED: ClassVar[Mapping[str, set[str]]] = {}
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -66,7 +74,7 @@ class TableWriter:
     @classmethod
     def for_engine(cls: type[W], engine: Engine) -> W | None:
         """A writer over ``engine``, or None when its tables are not the ones this one knows."""
-        known = tables_match(engine, cls.LIBRARY, cls.COLUMNS, cls.READ_ONLY)
+        known = tables_match(engine, cls.LIBRARY, cls.COLUMNS, cls.READ_ONLY, cls.DEFAULTED)
         return cls(engine) if known else None
 
     @classmethod

@@ -18,7 +18,13 @@ from sweeps.config import Search, SweepConfig, Workload
 from sweeps.errors import UsageError
 from sweeps.runner._ending import STOPPED_REASON, end_reason, reopen
 from sweeps.space import SearchSpace
-from sweeps.tracking import discard_parent, end_parent, ensure_experiment, start_parent_run
+from sweeps.tracking import (
+    direct_experiment_and_parent,
+    discard_parent,
+    end_parent,
+    ensure_experiment,
+    start_parent_run,
+)
 
 
 def create_or_resume(
@@ -36,10 +42,14 @@ def create_or_resume(
     if existing is not None:
         return _resume(store, existing, config.model_dump(mode="json")), False
     call = store.mlflow_call  # in the tracking writer when the caller set one
-    experiment = call(ensure_experiment, config.name, store.spec.artifact_location)
-    parent = call(
-        start_parent_run, experiment, config.name, config.name, config.model_dump(mode="json")
+    dumped = config.model_dump(mode="json")
+    made = direct_experiment_and_parent(
+        store.spec.mlflow_uri, config.name, store.spec.artifact_location, dumped
     )
+    if made is None:
+        experiment = call(ensure_experiment, config.name, store.spec.artifact_location)
+        made = experiment, call(start_parent_run, experiment, config.name, config.name, dumped)
+    experiment, parent = made
     try:
         config = _resolved(store, config, experiment, parent, on_range_test)
         space = SearchSpace(config)

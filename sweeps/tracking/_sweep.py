@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storage.bulk_runs import NewRun
+from storage.bulk_experiments import BulkExperimentWriter
+from storage.bulk_runs import BulkRunWriter, NewRun
 from storage.redact import scrub
 from storage.tracking import MAX_PARAM_LENGTH, MAX_PARAMS_PER_CALL
 
@@ -44,6 +45,54 @@ def ensure_experiment(client: MlflowClient, sweep: str, artifact_root: str) -> s
             tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, SWEEP_TAG: sweep},
         )
     )
+
+
+def ensure_experiment_direct(
+    writer: BulkExperimentWriter, sweep: str, artifact_root: str
+) -> str | None:
+    """:func:`ensure_experiment` in SQL (:mod:`storage.bulk_experiments`).
+
+    None where MLflow's API must do it: no artifact root given, a deleted experiment of that
+    name, values the writer cannot mirror.
+    """
+    if not artifact_root:
+        return None
+    location = f"{artifact_root.rstrip('/')}/{sweep}"
+    tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, SWEEP_TAG: sweep}
+    if not writer.usable(sweep, location, tags):
+        return None
+    found = writer.find(sweep)
+    if found is None:
+        made = writer.create(sweep, location, tags)
+        if made is not None:
+            return made
+        found = writer.find(sweep)  # another process made it a moment ago
+    if found is None or not found.active:
+        return None
+    if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        writer.set_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return found.experiment_id
+
+
+def direct_experiment_and_parent(
+    mlflow_uri: str, sweep: str, artifact_root: str, config: dict[str, Any]
+) -> tuple[str, str] | None:
+    """A new sweep's experiment and parent run, made in SQL here without MLflow's import.
+
+    None where only MLflow's API may make them (a tracking server, an untested schema, ...).
+    """
+    experiments = BulkExperimentWriter.for_uri(mlflow_uri)
+    if experiments is None:
+        return None
+    try:
+        runs = BulkRunWriter.for_engine(experiments.engine)
+        experiment = ensure_experiment_direct(experiments, sweep, artifact_root)
+        if runs is None or experiment is None:
+            return None
+        (parent,) = runs.create(experiment, [parent_run(sweep, sweep, config)])
+        return experiment, parent
+    finally:
+        experiments.engine.dispose()
 
 
 def flatten(config: Any, prefix: str = "") -> dict[str, str]:
