@@ -13,7 +13,6 @@ from collections.abc import Container, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import Engine, MetaData, Table, inspect
-from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.schema_revisions import revision_known
 
@@ -48,8 +47,18 @@ def tables_match(
 
 
 def dialect_insert(engine: Engine) -> Any:
-    """The dialect's ``insert`` (the one with ``on_conflict_do_*``) for ``engine``."""
-    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    """The dialect's ``insert`` (the one with ``on_conflict_do_*``) for ``engine``.
+
+    Imported here: SQLAlchemy's PostgreSQL dialect takes about 20 ms to import, which a
+    read-only command on a SQLite store (``status``) has no use for.
+    """
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
 
 
 class TableWriter:
