@@ -43,6 +43,8 @@ MAX_COLUMN = 256
 MAX_TAG_VALUE = 5000
 #: With either set, MLflow files new experiments in a workspace of its choosing.
 WORKSPACE_ENV = ("MLFLOW_ENABLE_WORKSPACES", "MLFLOW_WORKSPACE")
+#: MLflow refuses an artifact location longer than this variable says.
+LOCATION_LIMIT_ENV = "MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH"
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,14 @@ class BulkExperimentWriter(TableWriter):
         if any(os.environ.get(env) not in (None, "", "0", "false") for env in WORKSPACE_ENV):
             return False
         scheme = urllib.parse.urlsplit(location).scheme
-        kept_as_given = location.startswith("/") or scheme not in ("", "file")
+        # MLflow makes a relative path absolute, may rewrite a file: URI, refuses runs:/ ones.
+        kept_as_given = location.startswith("/") or scheme not in ("", "file", "runs")
+        limit = os.environ.get(LOCATION_LIMIT_ENV, "")
+        longest = min(MAX_COLUMN, int(limit)) if limit.isdigit() else MAX_COLUMN
         return (
             0 < len(name) <= MAX_COLUMN
             and kept_as_given
-            and len(location) <= MAX_COLUMN
+            and len(location) <= longest
             and all(len(k) <= 250 and len(v) <= MAX_TAG_VALUE for k, v in tags.items())
         )
 

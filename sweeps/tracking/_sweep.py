@@ -8,16 +8,21 @@ child runs (``mlflow.parentRunId``) of the sweep's parent run.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from storage.bulk_experiments import BulkExperimentWriter
 from storage.bulk_runs import BulkRunWriter, NewRun
+from storage.errors import StoreUnavailable
 from storage.redact import scrub
-from storage.tracking import MAX_PARAM_LENGTH, MAX_PARAMS_PER_CALL
+from storage.tracking import BULK_ENV, MAX_PARAM_LENGTH, MAX_PARAMS_PER_CALL
+from sweeps.errors import one_line
 
 if TYPE_CHECKING:
     import optuna
@@ -79,20 +84,36 @@ def direct_experiment_and_parent(
 ) -> tuple[str, str] | None:
     """A new sweep's experiment and parent run, made in SQL here without MLflow's import.
 
-    None where only MLflow's API may make them (a tracking server, an untested schema, ...).
+    None where only MLflow's API may make them (a tracking server, an untested schema,
+    ``ONECYCLE_MLFLOW_BULK=0``, a database error before the parent run is written: finding or
+    making the experiment again through the API is safe). A failure writing the parent run is
+    the store's (:class:`~storage.errors.StoreUnavailable`): it may have been committed.
     """
-    experiments = BulkExperimentWriter.for_uri(mlflow_uri)
-    if experiments is None:
+    if os.environ.get(BULK_ENV, "1") == "0":
         return None
+    experiments: BulkExperimentWriter | None = None
     try:
-        runs = BulkRunWriter.for_engine(experiments.engine)
-        experiment = ensure_experiment_direct(experiments, sweep, artifact_root)
-        if runs is None or experiment is None:
+        try:
+            experiments = BulkExperimentWriter.for_uri(mlflow_uri)
+            if experiments is None:
+                return None
+            runs = BulkRunWriter.for_engine(experiments.engine)
+            if runs is None:
+                return None
+            experiment = ensure_experiment_direct(experiments, sweep, artifact_root)
+        except SQLAlchemyError:
             return None
-        (parent,) = runs.create(experiment, [parent_run(sweep, sweep, config)])
+        if experiment is None:
+            return None
+        try:
+            (parent,) = runs.create(experiment, [parent_run(sweep, sweep, config)])
+        except SQLAlchemyError as error:
+            detail = scrub(one_line(str(error)))
+            raise StoreUnavailable(f"cannot create the sweep's parent run: {detail}") from None
         return experiment, parent
     finally:
-        experiments.engine.dispose()
+        if experiments is not None:
+            experiments.engine.dispose()
 
 
 def flatten(config: Any, prefix: str = "") -> dict[str, str]:

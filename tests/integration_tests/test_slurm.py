@@ -183,41 +183,43 @@ def test_cancel_ends_the_jobs_leaves_nothing_running_and_a_second_submit_finishe
     }
     path = write_sweep(tmp_path, config)
     folder = tmp_path / "slurm"
-    first = _submit(path, spec, folder)  # the password in --store's URL this time
-    _secrets_not_in_job(first, folder)
-    deadline = time.monotonic() + 180
-    with open_store(spec) as store:
-        study = _study(store, name)
-        while not _training(study, n_trials):
-            assert time.monotonic() < deadline, f"the trials never started\n{_logs(folder)}"
-            assert active_jobs([first]), f"the job ended early\n{_logs(folder)}"
-            time.sleep(0.5)
-    capsys.readouterr()
-    assert main(["cancel", name, *store_args(spec)]) == 0
-    assert f"cancelled SLURM jobs {first} of sweep {name}" in capsys.readouterr().out
-    assert not active_jobs([first])
-    with open_store(spec) as store:
-        record = store.sweeps.get(name)
-        trials = _study(store, name).get_trials(deepcopy=False)
-        runs = store.mlflow.search_runs([record.mlflow_experiment_id])
-    assert record.status == "stopped"
-    interrupted = [t for t in trials if t.state == TrialState.FAIL]
-    originals = [t for t in interrupted if RETRY_OF not in t.user_attrs]
-    # Each interrupted trial is queued again. A retry may already have been taken by a worker
-    # still stopping, so the retries are counted in any state, none of them RUNNING; one that
-    # the stopping worker failed in turn is queued again only if that worker got so far before
-    # SLURM's kill (on a loaded CI machine it did not), so only the originals are counted.
-    queued = [t for t in trials if RETRY_OF in t.user_attrs]
-    assert len(originals) >= n_trials, trials
-    assert not [t for t in trials if t.state == TrialState.RUNNING]
-    reasons = {t.number: str(t.user_attrs.get("failure_reason")) for t in interrupted}
-    assert all(reason.startswith("KeyboardInterrupt") for reason in reasons.values()), reasons
-    retried = sorted(t.user_attrs[RETRY_OF] for t in queued)
-    assert set(retried) >= {t.number for t in originals}, trials
-    assert len(retried) == len(set(retried)), trials  # each queued once
-    assert runs and all(run.info.status != "RUNNING" for run in runs)  # the parent's too
+    try:
+        first = _submit(path, spec, folder)  # the password in --store's URL this time
+        _secrets_not_in_job(first, folder)
+        deadline = time.monotonic() + 180
+        with open_store(spec) as store:
+            study = _study(store, name)
+            while not _training(study, n_trials):
+                assert time.monotonic() < deadline, f"the trials never started\n{_logs(folder)}"
+                assert active_jobs([first]), f"the job ended early\n{_logs(folder)}"
+                time.sleep(0.5)
+        capsys.readouterr()
+        assert main(["cancel", name, *store_args(spec)]) == 0
+        assert f"cancelled SLURM jobs {first} of sweep {name}" in capsys.readouterr().out
+        assert not active_jobs([first])
+        with open_store(spec) as store:
+            record = store.sweeps.get(name)
+            trials = _study(store, name).get_trials(deepcopy=False)
+            runs = store.mlflow.search_runs([record.mlflow_experiment_id])
+        assert record.status == "stopped"
+        interrupted = [t for t in trials if t.state == TrialState.FAIL]
+        originals = [t for t in interrupted if RETRY_OF not in t.user_attrs]
+        # Each interrupted trial is queued again. A retry may already have been taken by a worker
+        # still stopping, so the retries are counted in any state, none of them RUNNING; one that
+        # the stopping worker failed in turn is queued again only if that worker got so far before
+        # SLURM's kill (on a loaded CI machine it did not), so only the originals are counted.
+        queued = [t for t in trials if RETRY_OF in t.user_attrs]
+        assert len(originals) >= n_trials, trials
+        assert not [t for t in trials if t.state == TrialState.RUNNING]
+        reasons = {t.number: str(t.user_attrs.get("failure_reason")) for t in interrupted}
+        assert all(reason.startswith("KeyboardInterrupt") for reason in reasons.values()), reasons
+        retried = sorted(t.user_attrs[RETRY_OF] for t in queued)
+        assert set(retried) >= {t.number for t in originals}, trials
+        assert len(retried) == len(set(retried)), trials  # each queued once
+        assert runs and all(run.info.status != "RUNNING" for run in runs)  # the parent's too
 
-    hold.unlink()
+    finally:
+        hold.unlink(missing_ok=True)  # a failure above leaves no job waiting on it
     second = _submit(path, spec, folder)
     assert second != first
     _wait_gone(second, folder, timeout_s=900)

@@ -11,6 +11,7 @@ from mlflow.entities import Experiment, Run
 
 from storage import StoreSpec, open_store
 from storage.bulk_experiments import BulkExperimentWriter
+from storage.tracking import BULK_ENV
 from sweeps.tracking import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
@@ -116,12 +117,16 @@ def test_an_existing_experiment_is_tagged_and_a_deleted_one_left_to_the_api(
         writer.engine.dispose()
 
 
-def test_an_untested_schema_revision_leaves_both_to_the_api(
-    new_spec: Callable[..., StoreSpec], tmp_path: Path
+def test_the_bulk_switch_and_an_untested_schema_revision_leave_both_to_the_api(
+    new_spec: Callable[..., StoreSpec], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = new_spec(artifacts=str(tmp_path / "artifacts"))
     with open_store(spec) as store:
         store.mlflow.search_experiments()  # the schema exists
+    monkeypatch.setenv(BULK_ENV, "0")  # the user's switch to MLflow's API for everything
+    assert direct_experiment_and_parent(spec.mlflow_uri, "s", spec.artifact_location, {}) is None
+    monkeypatch.delenv(BULK_ENV)
+    assert direct_experiment_and_parent(spec.mlflow_uri, "t", spec.artifact_location, {})
     _stamp(spec.mlflow_uri, uuid.uuid4().hex[:12])
     assert direct_experiment_and_parent(spec.mlflow_uri, "s", spec.artifact_location, {}) is None
 
@@ -138,12 +143,19 @@ def test_an_untested_schema_revision_leaves_both_to_the_api(
         ("s", "/data/artifacts/s", {"MLFLOW_ENABLE_WORKSPACES": "true"}, False),
         ("s", "/data/artifacts/s", {"MLFLOW_WORKSPACE": "team"}, False),
         ("s", "/data/artifacts/s", {"MLFLOW_ENABLE_WORKSPACES": "false"}, True),
+        ("s", "runs:/abc/artifacts", {}, False),  # MLflow refuses it
+        ("s", "/data/artifacts/s", {"MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH": "10"}, False),
+        ("s", "/data/s", {"MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH": "10"}, True),
     ],
 )
 def test_only_what_mlflow_would_store_unchanged_is_written_in_sql(
     name: str, location: str, env: dict[str, str], usable: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for variable in ("MLFLOW_ENABLE_WORKSPACES", "MLFLOW_WORKSPACE"):
+    for variable in (
+        "MLFLOW_ENABLE_WORKSPACES",
+        "MLFLOW_WORKSPACE",
+        "MLFLOW_ARTIFACT_LOCATION_MAX_LENGTH",
+    ):
         monkeypatch.delenv(variable, raising=False)
     for variable, value in env.items():
         monkeypatch.setenv(variable, value)
