@@ -40,6 +40,8 @@ DEFAULTED = {"experiments": {"workspace"}}
 DEFAULT_WORKSPACE = "default"
 #: The width of the name and artifact location columns MLflow's migrations create.
 MAX_COLUMN = 256
+#: MLflow's limit on an experiment tag's key, and a value well under its own limit.
+MAX_TAG_KEY = 250
 MAX_TAG_VALUE = 5000
 #: With either set, MLflow files new experiments in a workspace of its choosing.
 WORKSPACE_ENV = ("MLFLOW_ENABLE_WORKSPACES", "MLFLOW_WORKSPACE")
@@ -77,7 +79,7 @@ class BulkExperimentWriter(TableWriter):
             0 < len(name) <= MAX_COLUMN
             and kept_as_given
             and len(location) <= longest
-            and all(len(k) <= 250 and len(v) <= MAX_TAG_VALUE for k, v in tags.items())
+            and all(len(k) <= MAX_TAG_KEY and len(v) <= MAX_TAG_VALUE for k, v in tags.items())
         )
 
     def find(self, name: str) -> FoundExperiment | None:

@@ -42,14 +42,14 @@ def ensure_experiment(client: MlflowClient, sweep: str, artifact_root: str) -> s
         if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
             client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return str(existing.experiment_id)
+    location, tags = _new_experiment(sweep, artifact_root)
+    return str(client.create_experiment(sweep, artifact_location=location, tags=tags))
+
+
+def _new_experiment(sweep: str, artifact_root: str) -> tuple[str | None, dict[str, str]]:
+    """A new sweep experiment's artifact location and tags, the same by MLflow's API or SQL."""
     location = f"{artifact_root.rstrip('/')}/{sweep}" if artifact_root else None
-    return str(
-        client.create_experiment(
-            sweep,
-            artifact_location=location,
-            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, SWEEP_TAG: sweep},
-        )
-    )
+    return location, {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, SWEEP_TAG: sweep}
 
 
 def ensure_experiment_direct(
@@ -60,11 +60,8 @@ def ensure_experiment_direct(
     None where MLflow's API must do it: no artifact root given, a deleted experiment of that
     name, values the writer cannot mirror.
     """
-    if not artifact_root:
-        return None
-    location = f"{artifact_root.rstrip('/')}/{sweep}"
-    tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, SWEEP_TAG: sweep}
-    if not writer.usable(sweep, location, tags):
+    location, tags = _new_experiment(sweep, artifact_root)
+    if location is None or not writer.usable(sweep, location, tags):
         return None
     found = writer.find(sweep)
     if found is None:
