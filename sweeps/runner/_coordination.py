@@ -32,6 +32,7 @@ from storage.trial_queries import count_by_state, rdb_storage, running_without_h
 from storage.trial_recording import TrialRecorder, trial_recorder
 from storage.trial_times import optuna_now
 from sweeps.errors import UsageError
+from sweeps.runner._contact import CONTACT
 from sweeps.tracking import FAILURE_TAG
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,10 @@ UNRECORDED_REASON = (
 STALE_AFTER_INTERVALS = 2
 
 LOST_REASON = "started but never sent a heartbeat (its worker lost the database or died)"
+
+#: Held while this process starts trials and while its watcher fails stale ones, so a retry the
+#: watcher queues is never missed by an ask already under way (it would be left WAITING).
+_STARTING = threading.Lock()
 
 
 def heartbeat_interval() -> int:
@@ -176,7 +181,7 @@ def start_under_lock(
     ended, see :mod:`sweeps.runner._ending`).
     """
     while True:
-        with sweep_lock(store, study):
+        with sweep_lock(store, study), _STARTING:
             fail_dead_trials(study, interval)
             found = count_by_state(study)
             finished = found["complete"] + found["pruned"]
@@ -198,8 +203,8 @@ def sweep_lock(store: Store, study: optuna.Study) -> contextlib.AbstractContextM
 
 def fail_dead_trials(study: optuna.Study, interval: int) -> None:
     """Fail (and retry) trials whose worker stopped beating, and those that never beat."""
-    fail_stale(study)
-    fail_trials_without_heartbeat(study, STALE_AFTER_INTERVALS * interval)
+    if fail_stale(study):
+        fail_trials_without_heartbeat(study, STALE_AFTER_INTERVALS * interval)
 
 
 class Heartbeats:
@@ -232,7 +237,7 @@ class Heartbeats:
 
     def beat_now(self) -> None:
         """One heartbeat for every trial of this instance; a failure waits for the next one."""
-        with self._beating, contextlib.suppress(Exception):
+        with self._beating, contextlib.suppress(Exception), CONTACT.round_trip():
             self._recorder.beat(self._ids)
 
     @classmethod
@@ -250,12 +255,23 @@ class Heartbeats:
         self._thread.join(timeout=5)
 
 
-def fail_stale(study: optuna.Study) -> None:
-    """Optuna's stale-trial check, after this process's own trials were beaten just now."""
+def fail_stale(study: optuna.Study) -> bool:
+    """Optuna's stale-trial check, after this process's own trials were beaten just now.
+
+    False, checking nothing, while this process's own contact with the store is too recent to
+    tell a dead worker from one that sat through the same outage (:mod:`._contact`).
+    """
     Heartbeats.beat_all()
+    if CONTACT.interval is not None:
+        with CONTACT.round_trip():
+            count_by_state(study)
+    if not CONTACT.may_judge_others():
+        log.debug("stale-trial check held back: the store was away within the grace")
+        return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    return True
 
 
 class _StaleWatcher:
@@ -263,11 +279,13 @@ class _StaleWatcher:
 
     def __init__(self, study: optuna.Study, interval: int) -> None:
         self._stop = threading.Event()
+        CONTACT.watch(interval, STALE_AFTER_INTERVALS * interval)
 
         def watch() -> None:
             while not self._stop.wait(max(0.5, interval / 2)):
                 try:
-                    fail_stale(study)
+                    with _STARTING:
+                        fail_stale(study)
                 except Exception as error:  # retried at the next check
                     log.warning("checking for stale trials failed: %s", error)
 
@@ -277,3 +295,4 @@ class _StaleWatcher:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        CONTACT.unwatch()
