@@ -86,3 +86,30 @@ def test_a_stamped_revision_takes_the_api_path_and_records_the_same(
 def _record_all(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     _record(study, bulk=True)
     return study.get_trials(deepcopy=False)
+
+
+def test_optunas_own_schema_check_is_skipped_only_for_a_store_read_at_its_head(
+    new_spec: Callable[..., StoreSpec],
+) -> None:
+    """Opening a store reads its Optuna revision anyway: at Optuna's head, Optuna's own check
+    (every migration script imported) is skipped; any other store still gets it."""
+    spec = new_spec()
+    with open_store(spec) as store:
+        assert not store.optuna_at_head  # a new store: Optuna makes its schema and checks it
+        optuna.create_study(study_name="s", storage=store.optuna_storage)
+    with open_store(spec) as store:
+        assert store.optuna_at_head
+        study = optuna.load_study(study_name="s", storage=store.optuna_storage)
+        study.tell(study.ask(), 1.0)
+    engine = engine_for(spec.optuna_url)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM alembic_version"))  # no revision to go by
+    try:
+        with open_store(spec) as store:
+            assert not store.optuna_at_head
+            study = optuna.load_study(study_name="s", storage=store.optuna_storage)
+            assert study.best_value == 1.0
+        # Optuna's own path ran: it stamped the revision it found the tables at.
+        assert schema_revision(engine) == installed_revisions("optuna").head
+    finally:
+        engine.dispose()
