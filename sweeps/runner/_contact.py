@@ -15,6 +15,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from optuna.exceptions import StorageInternalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+#: What a store that is away raises: a database's connection errors, Optuna's wrapper of them,
+#: a socket's; a storage proxy's unreachable calls raise a ``grpc.RpcError`` (matched by name,
+#: so that gRPC is not imported where no proxy is used).
+OUTAGES: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    StorageInternalError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` says the store is away (not that a call was wrong)."""
+    if isinstance(error, OUTAGES):
+        return True
+    return any(kind.__name__ in ("RpcError", "_InactiveRpcError") for kind in type(error).__mro__)
+
 
 class StoreContact:
     """Round trips to the store, timed: an outage is one stuck or failing for over ``interval``.
@@ -52,10 +73,10 @@ class StoreContact:
             started = self._in_flight[key] = self._clock()
         try:
             yield
-        except BaseException:
+        except BaseException as error:
             with self._lock:
                 del self._in_flight[key]
-                if self._failing_since is None:
+                if self._failing_since is None and is_outage(error):
                     self._failing_since = started
             raise
         with self._lock:

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from optuna.trial import TrialState
 from sqlalchemy import make_url
+from sqlalchemy.exc import OperationalError
 
 from storage import StoreSpec, open_store
 from sweeps.runner import fail_stale
@@ -61,6 +62,19 @@ def test_a_failing_round_trip_holds_checks_back_until_a_grace_after_the_next_suc
     with pytest.raises(ConnectionError), contact.round_trip():
         raise ConnectionError("gone again")
     assert contact.may_judge_others()  # no sweep running here: not this process's business
+
+
+def test_an_error_that_is_not_an_outage_holds_nothing_back() -> None:
+    """A call that was wrong (a beat for a trial another worker finished, say) says nothing
+    about whether the store is there: it must not stop this worker failing dead trials."""
+    contact = StoreContact(Clock())
+    contact.watch(interval=10, grace=20)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError), contact.round_trip():
+        raise optuna.exceptions.UpdateFinishedTrialError("trial 3 is already finished")
+    assert contact.may_judge_others()
+    with pytest.raises(OperationalError), contact.round_trip():
+        raise OperationalError("select 1", {}, Exception("server closed the connection"))
+    assert not contact.may_judge_others()
 
 
 @pytest.fixture
