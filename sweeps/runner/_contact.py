@@ -5,7 +5,7 @@ at once. The first stale-trial check after it comes back would find the other wo
 beats old and fail their live trials. So another worker's trial is failed as stale (or lost)
 only after this process has reached the store, without a round trip stuck or failing for over
 one heartbeat interval, for a whole stale-trial grace: by then a live worker has beaten again.
-See ``docs/coordination.md``.
+See ``docs/deployment.md`` (Faults).
 """
 
 from __future__ import annotations
