@@ -18,10 +18,14 @@ from collections.abc import Callable, Iterator
 from optuna.exceptions import StorageInternalError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from storage.errors import StoreUnavailable
+
 #: What a store that is away raises: a database's connection errors, Optuna's wrapper of them,
-#: a socket's; a storage proxy's unreachable calls raise a ``grpc.RpcError`` (matched by name,
-#: so that gRPC is not imported where no proxy is used).
+#: a socket's, and ``StoreUnavailable``, which a storage proxy's client raises when the proxy or
+#: the database behind it is away; a bare ``grpc.RpcError`` is matched by name, so that gRPC is
+#: not imported where no proxy is used.
 OUTAGES: tuple[type[BaseException], ...] = (
+    StoreUnavailable,
     OperationalError,
     InterfaceError,
     StorageInternalError,
@@ -40,7 +44,9 @@ def is_outage(error: BaseException) -> bool:
 class StoreContact:
     """Round trips to the store, timed: an outage is one stuck or failing for over ``interval``.
 
-    ``interval`` None (no sweep running in this process) never holds a check back.
+    Outages are recorded only while a sweep is watched (``interval`` set); one recorded still
+    holds checks back for its grace after ``unwatch``, so that the sweep's last check, run as
+    it ends, does not take the outage it just sat through for the others' deaths.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -75,12 +81,13 @@ class StoreContact:
             yield
         except BaseException as error:
             with self._lock:
-                del self._in_flight[key]
-                if self._failing_since is None and is_outage(error):
+                self._in_flight.pop(key, None)
+                watched = self.interval is not None
+                if watched and self._failing_since is None and is_outage(error):
                     self._failing_since = started
             raise
         with self._lock:
-            del self._in_flight[key]
+            self._in_flight.pop(key, None)
             now = self._clock()
             if self._failing_since is not None or self._too_long(now - started):
                 self._failing_since, self._outage_ended = None, now
@@ -88,8 +95,6 @@ class StoreContact:
     def may_judge_others(self) -> bool:
         """Whether the store was reached without an outage for the last stale-trial grace."""
         with self._lock:
-            if self.interval is None:
-                return True
             now = self._clock()
             stuck = any(self._too_long(now - started) for started in self._in_flight.values())
             if stuck or self._failing_since is not None:

@@ -14,8 +14,10 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError
 
 from storage import StoreSpec, open_store
+from storage.errors import StoreUnavailable
 from sweeps.runner import fail_stale
 from sweeps.runner._contact import CONTACT, StoreContact
+from sweeps.runner._coordination import _StaleWatcher, sweep_lock
 
 
 class Clock:
@@ -77,6 +79,33 @@ def test_an_error_that_is_not_an_outage_holds_nothing_back() -> None:
     assert not contact.may_judge_others()
 
 
+def test_a_stopping_worker_still_honours_the_outage_it_sat_through() -> None:
+    """A sweep's last stale check runs after its watcher stopped watching: an outage that just
+    ended must still hold it back, or it fails the workers whose beats the outage stopped."""
+    clock = Clock()
+    contact = StoreContact(clock)
+    contact.watch(interval=10, grace=20)
+    with pytest.raises(ConnectionError), contact.round_trip():
+        raise ConnectionError("database restarting")
+    clock.now += 30
+    with contact.round_trip():
+        clock.now += 0.1
+    contact.unwatch()
+    assert not contact.may_judge_others()
+    clock.now += 20
+    assert contact.may_judge_others()
+
+
+def test_a_database_away_behind_a_storage_proxy_is_an_outage() -> None:
+    """Through a proxy every failed call arrives as ``StoreUnavailable``, whether the proxy or
+    the database behind it is away."""
+    contact = StoreContact(Clock())
+    contact.watch(interval=10, grace=20)
+    with pytest.raises(StoreUnavailable), contact.round_trip():
+        raise StoreUnavailable("the storage proxy at onecycle://127.0.0.1:7077 did not answer")
+    assert not contact.may_judge_others()
+
+
 @pytest.fixture
 def watched() -> Iterator[None]:
     """This process watches its store as a running sweep does: 1 s heartbeats, 2 s grace."""
@@ -113,3 +142,30 @@ def test_a_live_workers_trial_outlives_a_stall_of_the_database(
         time.sleep(2.5)  # now it stays silent past the grace, and the store answers at once
         assert fail_stale(study) is True
         assert study.get_trials()[0].state == TrialState.FAIL
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_the_stale_watcher_fails_dead_trials_only_under_the_sweep_lock(
+    new_spec: Callable[..., StoreSpec],
+) -> None:
+    """Another worker looks for queued retries and creates its trial under the sweep lock: a
+    retry this worker's watcher queued between the two would be left waiting for ever, so the
+    watcher waits for the lock."""
+    with open_store(new_spec()) as store:
+        storage = store.heartbeat_storage(1, 2)
+        study = optuna.create_study(study_name="watched", storage=storage)
+        theirs = study.ask()
+        storage.record_heartbeat(theirs._trial_id)
+        time.sleep(2.5)  # their last beat is past the grace: it is dead
+        watcher = _StaleWatcher(store, study, 1)
+        try:
+            with sweep_lock(store, study):  # another worker starting a trial, slowly
+                time.sleep(2)
+                assert study.get_trials()[0].state == TrialState.RUNNING
+            deadline = time.monotonic() + 20
+            while study.get_trials()[0].state == TrialState.RUNNING:
+                assert time.monotonic() < deadline, "the watcher never failed the dead trial"
+                time.sleep(0.2)
+            assert study.get_trials()[0].state == TrialState.FAIL
+        finally:
+            watcher.stop()
