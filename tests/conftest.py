@@ -35,12 +35,6 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return min(4, (os.cpu_count() or 1) + 1)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Slow tests first, in their own order: xdist hands tests out in this order, so the quick
-    ones fill every worker's end instead of one long test running on alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 def store_args(spec: StoreSpec) -> list[str]:
     """The CLI flags that name ``spec``'s store."""
     return [
