@@ -275,20 +275,16 @@ def fail_stale(study: optuna.Study) -> bool:
 
 
 class _StaleWatcher:
-    """Fail trials of dead workers promptly, even while this worker is busy with a long trial.
+    """Fail trials of dead workers promptly, even while this worker is busy with a long trial."""
 
-    Each check runs under the sweep's lock, as workers' starts do: a retry it queues between
-    another worker's look for waiting retries and its new trial would be left waiting for ever.
-    """
-
-    def __init__(self, store: Store, study: optuna.Study, interval: int) -> None:
+    def __init__(self, study: optuna.Study, interval: int) -> None:
         self._stop = threading.Event()
         CONTACT.watch(interval, STALE_AFTER_INTERVALS * interval)
 
         def watch() -> None:
             while not self._stop.wait(max(0.5, interval / 2)):
                 try:
-                    with sweep_lock(store, study), _STARTING:
+                    with _STARTING:
                         fail_stale(study)
                 except Exception as error:  # retried at the next check
                     log.warning("checking for stale trials failed: %s", error)
