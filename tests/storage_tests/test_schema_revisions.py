@@ -96,9 +96,12 @@ def test_optunas_own_schema_check_is_skipped_only_for_a_store_read_at_its_head(
     spec = new_spec()
     with open_store(spec) as store:
         assert not store.optuna_at_head  # a new store: Optuna makes its schema and checks it
+        assert not store.optuna_storage.skip_compatibility_check
         optuna.create_study(study_name="s", storage=store.optuna_storage)
     with open_store(spec) as store:
         assert store.optuna_at_head
+        assert store.optuna_storage.skip_compatibility_check
+        assert store.heartbeat_storage(10, 20).skip_compatibility_check
         study = optuna.load_study(study_name="s", storage=store.optuna_storage)
         study.tell(study.ask(), 1.0)
     engine = engine_for(spec.optuna_url)
@@ -107,6 +110,7 @@ def test_optunas_own_schema_check_is_skipped_only_for_a_store_read_at_its_head(
     try:
         with open_store(spec) as store:
             assert not store.optuna_at_head
+            assert not store.optuna_storage.skip_compatibility_check
             study = optuna.load_study(study_name="s", storage=store.optuna_storage)
             assert study.best_value == 1.0
         # Optuna's own path ran: it stamped the revision it found the tables at.
