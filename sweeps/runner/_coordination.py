@@ -181,7 +181,7 @@ def start_under_lock(
     ended, see :mod:`sweeps.runner._ending`).
     """
     while True:
-        with _STARTING:
+        with sweep_lock(store, study), _STARTING:
             fail_dead_trials(study, interval)
             found = count_by_state(study)
             finished = found["complete"] + found["pruned"]
