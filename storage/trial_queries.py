@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import optuna
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 from sqlalchemy import Engine, text
 
@@ -27,6 +28,7 @@ __all__ = [
     "lost_in",
     "rdb_storage",
     "running_without_heartbeat",
+    "stale_trial_ids",
 ]
 
 COLUMNS = {
@@ -128,6 +130,17 @@ class CountsItself(Protocol):
     def running_without_heartbeat(self, study_id: int, before: datetime) -> list[tuple[int, int]]:
         """(id, number) of running trials started before ``before`` that never beat."""
         ...
+
+
+def stale_trial_ids(study: optuna.Study) -> list[int]:
+    """Running trials whose last heartbeat is past the storage's grace: Optuna's own query.
+
+    Lets a watcher look before it takes the sweep's lock to fail them (a proxy answers it).
+    """
+    storage = study._storage
+    if not isinstance(storage, BaseHeartbeat) or storage.get_heartbeat_interval() is None:
+        return []
+    return [int(trial_id) for trial_id in storage._get_stale_trial_ids(study._study_id)]
 
 
 def _proxied(study: optuna.Study) -> CountsItself | None:

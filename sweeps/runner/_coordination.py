@@ -28,7 +28,12 @@ from storage import Store
 from storage.disk_full import is_disk_full
 from storage.errors import StoreUnavailable
 from storage.store_locks import store_lock, sweep_lock_name
-from storage.trial_queries import count_by_state, rdb_storage, running_without_heartbeat
+from storage.trial_queries import (
+    count_by_state,
+    rdb_storage,
+    running_without_heartbeat,
+    stale_trial_ids,
+)
 from storage.trial_recording import TrialRecorder, trial_recorder
 from storage.trial_times import optuna_now
 from sweeps.errors import UsageError
@@ -275,16 +280,23 @@ def fail_stale(study: optuna.Study) -> bool:
 
 
 class _StaleWatcher:
-    """Fail trials of dead workers promptly, even while this worker is busy with a long trial."""
+    """Fail trials of dead workers promptly, even while this worker is busy with a long trial.
 
-    def __init__(self, study: optuna.Study, interval: int) -> None:
+    Once it sees a stale trial it checks again under the sweep's lock, as workers' starts do: a
+    retry queued between another worker's look for waiting retries and its new trial would be
+    left waiting for ever. Only then, so that the lock is not taken every half interval.
+    """
+
+    def __init__(self, store: Store, study: optuna.Study, interval: int) -> None:
         self._stop = threading.Event()
         CONTACT.watch(interval, STALE_AFTER_INTERVALS * interval)
 
         def watch() -> None:
             while not self._stop.wait(max(0.5, interval / 2)):
                 try:
-                    with _STARTING:
+                    if not stale_trial_ids(study):
+                        continue
+                    with sweep_lock(store, study), _STARTING:
                         fail_stale(study)
                 except Exception as error:  # retried at the next check
                     log.warning("checking for stale trials failed: %s", error)

@@ -129,7 +129,7 @@ def _run(
     if fused_context is not None:  # a stopping worker may end the sweep; a batch reopens it
         fused_context.before_start = reopen
     since = riding_out_outages("count the trials", lambda: outcome_of(study, n_trials))
-    watcher = _StaleWatcher(study, interval)
+    watcher = _StaleWatcher(store, study, interval)
     starting, syncing = threading.Lock(), threading.Lock()  # one at a time per worker
 
     def one_round(slot: int) -> bool:

@@ -17,6 +17,7 @@ from storage import StoreSpec, open_store
 from storage.errors import StoreUnavailable
 from sweeps.runner import fail_stale
 from sweeps.runner._contact import CONTACT, StoreContact
+from sweeps.runner._coordination import _StaleWatcher, sweep_lock
 
 
 class Clock:
@@ -141,3 +142,30 @@ def test_a_live_workers_trial_outlives_a_stall_of_the_database(
         time.sleep(2.5)  # now it stays silent past the grace, and the store answers at once
         assert fail_stale(study) is True
         assert study.get_trials()[0].state == TrialState.FAIL
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_the_stale_watcher_fails_dead_trials_only_under_the_sweep_lock(
+    new_spec: Callable[..., StoreSpec],
+) -> None:
+    """Another worker looks for queued retries and creates its trial under the sweep lock: a
+    retry this worker's watcher queued between the two would be left waiting for ever, so the
+    watcher waits for the lock."""
+    with open_store(new_spec()) as store:
+        storage = store.heartbeat_storage(1, 2)
+        study = optuna.create_study(study_name="watched", storage=storage)
+        theirs = study.ask()
+        storage.record_heartbeat(theirs._trial_id)
+        time.sleep(2.5)  # their last beat is past the grace: it is dead
+        watcher = _StaleWatcher(store, study, 1)
+        try:
+            with sweep_lock(store, study):  # another worker starting a trial, slowly
+                time.sleep(2)
+                assert study.get_trials()[0].state == TrialState.RUNNING
+            deadline = time.monotonic() + 20
+            while study.get_trials()[0].state == TrialState.RUNNING:
+                assert time.monotonic() < deadline, "the watcher never failed the dead trial"
+                time.sleep(0.2)
+            assert study.get_trials()[0].state == TrialState.FAIL
+        finally:
+            watcher.stop()
