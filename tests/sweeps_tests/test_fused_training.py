@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from sweeps.trials import TrainSettings, train
-from sweeps.trials.fused import train_fused
+from sweeps.trials.fused import row_losses, train_fused
 from sweeps.workloads import build_workload
 
 SCHEDULES: list[dict[str, Any]] = [
@@ -182,3 +182,34 @@ def test_models_with_buffers_are_refused() -> None:
         ValueError, match=r"NormDigits.build_model\(\): layer `1` \(BatchNorm1d\) keeps buffers"
     ):
         train_fused(NormDigits(64, 0, torch.device("cpu")), SCHEDULES[:1], TrainSettings(epochs=1))
+
+
+@pytest.mark.parametrize("name", ["digits", "breast_cancer"])
+def test_a_built_in_loss_per_row_equals_its_loss_on_each_row_alone(name: str) -> None:
+    task = _workload(name)
+    split = task.split
+    torch.manual_seed(0)
+    classes = 1 if task.problem == "binary" else int(split.y_train.max()) + 1
+    outputs = torch.randn(5, 64, classes, requires_grad=True)
+    targets = split.y_train[:64]
+    rows = row_losses(task)(outputs, targets)
+    alone = torch.stack([task.loss(row, targets) for row in outputs])
+    torch.testing.assert_close(rows, alone)
+    (grad_rows,) = torch.autograd.grad(rows.sum(), outputs)
+    (grad_alone,) = torch.autograd.grad(alone.sum(), outputs)
+    torch.testing.assert_close(grad_rows, grad_alone)
+
+
+def test_a_task_with_its_own_loss_keeps_it_per_row() -> None:
+    task = _workload()
+
+    class Smoothed(type(task)):  # type: ignore[misc]
+        def loss(self, output: Tensor, target: Tensor) -> Tensor:
+            return torch.nn.functional.cross_entropy(output, target, label_smoothing=0.1)
+
+    smoothed = Smoothed(64, 0, torch.device("cpu"), hidden=[32, 16])
+    outputs = torch.randn(3, 64, 10)
+    targets = smoothed.split.y_train[:64]
+    expected = torch.stack([smoothed.loss(row, targets) for row in outputs])
+    torch.testing.assert_close(row_losses(smoothed)(outputs, targets), expected)
+    assert not torch.allclose(row_losses(task)(outputs, targets), expected)

@@ -6,6 +6,7 @@ See ``docs/fused.md`` for the design and ``benchmarks/bench_fused.py`` for the f
 from __future__ import annotations
 
 from sweeps.trials.fused._fusable import check_fusable, fusable_task
+from sweeps.trials.fused._losses import row_losses
 from sweeps.trials.fused._model import StackedModel
 from sweeps.trials.fused._sizing import auto_fused_trials
 from sweeps.trials.fused._training import FusedOutcome, train_fused
@@ -16,5 +17,6 @@ __all__ = [
     "auto_fused_trials",
     "check_fusable",
     "fusable_task",
+    "row_losses",
     "train_fused",
 ]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch.func import vmap
 
 from sweeps.task import Task
+from sweeps.trials.fused._losses import row_losses
 from sweeps.trials.fused._model import StackedModel
 from sweeps.workloads import SplitTask
 from sweeps.workloads.metrics import binary_auc
@@ -38,7 +38,7 @@ def _batched(task: SplitTask, stack: StackedModel, rows: list[int]) -> dict[int,
     """The built-in rule (:meth:`SplitTask.evaluate`) for every row in one pass."""
     split = task.split
     outputs = stack(split.x_val)
-    losses = vmap(task.loss, in_dims=(0, None))(outputs, split.y_val).tolist()
+    losses = row_losses(task)(outputs, split.y_val).tolist()
     if task.problem != "binary":
         accuracy = (outputs.argmax(dim=-1) == split.y_val).float().mean(dim=1).tolist()
     metrics: dict[int, dict[str, float]] = {}

@@ -1,11 +1,12 @@
 """Train K trials at once as one stacked model: the fused counterpart of :func:`training.train`.
 
 The workload's model is built once (same seed, so the same initial weights every trial alone
-would get) and its parameters are stacked into ``[K, ...]`` tensors. ``torch.func.vmap`` over
-``functional_call`` runs the K models on each shared batch as batched matrix products; the K
-losses are summed for one backward pass (the trials share no parameters, so each row's
-gradient is its own trial's). :class:`~schedulers.batched.BatchedOneCycle` gives every row its
-own lr and momentum, :class:`~sweeps.trials.fused._optim.StackedOptimizer` applies them.
+would get) and its parameters are stacked into ``[K, ...]`` tensors.
+:class:`~sweeps.trials.fused._model.StackedModel` runs the K models on each shared batch as
+batched matrix products, and :func:`~sweeps.trials.fused._losses.row_losses` gives each its
+loss; the K losses are summed for one backward pass (the trials share no parameters, so each
+row's gradient is its own trial's). :class:`~schedulers.batched.BatchedOneCycle` gives every
+row its own lr and momentum, :class:`~sweeps.trials.fused._optim.StackedOptimizer` applies them.
 
 Each trial keeps the outcome rules of the single loop: a non-finite loss or one ``factor`` times
 its first value ends that trial as diverged; a hook may stop trials at evaluation points
@@ -23,7 +24,6 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
-from torch.func import vmap
 
 from schedulers import OneCycleSchedule
 from schedulers.batched import BatchedOneCycle
@@ -32,6 +32,7 @@ from sweeps.trials._exits import exits_fail_the_trial
 from sweeps.trials._rules import TrainResult, TrainSettings, divergence_reason, record_evaluation
 from sweeps.trials.fused._evaluate import evaluate_rows
 from sweeps.trials.fused._fusable import check_fusable
+from sweeps.trials.fused._losses import row_losses
 from sweeps.trials.fused._model import StackedModel
 from sweeps.trials.fused._optim import StackedOptimizer
 
@@ -151,7 +152,7 @@ def train_fused(
     results = [TrainResult() for _ in range(count)]
     outcome = FusedOutcome(results)
     weights: dict[int, dict[str, Tensor]] = {}
-    member_loss = vmap(workload.loss, in_dims=(0, None))
+    member_loss = row_losses(workload)
     eval_every = settings.eval_every or workload.steps_per_epoch
     check_every = 1 if workload.device.type == "cpu" else 32
     first: dict[int, float] = {}
