@@ -92,6 +92,15 @@ class Tracking:
         """The store exists now: the writer may open its client ahead of the first write."""
         self._send(("open", "open"))
 
+    def warm(self, *modules: str) -> None:
+        """Import ``modules`` where the writes happen, at its first quiet moment.
+
+        For work that comes later and would otherwise pay the import while its owner waits
+        (a sweep's summary imports scikit-learn through Optuna's importances, over a second).
+        A sync or close does not wait for imports not yet begun.
+        """
+        self._send(("warm", "warm", modules))
+
     def call(self, handle: str, target: RunCall, **kwargs: Any) -> None:
         """Run ``target(client, run_id, **kwargs)`` where the writes happen.
 
@@ -188,6 +197,9 @@ class InlineTracking(Tracking):
 
     def _send(self, command: tuple[Any, ...]) -> None:
         self._executor.execute(command)
+
+    def warm(self, *modules: str) -> None:
+        """Nothing: here an import ahead of need would cost the caller the time it saves."""
 
     def ask(self, function: ClientCall, *args: Any, **kwargs: Any) -> Any:
         """Run ``function`` here, with this tracking's client."""

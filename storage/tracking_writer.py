@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 import multiprocessing
 import os
 import pickle
@@ -41,6 +42,11 @@ _TERMINATED: list[float] = []
 #: The writer's ``nice`` increment: training keeps the CPU when both want it.
 WRITER_NICENESS = 10
 
+#: Packages the writer never loads: scikit-learn would come in only with Optuna's fANOVA
+#: importances (imported with ``optuna.importance``, about a second), and the sweep summary
+#: uses PED-ANOVA, which does not need it.
+NOT_LOADED = ("sklearn",)
+
 
 def serve_and_exit(
     tracking_uri: str,
@@ -55,6 +61,8 @@ def serve_and_exit(
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda signum, frame: _TERMINATED.append(time.monotonic()))
+    for name in NOT_LOADED:  # an import of it fails as if it were not installed
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     _serve(tracking_uri, commands, replies, parent)
     replies.close()
     replies.join_thread()  # the answer to `close` has left this process
@@ -110,6 +118,7 @@ def _serve(
 
     idle: collections.deque[tuple[Any, ...]] = collections.deque()
     warm: list[bool] = []
+    imports: collections.deque[str] = collections.deque()  # Tracking.warm's, when quiet
 
     def run_idle() -> None:
         command = idle.popleft()
@@ -123,8 +132,8 @@ def _serve(
 
     while True:
         try:
-            # With deferred work waiting, look for commands without lingering.
-            command = commands.get(timeout=0.01 if idle else 0.25)
+            # With deferred work or imports waiting, look for commands without lingering.
+            command = commands.get(timeout=0.01 if idle or imports else 0.25)
         except queue.Empty:
             command = None
         now = time.monotonic()
@@ -137,9 +146,11 @@ def _serve(
                 return
             if idle:  # nothing else to do: one piece of deferred work
                 run_idle()
-            elif not warm and executor.run_ids:  # quiet, its owner training: before it waits
+            elif not warm and (executor.run_ids or imports):  # quiet, its owner training
                 warm.append(True)
                 _warm_up()
+            elif imports:
+                _import(imports.popleft())
             continue
         kind, handle = command[0], command[1]
         if kind == "metrics":
@@ -157,6 +168,8 @@ def _serve(
             executor.execute((kind, handle, ends))
         elif kind == "idle_call":
             idle.append(command)
+        elif kind == "warm":
+            imports.extend(command[2])
         elif kind == "open":  # the store is there now: open the client before it is needed
             executor.execute(command)
         elif kind == "ask":  # after everything sent before it, deferred work aside
@@ -193,6 +206,12 @@ def _warm_up() -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot
+
+
+def _import(module: str) -> None:
+    """Import ``module`` ahead of need; if it fails, the call that needs it will say why."""
+    with contextlib.suppress(Exception):
+        importlib.import_module(module)
 
 
 def _sendable(report: SyncReport) -> SyncReport:

@@ -54,7 +54,7 @@ from sweeps.runner._settings import (
 from sweeps.runner._slots import check_gpu_choice, gpu_slots, run_slots
 from sweeps.runner._worker_tag import worker_tag
 from sweeps.space import SearchSpace, make_pruner, make_sampler
-from sweeps.tracking import log_parent_metrics
+from sweeps.tracking import SUMMARY_MODULES, log_parent_metrics
 from sweeps.trials import (
     MlflowTarget,
     TrialDiverged,
@@ -129,6 +129,8 @@ def _run(
     if fused_context is not None:  # a stopping worker may end the sweep; a batch reopens it
         fused_context.before_start = reopen
     since = riding_out_outages("count the trials", lambda: outcome_of(study, n_trials))
+    if since.finished < n_trials:  # it will train: the summary's imports meanwhile
+        tracking.warm(*SUMMARY_MODULES)
     watcher = _StaleWatcher(store, study, interval)
     starting, syncing = threading.Lock(), threading.Lock()  # one at a time per worker
 
@@ -249,11 +251,9 @@ def _open_study(
     storage = store.heartbeat_storage(
         interval, STALE_AFTER_INTERVALS * interval, stale_trial_handler(store)
     )
+    sampler, pruner = make_sampler(config, space), make_pruner(config)
     return optuna.load_study(
-        study_name=record.study_name,
-        storage=storage,
-        sampler=make_sampler(config, space),
-        pruner=make_pruner(config),
+        study_name=record.study_name, storage=storage, sampler=sampler, pruner=pruner
     )
 
 

@@ -12,6 +12,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -153,6 +154,10 @@ def start_parent_run(
     return str(run.info.run_id)
 
 
+#: What :func:`log_sweep_summary` imports: a worker has its writer import them while it trains.
+SUMMARY_MODULES = ("optuna.visualization.matplotlib", "optuna.importance")
+
+
 def log_sweep_summary(
     client: MlflowClient,
     parent_run_id: str,
@@ -168,6 +173,7 @@ def log_sweep_summary(
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from optuna.importance import PedAnovaImportanceEvaluator
     from optuna.trial import TrialState
     from optuna.visualization import matplotlib as optuna_plots
 
@@ -177,7 +183,10 @@ def log_sweep_summary(
     if complete:
         plots.append(("optimization_history.png", optuna_plots.plot_optimization_history))
     if len(complete) >= 2 and any(t.params for t in complete):
-        plots.append(("param_importances.png", optuna_plots.plot_param_importances))
+        # Named, so every Optuna version draws the same one (and no scikit-learn is needed).
+        evaluator = PedAnovaImportanceEvaluator()
+        importances = partial(optuna_plots.plot_param_importances, evaluator=evaluator)
+        plots.append(("param_importances.png", importances))
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # e.g. PED-ANOVA's "importances will be equal" for a few trials: the plot shows that

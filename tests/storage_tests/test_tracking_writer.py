@@ -202,3 +202,32 @@ def test_deferred_calls_run_when_idle_after_the_runs_metrics(
         writer.sync().raise_errors()
         for run_id in runs[1:]:
             assert [f.path for f in client.list_artifacts(run_id)] == ["lr_momentum.png"]
+
+
+def modules_loaded(client: MlflowClient, names: list[str]) -> dict[str, bool]:
+    """Asked of the writer: which of ``names`` it has imported."""
+    return {name: sys.modules.get(name) is not None for name in names}
+
+
+@pytest.mark.slow
+def test_warmed_imports_happen_while_commands_keep_coming_and_leave_scikit_learn_out(
+    sqlite_uri: str,
+) -> None:
+    """A writer that never has 0.25 s without a command (metrics every 50 ms, as a fused batch
+    sends them) still imports what it was asked to warm; Optuna's importances come without
+    scikit-learn, and a sweep summary's PED-ANOVA plot still works there."""
+    _, run_id = new_run(sqlite_uri)
+    names = ["optuna.importance", "sklearn"]
+    with ProcessTracking(sqlite_uri) as writer:
+        writer.adopt_run("r", run_id)
+        writer.warm("optuna.importance")
+        loaded = {name: False for name in names}
+        deadline, step = time.monotonic() + 60, 0
+        while not loaded["optuna.importance"] and time.monotonic() < deadline:
+            writer.log_metrics("r", [("lr", 0.1, step, 1000 + step)])
+            step += 1
+            time.sleep(0.05)
+            if step % 10 == 0:
+                loaded = writer.ask(modules_loaded, names)
+        assert loaded == {"optuna.importance": True, "sklearn": False}
+        writer.sync().raise_errors()
