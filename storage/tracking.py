@@ -93,12 +93,7 @@ class Tracking:
         self._send(("open", "open"))
 
     def warm(self, *modules: str) -> None:
-        """Import ``modules`` where the writes happen, at its first quiet moment.
-
-        For work that comes later and would otherwise pay the import while its owner waits
-        (a sweep's summary imports scikit-learn through Optuna's importances, over a second).
-        A sync or close does not wait for imports not yet begun.
-        """
+        """Import ``modules`` there while quiet, not once asked for (sync and close skip them)."""
         self._send(("warm", "warm", modules))
 
     def call(self, handle: str, target: RunCall, **kwargs: Any) -> None:
@@ -197,9 +192,6 @@ class InlineTracking(Tracking):
 
     def _send(self, command: tuple[Any, ...]) -> None:
         self._executor.execute(command)
-
-    def warm(self, *modules: str) -> None:
-        """Nothing: here an import ahead of need would cost the caller the time it saves."""
 
     def ask(self, function: ClientCall, *args: Any, **kwargs: Any) -> Any:
         """Run ``function`` here, with this tracking's client."""

@@ -164,6 +164,8 @@ class Executor:
     def _dispatch(self, kind: str, handle: str, args: tuple[Any, ...]) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
+        if kind == "warm":  # inline, an import ahead of need costs the caller what it saves
+            return
         if kind == "post":
             function, args, kwargs = args
             function(self.mlflow(), *args, **kwargs)

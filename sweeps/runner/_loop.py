@@ -91,6 +91,7 @@ def run_sweep(
     with phase("writer start"):
         tracking = ProcessTracking.for_uri(store.spec.mlflow_uri)
         tracking.store_ready()
+        tracking.warm(*SUMMARY_MODULES)  # imported while it trains, not when it ends
     # The worker's MLflow work (its ending and summary too) runs in its tracking writer.
     routed, store.mlflow_via = store.mlflow_via, tracking
     try:
@@ -129,8 +130,6 @@ def _run(
     if fused_context is not None:  # a stopping worker may end the sweep; a batch reopens it
         fused_context.before_start = reopen
     since = riding_out_outages("count the trials", lambda: outcome_of(study, n_trials))
-    if since.finished < n_trials:  # it will train: the summary's imports meanwhile
-        tracking.warm(*SUMMARY_MODULES)
     watcher = _StaleWatcher(store, study, interval)
     starting, syncing = threading.Lock(), threading.Lock()  # one at a time per worker
 
