@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +51,7 @@ from sweeps.errors import FusedBatchFailed, SweepsError
 from sweeps.phases import phase
 from sweeps.runner._coordination import Heartbeats
 from sweeps.runner._fused_batch import BatchTimes, FusedContext, Member
-from sweeps.tracking import STUDY_TAG, SWEEP_TAG, trial_plot
+from sweeps.tracking import STUDY_TAG, SWEEP_TAG, draft_trial_plot, trial_plot
 from sweeps.trials import TrainResult, failure_reason, trial_run_end
 from sweeps.trials.fused import FusedOutcome, train_fused
 
@@ -74,6 +74,26 @@ class _BatchHooks:
         self._mom: list[Tensor] = []
         self._loss: list[Tensor] = []
         self._rows: list[tuple[int, list[int], list[bool], int]] = []
+        self.planned = 0  # updates in the plan whose PNGs the writer drafts; 0: none
+
+    def on_plan(self, lr: Tensor, momentum: Tensor | None) -> None:
+        """Have the writer draw each trial's PNG from the plan while the batch trains."""
+        if len(self.members) > PLOT_LIMIT:
+            return
+        self.planned = lr.shape[0]
+        lrs = lr.t().cpu().numpy()
+        moms = None if momentum is None else momentum.t().cpu().numpy()
+        for row, member in enumerate(self.members):
+            kwargs = {"lr": lrs[row], "momentum": None if moms is None else moms[row]}
+            self.context.tracking.call_when_idle(member.handle, draft_trial_plot, **kwargs)
+
+    def drafted(self, told: Sequence[tuple[Member, MemberOutcome]]) -> set[str]:
+        """The handles whose trial applied every planned update: their draft is their PNG."""
+        return {
+            member.handle
+            for member, outcome in told
+            if self.planned and outcome.result is not None and outcome.result.steps == self.planned
+        }
 
     def on_steps(
         self,
@@ -178,7 +198,7 @@ def run_batch(context: FusedContext, members: list[Member], times: BatchTimes) -
         told = [(m, _member_outcome(context, outcome, i, started)) for i, m in enumerate(members)]
         # Heartbeats go on until every member is told: telling hundreds of trials one by
         # one (Optuna's API path) can outlast the stale-trial grace period.
-        _finish(context, told, done)
+        _finish(context, told, done, hooks.drafted(told))
         beats.stop()
         times.tell_s = time.perf_counter() - tell_started
     except BaseException as error:
@@ -250,7 +270,10 @@ def _member_outcome(
 
 
 def _finish(
-    context: FusedContext, told: Sequence[tuple[Member, MemberOutcome]], done: set[int]
+    context: FusedContext,
+    told: Sequence[tuple[Member, MemberOutcome]],
+    done: set[int],
+    drafted: Collection[str] = (),
 ) -> None:
     """Record every member's outcome in Optuna and end their MLflow runs, a batch of writes each.
 
@@ -258,7 +281,8 @@ def _finish(
     intermediate value (as ``study.tell`` does), a failed trial carries ``failure_reason``.
     The trial ids recorded go into ``done`` as they are, and the runs of those (and only
     those) are ended even if recording the rest fails, so a caller that then fails the batch
-    leaves recorded trials and their runs as they are.
+    leaves recorded trials and their runs as they are. The PNGs of ``drafted`` handles are the
+    ones the writer drew from the plan.
     """
     outcomes: list[Finish] = []
     ends: dict[str, RunEnd] = {}
@@ -285,4 +309,4 @@ def _finish(
         context.tracking.end_runs(ended)
         if len(told) <= PLOT_LIMIT:  # drawn when the writer is idle; no batch waits for them
             for handle in ended:
-                context.tracking.call_when_idle(handle, trial_plot)
+                context.tracking.call_when_idle(handle, trial_plot, drafted=handle in drafted)

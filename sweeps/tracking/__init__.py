@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from sweeps.tracking._artifacts import trial_artifacts, trial_files, trial_plot
+from sweeps.tracking._artifacts import (
+    draft_trial_plot,
+    trial_artifacts,
+    trial_files,
+    trial_plot,
+)
 from sweeps.tracking._parent import (
     PARENT_STATUS,
     SUMMARY_TAG,
@@ -42,6 +47,7 @@ __all__ = [
     "SWEEP_TAG",
     "direct_experiment_and_parent",
     "discard_parent",
+    "draft_trial_plot",
     "end_parent",
     "ensure_experiment",
     "log_parent_metrics",

@@ -6,12 +6,19 @@ as a function, e.g. ``tracking.call(run_id, trial_artifacts, ...)``.
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
+from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 _FIGURES: dict[int, tuple[Any, list[Any], list[Any]]] = {}
+#: PNGs drawn from a plan (:func:`draft_trial_plot`), by run id, until :func:`trial_plot`.
+_DRAFTS: OrderedDict[str, bytes] = OrderedDict()
+#: Drafts kept at most: two batches of ``sweeps.runner``'s ``PLOT_LIMIT``.
+MAX_DRAFTS = 64
 
 
 def _figure(panels: int) -> tuple[Any, list[Any], list[Any]]:
@@ -76,22 +83,61 @@ def trial_artifacts(
         trial_plot(client, run_id)
 
 
-def trial_plot(client: Any, run_id: str) -> None:
-    """Log ``lr_momentum.png``: the lr and momentum the run's optimizer applied, per update."""
-    lr = client.get_metric_history(run_id, "lr")
-    momentum = client.get_metric_history(run_id, "momentum")
-    if not lr:
-        return
-    figure, axes, lines = _figure(2 if momentum else 1)
-    for series, axis, line in zip([lr, momentum], axes, lines, strict=False):
-        ordered = sorted(series, key=lambda m: m.step)
-        line.set_data([m.step for m in ordered], [m.value for m in ordered])
-        axis.relim()
-        axis.autoscale_view()
+def trial_plot(client: Any, run_id: str, drafted: bool = False) -> None:
+    """Log ``lr_momentum.png``: the lr and momentum the run's optimizer applied, per update.
+
+    Drawn from the metric history MLflow holds for the run; with ``drafted``, the PNG
+    :func:`draft_trial_plot` drew for this run is logged instead, when there is one (its
+    caller knows the run applied every planned update, so the two pictures are the same).
+    """
+    png = _DRAFTS.pop(run_id, None)
+    if png is None or not drafted:
+        lr = client.get_metric_history(run_id, "lr")
+        momentum = client.get_metric_history(run_id, "momentum")
+        if not lr:
+            return
+        png = _png([_by_step(series) for series in (lr, momentum) if series])
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "lr_momentum.png"
-        figure.savefig(path, pil_kwargs={"compress_level": 1})  # a bigger file, drawn sooner
+        path.write_bytes(png)
         client.log_artifact(run_id, str(path))
+
+
+def draft_trial_plot(
+    client: Any, run_id: str, lr: Sequence[float], momentum: Sequence[float] | None = None
+) -> None:
+    """Draw the PNG of a schedule not yet applied (a fused batch's table), kept until logged.
+
+    A fused batch's last PNGs were drawn after its training, one after another, while the
+    sweep waited to end; drawn from the plan while the batch trains, only the trials that
+    stopped early are drawn afterwards. Nothing is logged here: a plan is not yet a fact.
+    """
+    steps = range(len(lr))
+    series = [(steps, lr)] if momentum is None else [(steps, lr), (steps, momentum)]
+    _DRAFTS[run_id] = _png(series)
+    while len(_DRAFTS) > MAX_DRAFTS:  # those of a batch that failed are never logged
+        _DRAFTS.popitem(last=False)
+
+
+def _by_step(history: Sequence[Any]) -> tuple[list[int], list[float]]:
+    ordered = sorted(history, key=lambda m: m.step)
+    return [m.step for m in ordered], [m.value for m in ordered]
+
+
+def _png(series: Sequence[tuple[Sequence[int], Sequence[float]]]) -> bytes:
+    """The lr (and momentum) panels as PNG bytes, one ``(steps, values)`` pair a panel."""
+    from matplotlib import style
+
+    # Matplotlib's own style, whatever was imported before (Optuna's plots set ggplot's).
+    with style.context("default"):
+        figure, axes, lines = _figure(len(series))
+        for (steps, values), axis, line in zip(series, axes, lines, strict=False):
+            line.set_data(steps, values)
+            axis.relim()
+            axis.autoscale_view()
+        out = io.BytesIO()
+        figure.savefig(out, format="png", pil_kwargs={"compress_level": 1})  # drawn sooner
+    return out.getvalue()
 
 
 def trial_files(client: Any, run_id: str, files: list[tuple[str, str]]) -> None:

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from schedulers import OneCycleSchedule
 from storage import StoreSpec, open_store, resolve_store
 from sweeps.cli import main
+from sweeps.tracking import trial_plot
 from tests.conftest import store_args
 from tests.fixtures import EXAMPLES, example_sweep, write_sweep
 
@@ -88,6 +89,20 @@ def test_fused_sweep_tracks_every_trial_like_a_single_one(
             assert [m.value for m in momentum] == [schedule.momentum(m.step) for m in momentum]
             artifacts = sorted(f.path for f in client.list_artifacts(run.info.run_id))
             assert artifacts == ["deepspeed_scheduler.json", "lr_momentum.png"]
+            # Drawn from the plan while the batch trained, or afterwards for the trials that
+            # stopped early: either way the picture of the updates the run applied.
+            logged = Path(
+                client.download_artifacts(
+                    run.info.run_id, "lr_momentum.png", str(tmp_path / f"{trial.number}a")
+                )
+            ).read_bytes()
+            trial_plot(client, run.info.run_id)  # drawn again, from the metric history
+            redrawn = Path(
+                client.download_artifacts(
+                    run.info.run_id, "lr_momentum.png", str(tmp_path / f"{trial.number}b")
+                )
+            ).read_bytes()
+            assert logged == redrawn, trial.number
             assert len(losses) == len(lr)
             if trial.state == TrialState.COMPLETE:
                 assert len(lr) == trial.user_attrs["steps"]

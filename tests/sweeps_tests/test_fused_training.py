@@ -87,6 +87,10 @@ class _StopSecondAtFirstEval:
     def __init__(self) -> None:
         self.steps: list[tuple[int, list[int], list[bool]]] = []
         self.lrs: dict[int, list[float]] = {}
+        self.plan: Tensor | None = None
+
+    def on_plan(self, lr: Tensor, momentum: Tensor | None) -> None:
+        self.plan = lr
 
     def on_steps(
         self,
@@ -122,6 +126,10 @@ def test_a_stopped_member_is_frozen_then_compacted_away_and_its_lr_history_is_ex
     for member, schedule in ((0, SCHEDULES[0]), (1, SCHEDULES[1])):
         expected = OneCycleSchedule(**schedule)
         assert hooks.lrs[member] == [expected.lr(k) for k in range(len(hooks.lrs[member]))]
+    # The plan the loop announced is what it applied, a row per update, a column per trial.
+    assert hooks.plan is not None and hooks.plan.shape == (_workload().steps_per_epoch, 2)
+    assert hooks.plan[:, 0].tolist() == hooks.lrs[0]
+    assert hooks.plan[:10, 1].tolist() == hooks.lrs[1]
 
 
 def test_same_seed_gives_the_same_fused_results_every_run() -> None:

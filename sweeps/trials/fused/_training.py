@@ -40,6 +40,12 @@ from sweeps.trials.fused._optim import StackedOptimizer
 class FusedHooks(Protocol):
     """Callbacks from the fused loop; ``members`` maps stack rows to trial indices."""
 
+    def on_plan(self, lr: Tensor, momentum: Tensor | None) -> None:
+        """Before the first update: every update's lr (and momentum), ``[steps, trials]``.
+
+        Row ``s`` is what update ``s`` applies to each trial that is still training then.
+        """
+
     def on_steps(
         self,
         step: int,
@@ -62,6 +68,9 @@ class FusedHooks(Protocol):
 
 class NoFusedHooks:
     """Hooks that do nothing."""
+
+    def on_plan(self, lr: Tensor, momentum: Tensor | None) -> None:
+        """Nothing."""
 
     def on_steps(
         self,
@@ -148,6 +157,8 @@ def train_fused(
     stack = _Stack(
         model, [OneCycleSchedule(**s) for s in schedules], settings, workload.device, total_steps
     )
+    plan = stack.mom_table
+    hooks.on_plan(stack.lr_table[:total_steps], None if plan is None else plan[:total_steps])
     count = len(schedules)
     results = [TrainResult() for _ in range(count)]
     outcome = FusedOutcome(results)
