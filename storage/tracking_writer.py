@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Any
 
+from storage.gc_freeze import imports_frozen
 from storage.redact import first_line
 from storage.tracking_executor import (
     BATCH_HANDLE,
@@ -90,8 +91,9 @@ def _serve(
 
     # MLflow's import costs seconds: paid now, not at the first write (the client comes later),
     # and at full priority: its owner is loading torch meanwhile and soon waits on this process.
-    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-    from mlflow import MlflowClient  # noqa: F401
+    with imports_frozen():
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        from mlflow import MlflowClient  # noqa: F401
 
     with contextlib.suppress(OSError):
         os.nice(WRITER_NICENESS)
@@ -132,8 +134,10 @@ def _serve(
 
     while True:
         try:
-            # With deferred work or imports waiting, look for commands without lingering.
-            command = commands.get(timeout=0.01 if idle or imports else 0.25)
+            # With deferred work or imports waiting, look for commands without lingering: a
+            # fused batch's metrics come every epoch, and waiting 10 ms for quiet before each of
+            # its 16 drafted PNGs kept them from being done while it trained.
+            command = commands.get(timeout=0.001 if idle or imports else 0.25)
         except queue.Empty:
             command = None
         now = time.monotonic()
@@ -144,11 +148,11 @@ def _serve(
                 write(*held)
                 executor.fail_open_runs(ORPHAN_REASON)
                 return
-            if idle:  # nothing else to do: one piece of deferred work
-                run_idle()
-            elif not warm and (executor.run_ids or imports):  # quiet, its owner training
+            if not warm:  # the first quiet moment: what every plot, deferred or not, needs
                 warm.append(True)
                 _warm_up()
+            elif idle:  # nothing else to do: one piece of deferred work
+                run_idle()
             elif imports:
                 _import(imports.popleft())
             continue
@@ -197,11 +201,12 @@ def _serve(
 def _warm_up() -> None:
     """Import matplotlib (Agg) now: every trial's plot and the sweep's summary need it.
 
-    Run at the writer's first quiet moment once it has a run (its owner is training), its half
-    second is off the path its owner waits on at the end of the first trial and of the sweep,
-    and off the first answers the owner waits for (the sweep's experiment and parent run).
+    Run at the writer's first quiet moment, before any deferred work (a fused batch's drafted
+    PNGs would otherwise pay it, with the collector on): its third of a second is then off the
+    path its owner waits on at the end of the first trial and of the sweep. The writer is niced
+    by then, so where its owner is still loading torch on the only core, the owner goes first.
     """
-    with contextlib.suppress(Exception):  # a plot that needs it will say what is wrong
+    with contextlib.suppress(Exception), imports_frozen():  # a plot says what is wrong
         import matplotlib
 
         matplotlib.use("Agg")
@@ -210,7 +215,7 @@ def _warm_up() -> None:
 
 def _import(module: str) -> None:
     """Import ``module`` ahead of need; if it fails, the call that needs it will say why."""
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception), imports_frozen():
         importlib.import_module(module)
 
 
