@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 import click
 
 from storage import Store, StoreSpec, open_store, resolve_store
+from storage.errors import StoreError
 from storage.spec import ENV_ARTIFACTS, ENV_DB_PREFIX, ENV_MLFLOW, ENV_OPTUNA, ENV_STORE
-from storage.sqlite_dir import require_existing
+from storage.sqlite_dir import require_existing, sqlite_files
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,6 +97,20 @@ def start_writer_early(options: dict[str, Any]) -> None:
         from storage.tracking import start_writer
 
         start_writer(uri)
+
+
+def names_new_directory_store(options: dict[str, Any]) -> bool:
+    """The flags name a directory store with neither database in it yet.
+
+    No sweep there can be finished yet. False for anything else, a store the flags fail to name
+    included.
+    """
+    try:
+        spec = spec_from_options(options)
+    except StoreError:  # said where the store is opened, as ever
+        return False
+    files = sqlite_files(spec) if spec.directory is not None else []
+    return bool(files) and not any(database.exists() for database in files)
 
 
 def open_from_options(options: dict[str, Any]) -> Store:

@@ -13,6 +13,7 @@ from storage import Store, SweepRecord
 from storage.redact import redact_url
 from storage.tracking import ProcessTracking, start_writer
 from sweeps.cli._store_options import (
+    names_new_directory_store,
     open_existing_from_options,
     open_from_options,
     start_writer_early,
@@ -55,6 +56,8 @@ def run_command(
     sweep_file: Path, workers: int, gpus: str | None, fused: int | str | None, **options: Any
 ) -> None:
     """Create the sweep in SWEEP_FILE in the store, or resume it, and run it to n_trials."""
+    if names_new_directory_store(options):  # no sweep there is finished: its writer starts now
+        start_writer_early(options)
     with phase("imports"):
         from sweeps.runner import load_config
     with phase("config"):

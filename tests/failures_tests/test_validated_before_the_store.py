@@ -7,6 +7,7 @@ no store is created, on SQLite and on PostgreSQL alike.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def test_refused_in_one_line_before_the_store_exists(
     assert expected in captured.err
     assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
     assert not store_exists(spec)
+    # A new directory store's writer starts before the file is read; refused, it is gone too.
+    assert not multiprocessing.active_children()
 
 
 @pytest.mark.slow  # whole sweeps
