@@ -123,6 +123,11 @@ class _Stack:
         self.alive = [True] * count
         self.mask = torch.ones(count, dtype=torch.bool, device=device)
 
+    def plan(self, steps: int) -> tuple[Tensor, Tensor | None]:
+        """Every update's lr and momentum, ``[steps, rows]``: what ``on_plan`` is given."""
+        momentum = None if self.mom_table is None else self.mom_table[:steps]
+        return self.lr_table[:steps], momentum
+
     def stop(self, row: int) -> None:
         """Freeze ``row`` (its trial ended); the device mask follows the host list."""
         self.alive[row] = False
@@ -157,10 +162,8 @@ def train_fused(
     stack = _Stack(
         model, [OneCycleSchedule(**s) for s in schedules], settings, workload.device, total_steps
     )
-    plan = stack.mom_table
-    hooks.on_plan(stack.lr_table[:total_steps], None if plan is None else plan[:total_steps])
-    count = len(schedules)
-    results = [TrainResult() for _ in range(count)]
+    hooks.on_plan(*stack.plan(total_steps))
+    results = [TrainResult() for _ in schedules]
     outcome = FusedOutcome(results)
     weights: dict[int, dict[str, Tensor]] = {}
     member_loss = row_losses(workload)
@@ -203,7 +206,7 @@ def train_fused(
     for result in results:
         result.wall_time_s = wall
     _snapshot(stack, weights, list(range(len(stack.members))))
-    outcome.weights = [weights[m] for m in range(count)]
+    outcome.weights = [weights[m] for m in range(len(schedules))]
     return outcome
 
 
