@@ -118,7 +118,10 @@ def resolve_store(
     if scheme is None or scheme == "file":
         kind: StoreKind = "directory"
         raw_path = setting.split("://", 1)[1] if scheme == "file" else setting
-        directory = Path(raw_path).expanduser().resolve()
+        try:
+            directory = Path(raw_path).expanduser().resolve()
+        except RuntimeError as error:  # `~someone` with no such user, or no home at all
+            raise StoreConfigError(f"store path {raw_path!r}: {error}") from None
         optuna_url = f"sqlite:///{directory / 'optuna.db'}"
         mlflow_default = f"sqlite:///{directory / 'mlflow.db'}"
         artifacts_default = str(directory / "artifacts")

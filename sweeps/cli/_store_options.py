@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 import click
 
 from storage import Store, StoreSpec, open_store, resolve_store
-from storage.errors import StoreError
 from storage.spec import ENV_ARTIFACTS, ENV_DB_PREFIX, ENV_MLFLOW, ENV_OPTUNA, ENV_STORE
 from storage.sqlite_dir import require_existing, sqlite_files
 
@@ -105,12 +104,12 @@ def names_new_directory_store(options: dict[str, Any]) -> bool:
     No sweep there can be finished yet. False for anything else, a store the flags fail to name
     included.
     """
-    try:
+    try:  # only a head start: whatever is wrong is said where the store is opened, as ever
         spec = spec_from_options(options)
-    except StoreError:  # said where the store is opened, as ever
+        files = sqlite_files(spec) if spec.directory is not None else []
+        return bool(files) and not any(database.exists() for database in files)
+    except Exception:  # e.g. `~nosuchuser/x`, or a folder it may not read
         return False
-    files = sqlite_files(spec) if spec.directory is not None else []
-    return bool(files) and not any(database.exists() for database in files)
 
 
 def open_from_options(options: dict[str, Any]) -> Store:

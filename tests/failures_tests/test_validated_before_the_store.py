@@ -145,3 +145,16 @@ def test_a_changed_sweep_file_names_the_changed_key_and_records_nothing(
     assert "different config (first difference: `workload.epochs`)" in err
     with open_store(resolve_store(str(store), env={})) as opened:
         assert opened.sweeps.get("drift").config["search"]["n_trials"] == 1  # nothing rewritten
+
+
+def test_a_store_path_that_cannot_be_resolved_is_one_line_and_starts_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown user's home in ``--store`` is refused in one line, exit 2 (it was a
+    traceback); the writer's head start on a new store does not trip on it either."""
+    path = sweep_file(tmp_path, _file("builtin: digits, epochs: 1"))
+    assert main(["run", str(path), "--store", "~nosuchuser-onecycle/store"]) == 2
+    err = capsys.readouterr().err
+    assert "store path '~nosuchuser-onecycle/store'" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not multiprocessing.active_children()
