@@ -62,6 +62,18 @@ if TYPE_CHECKING:
 #: Fused batches larger than this skip each trial's lr/momentum PNG (about 60 ms a trial in
 #: the writer); the runs' ``lr`` and ``momentum`` metrics chart the same curves in MLflow.
 PLOT_LIMIT = 32
+#: Plans longer than this (updates) are not drafted: their tables would sit in the writer's
+#: queue (up to 32 x 100k x 2 floats, 51 MB); such PNGs are drawn from the history instead.
+DRAFT_STEP_LIMIT = 100_000
+
+
+def drafted_handles(planned: int, ran: Mapping[str, int | None]) -> set[str]:
+    """The handles whose trial applied all ``planned`` updates: their draft is what they applied.
+
+    ``ran`` holds each trial's updates applied (None when it has no result); ``planned`` is 0
+    when nothing was drafted.
+    """
+    return {handle for handle, steps in ran.items() if planned and steps == planned}
 
 
 class _BatchHooks:
@@ -78,7 +90,7 @@ class _BatchHooks:
 
     def on_plan(self, lr: Tensor, momentum: Tensor | None) -> None:
         """Have the writer draw each trial's PNG from the plan while the batch trains."""
-        if len(self.members) > PLOT_LIMIT:
+        if len(self.members) > PLOT_LIMIT or lr.shape[0] > DRAFT_STEP_LIMIT:
             return
         self.planned = lr.shape[0]
         lrs = lr.t().cpu().numpy()
@@ -89,11 +101,8 @@ class _BatchHooks:
 
     def drafted(self, told: Sequence[tuple[Member, MemberOutcome]]) -> set[str]:
         """The handles whose trial applied every planned update: their draft is their PNG."""
-        return {
-            member.handle
-            for member, outcome in told
-            if self.planned and outcome.result is not None and outcome.result.steps == self.planned
-        }
+        ran = {m.handle: None if o.result is None else o.result.steps for m, o in told}
+        return drafted_handles(self.planned, ran)
 
     def on_steps(
         self,

@@ -10,11 +10,19 @@ CHECK = """
 import gc
 from storage.gc_freeze import imports_frozen
 
-before = gc.get_freeze_count()
+class Made:
+    pass
+
 with imports_frozen():
     assert not gc.isenabled()
     import decimal, json  # noqa: F401
-assert gc.isenabled() and gc.get_freeze_count() > before
+    inside = Made()
+after = Made()
+assert gc.isenabled()
+# What the block made is out of the collector's sweeps; what comes after is in them.
+swept = gc.get_objects()
+assert gc.is_tracked(inside) and not any(o is inside for o in swept)
+assert any(o is after for o in swept)
 gc.disable()  # a caller that had it off keeps it off
 with imports_frozen():
     import fractions  # noqa: F401

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric
+from PIL import Image
 
 from schedulers.schedules import OneCycleSchedule
 from storage import open_store, resolve_store
+from sweeps.runner._fused import drafted_handles
 from sweeps.tracking import draft_trial_plot, trial_plot
 
 SCHEDULE = {"cycle_min_lr": 0.01, "cycle_max_lr": 0.1, "cycle_first_step_size": 12}
@@ -56,4 +59,13 @@ def test_a_confirmed_draft_is_the_png_its_history_draws_and_an_unconfirmed_one_i
         draft_trial_plot(client, planned_only, lr=lr, momentum=None)
         trial_plot(client, planned_only, drafted=True)
         single_panel = _png(client, planned_only, tmp_path / "e")
-        assert single_panel is not None and single_panel != from_draft
+        assert single_panel is not None
+    # No momentum in the plan: the lr panel alone.
+    heights = [Image.open(io.BytesIO(png)).height for png in (from_draft, single_panel)]
+    assert heights[1] < heights[0]
+
+
+def test_only_trials_that_applied_every_planned_update_have_their_draft_logged() -> None:
+    ran = {"full": 40, "pruned": 12, "diverged": 39, "failed": None}
+    assert drafted_handles(40, ran) == {"full"}
+    assert drafted_handles(0, {"full": 40}) == set()  # nothing drafted (too large a batch)
