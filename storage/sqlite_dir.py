@@ -101,16 +101,20 @@ def _topmost_missing(path: Path) -> Path:
     return path
 
 
+def holds_no_database(spec: StoreSpec) -> bool:
+    """A directory store with neither of its database files there (new, or a mistyped path)."""
+    files = sqlite_files(spec) if spec.directory is not None else []
+    return bool(files) and not any(database.exists() for database in files)
+
+
 def require_existing(spec: StoreSpec) -> None:
     """Refuse a directory store that holds neither database, for a command that only reads.
 
     Opening a store creates it, so a read-only command given a mistyped ``--store`` would
     otherwise leave an empty store behind and report on it as if it were the one meant.
     """
-    if spec.directory is None:
-        return
-    files = sqlite_files(spec)
-    if files and not any(database.exists() for database in files):
+    if holds_no_database(spec):
+        files = sqlite_files(spec)
         raise StoreConfigError(
             f"no store at {spec.directory} (no {' or '.join(f.name for f in files)} there); "
             "check --store or ONECYCLE_STORE (`onecycle run` creates a store)"

@@ -14,7 +14,7 @@ import click
 
 from storage import Store, StoreSpec, open_store, resolve_store
 from storage.spec import ENV_ARTIFACTS, ENV_DB_PREFIX, ENV_MLFLOW, ENV_OPTUNA, ENV_STORE
-from storage.sqlite_dir import require_existing, sqlite_files
+from storage.sqlite_dir import holds_no_database, require_existing
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -105,10 +105,8 @@ def names_new_directory_store(options: dict[str, Any]) -> bool:
     included.
     """
     try:  # only a head start: whatever is wrong is said where the store is opened, as ever
-        spec = spec_from_options(options)
-        files = sqlite_files(spec) if spec.directory is not None else []
-        return bool(files) and not any(database.exists() for database in files)
-    except Exception:  # e.g. `~nosuchuser/x`, or a folder it may not read
+        return holds_no_database(spec_from_options(options))
+    except Exception:  # e.g. a folder it may not read
         return False
 
 
