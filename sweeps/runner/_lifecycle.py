@@ -17,7 +17,7 @@ from storage import Store, SweepExists, SweepRecord
 from sweeps.config import Search, SweepConfig, Workload
 from sweeps.errors import UsageError
 from sweeps.runner._ending import STOPPED_REASON, end_reason, reopen
-from sweeps.space import SearchSpace
+from sweeps.space import search_space
 from sweeps.tracking import (
     direct_experiment_and_parent,
     discard_parent,
@@ -52,7 +52,7 @@ def create_or_resume(
     experiment, parent = made
     try:
         config = _resolved(store, config, experiment, parent, on_range_test)
-        space = SearchSpace(config)
+        space = search_space(config)
         created = _record_new(store, config, experiment, parent)
     except SweepExists:  # another process created it first: join that one, or be refused
         call(discard_parent, experiment, parent)
@@ -118,7 +118,7 @@ def _with_range_test(
     record(store.mlflow, experiment, config, outcome, device, parent_run_id=parent)
     resolved = with_result(config, outcome.result())
     try:
-        SearchSpace(resolved)
+        search_space(resolved)
     except ValueError as error:
         raise UsageError(f"`auto` bounds from the range test: {error}") from None
     return resolved

@@ -53,7 +53,7 @@ from sweeps.runner._settings import (
 )
 from sweeps.runner._slots import check_gpu_choice, gpu_slots, run_slots
 from sweeps.runner._worker_tag import worker_tag
-from sweeps.space import SearchSpace, make_pruner, make_sampler
+from sweeps.space import SearchSpace, make_pruner, make_sampler, search_space
 from sweeps.tracking import SUMMARY_MODULES, log_parent_metrics
 from sweeps.trials import (
     MlflowTarget,
@@ -112,7 +112,7 @@ def _run(
 ) -> SweepOutcome:
     store, record, worker = ending.store, ending.record, ending.worker
     config = parse_config(record.config, f"sweep {record.name!r} in the store")
-    space, device = SearchSpace(config), resolve_device(config.workload.device)
+    space, device = search_space(config), resolve_device(config.workload.device)
     _share_cores(device)
     ending.interval = interval = heartbeat_interval()
     ending.study = study = _open_study(store, record, config, space, interval)

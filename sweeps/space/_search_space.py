@@ -385,12 +385,3 @@ def _plain(value: Any, key: str) -> Any:
     if key in INTEGER_KEYS and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
-
-
-def check_space(config: SweepConfig) -> None:
-    """Refuse (``ValueError``) a space where some sampled configuration is no valid schedule.
-
-    A space with ``auto`` bounds is checked once the range test has set them.
-    """
-    if not config.needs_range_test:
-        SearchSpace(config)
