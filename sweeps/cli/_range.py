@@ -17,7 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichBar
 from rich.table import Table
 
-from sweeps.cli._store_options import open_from_options, store_options
+from storage import Store
+from sweeps.cli._store_options import open_from_options, start_writer_early, store_options
 from sweeps.errors import UsageError
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
@@ -78,12 +79,14 @@ def range_test_command(
         raise UsageError(
             f"{sweep_file}: workload.command: {NO_RANGE_TEST}, got {config.workload.source!r}"
         )
+    if not no_track:  # its MLflow import on another core while torch loads here
+        start_writer_early(options)
     check_workload(config, str(sweep_file))
     try:
         settings = settings_for(config, **flags)
     except ValueError as error:
         raise UsageError(f"range test: {error}") from None
-    store = None if no_track else open_from_options(options)
+    store = None if no_track else _with_writer(open_from_options(options))
     console = Console(stderr=as_json)
     device = resolve_device(config.workload.device)
     try:
@@ -104,21 +107,44 @@ def range_test_command(
 
             outcome = run_for_config(config, device, settings, on_step=show)
         if store is not None:
-            experiment = ensure_experiment(store.mlflow, config.name, store.spec.artifact_location)
-            record(store.mlflow, experiment, config, outcome, device)
+            location = store.spec.artifact_location
+            experiment = store.mlflow_call(ensure_experiment, config.name, location)
+            record(store.mlflow_call, experiment, config, outcome, device)
         if plot is not None:
             plot_range_test(outcome.trace, outcome.suggestion, plot)
     except ValueError as error:
         raise UsageError(f"range test: {error}") from None
     finally:
         if store is not None:
-            store.close()
+            _close(store)
     if as_json:
         payload = {**outcome.suggestion.to_dict(), "run_id": outcome.run_id}
         payload["stopped_early"] = outcome.trace.stopped_early
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     _show(console, outcome, plot)
+
+
+def _with_writer(store: Store) -> Store:
+    """``store``, its MLflow work done by a tracking writer (the one started early, if any)."""
+    from storage.tracking import start_writer
+
+    writer = start_writer(store.spec.mlflow_uri)
+    writer.store_ready()
+    store.mlflow_via = writer
+    return store
+
+
+def _close(store: Store) -> None:
+    """Wait for the writer's work (a failure of it is raised), then release the store."""
+    from storage.tracking import ProcessTracking
+
+    try:
+        if store.mlflow_via is not None:
+            store.mlflow_via = None
+            ProcessTracking.for_uri(store.spec.mlflow_uri).close().raise_errors()
+    finally:
+        store.close()
 
 
 def _show(console: Console, outcome: Any, plot: Path | None) -> None:

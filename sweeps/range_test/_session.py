@@ -6,8 +6,9 @@ before its first trial and records it as a child run of the sweep.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -18,9 +19,6 @@ from sweeps.range_test._run import RangeTestSettings, RangeTestTrace, StepCallba
 from sweeps.space import momentum_for_test
 from sweeps.tracking import ROLE_TAG, SWEEP_TAG
 from sweeps.trials import TrialRunner, make_runner
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
 
 PARENT_TAG = "mlflow.parentRunId"
 
@@ -89,14 +87,18 @@ def run_for_config(
 
 
 def record(
-    client: MlflowClient,
+    call: Callable[..., Any],
     experiment_id: str,
     config: SweepConfig,
     outcome: RangeTestOutcome,
     device: torch.device,
     parent_run_id: str | None = None,
 ) -> str:
-    """Log ``outcome`` as an MLflow run in the sweep's experiment; return its id."""
+    """Log ``outcome`` as an MLflow run in the sweep's experiment; return its id.
+
+    ``call`` is a store's ``mlflow_call``: where the store has a tracking writer, the run and
+    its plot are made there, and the process that trained never imports MLflow.
+    """
     tags = {SWEEP_TAG: config.name, ROLE_TAG: RANGE_TEST_ROLE}
     if parent_run_id:
         tags[PARENT_TAG] = parent_run_id
@@ -108,7 +110,13 @@ def record(
         "seed": config.workload.seed,
         "device": str(device),
     }
-    outcome.run_id = log_range_test(
-        client, experiment_id, outcome.settings, outcome.trace, outcome.suggestion, params, tags
+    outcome.run_id = call(
+        log_range_test,
+        experiment_id,
+        outcome.settings,
+        outcome.trace,
+        outcome.suggestion,
+        params,
+        tags,
     )
     return outcome.run_id

@@ -115,7 +115,7 @@ def _with_range_test(
         outcome = run_for_config(config, device, settings_for(config))
     except ValueError as error:
         raise UsageError(f"range test for `auto` bounds: {error}") from None
-    record(store.mlflow, experiment, config, outcome, device, parent_run_id=parent)
+    record(store.mlflow_call, experiment, config, outcome, device, parent_run_id=parent)
     resolved = with_result(config, outcome.result())
     try:
         search_space(resolved)

@@ -355,3 +355,39 @@ def test_run_and_train_leave_mlflow_to_the_writer_and_track_everything(tmp_path:
         "finished": 4
     }
     store.close()
+
+
+@pytest.mark.slow  # a range test, then an `auto` sweep's, each in its own process
+def test_range_tests_leave_mlflow_to_the_writer_and_are_logged(tmp_path: Path) -> None:
+    """``range-test`` and an ``auto`` sweep's range test log their run (and its plot) through
+    the tracking writer: the process that trains never imports MLflow for them either."""
+    from mlflow import MlflowClient
+
+    config = example_sweep("digits", name="ranged", epochs=1, options={"hidden": [16]})
+    config["search"].update(n_trials=1, pruner="none")
+    config.pop("enqueue")
+    config["range_test"] = {"steps": 60}
+    sweep = write_sweep(tmp_path, config)
+    code, modules, err = main_modules(
+        "range-test", str(sweep), "--steps", "60", "--store", "store", cwd=tmp_path
+    )
+    assert code == 0, err[-2000:]
+    assert "torch" in modules and "mlflow" not in modules
+    config["search"]["space"]["cycle_max_lr"] = "auto"
+    write_sweep(tmp_path, config)
+    code, modules, err = main_modules("run", str(sweep), "--store", "store", cwd=tmp_path)
+    assert code == 0, err[-2000:]
+    assert "mlflow" not in modules
+    store = open_store(resolve_store(str(tmp_path / "store"), env={}))
+    client = MlflowClient(tracking_uri=store.spec.mlflow_uri)
+    experiment = client.get_experiment_by_name("ranged")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    tests = [r for r in runs if r.data.tags.get("onecycle.role") == "range_test"]
+    assert len(tests) == 2  # the command's, and the sweep's
+    for run in tests:
+        assert run.info.status == "FINISHED"
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert "range_test.png" in artifacts
+        assert client.get_metric_history(run.info.run_id, "lr")
+    store.close()
