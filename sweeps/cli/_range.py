@@ -18,7 +18,13 @@ from rich.progress import Progress as RichBar
 from rich.table import Table
 
 from storage import Store
-from sweeps.cli._store_options import open_from_options, start_writer_early, store_options
+from sweeps.cli._store_options import (
+    close_writer,
+    open_from_options,
+    route_to_writer,
+    start_writer_early,
+    store_options,
+)
 from sweeps.errors import UsageError
 
 _PATH = click.Path(path_type=Path, dir_okay=False)
@@ -126,23 +132,14 @@ def range_test_command(
 
 
 def _with_writer(store: Store) -> Store:
-    """``store``, its MLflow work done by a tracking writer (the one started early, if any)."""
-    from storage.tracking import start_writer
-
-    writer = start_writer(store.spec.mlflow_uri)
-    writer.store_ready()
-    store.mlflow_via = writer
+    route_to_writer(store)
     return store
 
 
 def _close(store: Store) -> None:
     """Wait for the writer's work (a failure of it is raised), then release the store."""
-    from storage.tracking import ProcessTracking
-
     try:
-        if store.mlflow_via is not None:
-            store.mlflow_via = None
-            ProcessTracking.for_uri(store.spec.mlflow_uri).close().raise_errors()
+        close_writer(store)
     finally:
         store.close()
 

@@ -98,6 +98,30 @@ def start_writer_early(options: dict[str, Any]) -> None:
         start_writer(uri)
 
 
+def route_to_writer(store: Store) -> None:
+    """Have ``store``'s MLflow work done by a tracking writer (the one started early, if any).
+
+    The command's process then never imports MLflow.
+    """
+    from storage.tracking import start_writer
+
+    writer = start_writer(store.spec.mlflow_uri)
+    writer.store_ready()
+    store.mlflow_via = writer
+
+
+def close_writer(store: Store) -> None:
+    """Stop routing ``store``'s MLflow work; close its writer once what it was sent is done.
+
+    A failure of that work is raised.
+    """
+    from storage.tracking import ProcessTracking
+
+    if store.mlflow_via is not None:
+        store.mlflow_via = None
+        ProcessTracking.for_uri(store.spec.mlflow_uri).close().raise_errors()
+
+
 def names_new_directory_store(options: dict[str, Any]) -> bool:
     """The flags name a directory store with neither database in it yet.
 

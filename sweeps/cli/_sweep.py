@@ -11,11 +11,12 @@ from rich.table import Table
 
 from storage import Store, SweepRecord
 from storage.redact import redact_url
-from storage.tracking import ProcessTracking, start_writer
 from sweeps.cli._store_options import (
+    close_writer,
     names_new_directory_store,
     open_existing_from_options,
     open_from_options,
+    route_to_writer,
     start_writer_early,
     store_env,
     store_options,
@@ -86,10 +87,7 @@ def run_command(
                 "note: several workers on a SQLite store share one database file; "
                 "for more than a few, use a PostgreSQL store"
             )
-        # MLflow's work here runs in the writer: no MLflow import in this process.
-        writer = start_writer(store.spec.mlflow_uri)
-        writer.store_ready()
-        store.mlflow_via = writer
+        route_to_writer(store)  # MLflow's work runs in the writer: no MLflow import here
         with phase("sweep record"):
             record, created = create_or_resume(
                 store,
@@ -100,8 +98,7 @@ def run_command(
                 ),
             )
         if not in_process:  # the workers' own writers do the rest
-            store.mlflow_via = None
-            ProcessTracking.for_uri(store.spec.mlflow_uri).close().raise_errors()
+            close_writer(store)
         verb = "created" if created else "resuming"
         console.print(f"{verb} sweep [bold]{record.name}[/bold] in {store.spec.describe()}")
         if in_process:
