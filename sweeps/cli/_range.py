@@ -92,7 +92,7 @@ def range_test_command(
         settings = settings_for(config, **flags)
     except ValueError as error:
         raise UsageError(f"range test: {error}") from None
-    store = None if no_track else _with_writer(open_from_options(options))
+    store = None if no_track else route_to_writer(open_from_options(options))
     console = Console(stderr=as_json)
     device = resolve_device(config.workload.device)
     try:
@@ -129,11 +129,6 @@ def range_test_command(
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     _show(console, outcome, plot)
-
-
-def _with_writer(store: Store) -> Store:
-    route_to_writer(store)
-    return store
 
 
 def _close(store: Store) -> None:

@@ -98,16 +98,17 @@ def start_writer_early(options: dict[str, Any]) -> None:
         start_writer(uri)
 
 
-def route_to_writer(store: Store) -> None:
+def route_to_writer(store: Store) -> Store:
     """Have ``store``'s MLflow work done by a tracking writer (the one started early, if any).
 
-    The command's process then never imports MLflow.
+    The command's process then never imports MLflow. Returns ``store``.
     """
     from storage.tracking import start_writer
 
     writer = start_writer(store.spec.mlflow_uri)
     writer.store_ready()
     store.mlflow_via = writer
+    return store
 
 
 def close_writer(store: Store) -> None:
