@@ -12,8 +12,8 @@ import pytest
 from hypothesis import settings
 
 from storage import StoreSpec, resolve_store
-from storage.postgres import drop_databases
 from tests.fixtures import unique_prefix
+from tests.later_drops import drop_later, wait_for_drops
 from tests.requirements import postgres_url
 
 # Parallel pytest workers on a small machine make an example's time unpredictable; what the
@@ -27,6 +27,15 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault(
         "ONECYCLE_CACHE_DIR", str(Path(tempfile.gettempdir()) / "onecycle-tests-cache")
     )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Wait for this process's throw-away databases to be dropped (tests/later_drops.py)."""
+    failed = wait_for_drops()
+    for failure in failed:
+        print(f"\ncould not drop a test store's databases: {failure}")
+    if failed and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
@@ -69,4 +78,4 @@ def new_spec(backend: str, tmp_path: Path) -> Iterator[Callable[..., StoreSpec]]
 
     yield make
     for prefix in prefixes:
-        drop_databases(server, prefix)
+        drop_later(server, prefix)

@@ -197,6 +197,16 @@ def full_tablespace_role(small_disk: SmallDisk) -> Iterator[tuple[str, Path]]:
         yield server.set(username=name, password="s3cret").render_as_string(False), disk
     finally:
         with admin.connect() as connection:
+            # Whatever the role made lives on the tmpfs, which goes when the test ends: dropped
+            # now, or the server's next checkpoint finds its files gone and stops the server.
+            owned = connection.execute(
+                text(
+                    "select datname from pg_database where datdba = (select oid from pg_roles where rolname = :name)"
+                ),
+                {"name": name},
+            ).scalars()
+            for database in list(owned):
+                connection.execute(text(f'drop database if exists "{database}" with (force)'))
             connection.execute(text(f"drop tablespace if exists {name}"))
             connection.execute(text(f"drop role if exists {name}"))
         admin.dispose()
@@ -225,7 +235,7 @@ def test_a_full_tablespace_while_creating_a_postgresql_store_drops_what_it_made(
         _resize(disk, "16m")
         _usable(spec)
     finally:
-        drop_databases(server, prefix)
+        drop_databases(server, prefix)  # now: its files are on the tmpfs (see the fixture)
 
 
 @pytest.fixture

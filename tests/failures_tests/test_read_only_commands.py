@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import make_url
 
 from storage import redact_url, resolve_store
-from storage.postgres import drop_databases
 from sweeps.cli import main
 from tests.failures_tests.store_state import store_args, store_exists
 from tests.fixtures import unique_prefix
+from tests.later_drops import drop_later
 from tests.requirements import postgres_url
 
 COMMANDS = {
@@ -69,4 +69,4 @@ def test_no_postgresql_databases_are_created_either(
         assert err.count("\n") == 1 and "s3cret" not in err
         assert not store_exists(spec)
     finally:
-        drop_databases(server, spec.db_prefix)
+        drop_later(server, spec.db_prefix)

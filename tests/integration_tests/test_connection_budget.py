@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from storage import resolve_store
-from storage.postgres import drop_databases
 from tests.fixtures import digits_sweep, unique_prefix, write_sweep
 from tests.integration_tests.test_many_workers import check_sweep
+from tests.later_drops import drop_later
 from tests.requirements import postgres_url
 
 WORKERS = 4
@@ -73,7 +73,7 @@ def test_four_workers_hold_at_most_two_connections_each_plus_a_fixed_few(
     finally:
         if sweep.poll() is None:
             sweep.kill()
-        drop_databases(server, prefix)
+        drop_later(server, prefix)
     busy = [count for count in in_store if count > 0]
     assert busy, "no connection was ever seen: the application name did not reach them"
     # Steady state: a worker's Optuna storage and its tracking writer's direct writers.

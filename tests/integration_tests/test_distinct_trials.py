@@ -21,7 +21,6 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import StoreSpec, open_store, resolve_store
-from storage.postgres import drop_databases
 from sweeps.cli import main
 from sweeps.runner import (
     Progress,
@@ -34,6 +33,7 @@ from sweeps.space import SearchSpace, make_sampler
 from tests.conftest import store_args
 from tests.fixtures import digits_sweep, unique_prefix, write_sweep
 from tests.integration_tests.test_many_workers import check_sweep
+from tests.later_drops import drop_later
 from tests.requirements import postgres_url
 
 pytestmark = pytest.mark.slow  # worker processes and whole sweeps; see pyproject's markers
@@ -84,7 +84,7 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
     yield get
     for spec in made.values():
         if spec.kind != "directory":
-            drop_databases(postgres_url(), spec.db_prefix)
+            drop_later(postgres_url(), spec.db_prefix)
 
 
 def key(trial: FrozenTrial) -> tuple[tuple[str, Any], ...]:

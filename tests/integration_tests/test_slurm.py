@@ -21,13 +21,13 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from storage import Store, StoreSpec, open_store, resolve_store
-from storage.postgres import drop_databases
 from sweeps.cli import main
 from sweeps.runner._requeue import RETRY_OF
 from sweeps.slurm import jobs_of
 from sweeps.slurm._tools import active_jobs
 from tests.conftest import store_args
 from tests.fixtures import digits_sweep, unique_prefix, write_sweep
+from tests.later_drops import drop_later
 from tests.requirements import postgres_url, require_slurm
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
@@ -42,7 +42,7 @@ def spec() -> Iterator[StoreSpec]:
     server = make_url(postgres_url()).set(password=PASSWORD).render_as_string(False)
     prefix = unique_prefix("slurm")
     yield resolve_store(server, db_prefix=prefix, env={})
-    drop_databases(server, prefix)
+    drop_later(server, prefix)
 
 
 def _submit(

@@ -26,12 +26,12 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from storage import StoreSpec, open_store, resolve_store
-from storage.postgres import drop_databases
 from storage.server_env import JOBS_SWITCH
 from tests.failures_tests.store_state import state_of
 from tests.failures_tests.test_killed_worker import SWEEP as KILLED
 from tests.fixtures import command_lines, free_port, servers_of, unique_prefix
 from tests.integration_tests.test_many_workers import check_sweep
+from tests.later_drops import drop_later
 from tests.pg_activity import ConnectionPeaks
 from tests.requirements import postgres_url, require_module
 
@@ -133,7 +133,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
         try:
             proxy.stop()
         finally:
-            drop_databases(proxy.server, proxy.prefix)
+            drop_later(proxy.server, proxy.prefix)
 
 
 @pytest.mark.slow

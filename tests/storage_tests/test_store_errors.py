@@ -130,7 +130,7 @@ def test_refused_login_is_reported_at_once_without_the_password(
 def test_password_in_a_working_url_is_never_logged_or_shown(
     caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    from tests.conftest import drop_databases
+    from tests.later_drops import drop_later
 
     server = make_url(postgres_url())
     with_password = server.set(password="pw-should-stay-hidden").render_as_string(
@@ -145,7 +145,7 @@ def test_password_in_a_working_url_is_never_logged_or_shown(
 
             shown = repr(spec) + spec.describe() + str(store_info(store))
     finally:
-        drop_databases(with_password, prefix)
+        drop_later(with_password, prefix)
     assert "pw-should-stay-hidden" not in shown
     assert "pw-should-stay-hidden" not in caplog.text
 

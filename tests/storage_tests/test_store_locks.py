@@ -21,10 +21,10 @@ from sqlalchemy.engine import make_url
 
 from storage import resolve_store
 from storage.connect import engine_for
-from storage.postgres import drop_databases
 from storage.spec import StoreSpec
 from storage.store_locks import advisory_key, store_lock, sweep_lock_name
 from tests.fixtures import unique_prefix
+from tests.later_drops import drop_later
 from tests.requirements import postgres_url
 
 
@@ -89,7 +89,7 @@ def test_a_waiter_waits_on_its_kept_connection_and_takes_the_lock_once_it_is_fre
             thread.join(30)
         for engine in engines:
             engine.dispose()
-        drop_databases(server, prefix)
+        drop_later(server, prefix)
     # Holder and waiter: one connection each, the ones their engines keep anyway.
     assert max(totals) == 2 and min(totals) == 2, totals
 
@@ -121,4 +121,4 @@ def test_a_wait_cut_short_leaves_no_pooled_connection_that_may_hold_the_lock() -
         assert after != before, "the interrupted connection went back to the pool"
     finally:
         engine.dispose()
-        drop_databases(server, prefix)
+        drop_later(server, prefix)

@@ -18,8 +18,8 @@ from storage import open_store, resolve_store
 from storage.tracking import InlineTracking, ProcessTracking, Tracking
 from storage.tracking_writer import ORPHAN_REASON, UNENDED_REASON
 from sweeps.tracking import trial_plot
-from tests.conftest import drop_databases
 from tests.fixtures import unique_prefix
+from tests.later_drops import drop_later
 from tests.mlflow_server import mlflow_server
 from tests.requirements import postgres_url
 
@@ -161,7 +161,7 @@ def remote_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         spec = resolve_store(server, db_prefix=prefix, env={})
         open_store(spec).close()
         yield spec.mlflow_uri
-        drop_databases(server, prefix)
+        drop_later(server, prefix)
     else:
         with mlflow_server(tmp_path) as uri:
             yield uri

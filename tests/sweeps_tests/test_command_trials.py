@@ -20,11 +20,11 @@ from mlflow import MlflowClient
 
 import schedulers
 from storage import open_store, resolve_store
-from storage.postgres import drop_databases
 from storage.redact import redact_url
 from sweeps.cli import main
 from sweeps.config import parse_config
 from sweeps.errors import UsageError
+from tests.later_drops import drop_later
 from tests.requirements import postgres_url
 
 SCRIPTS = Path(__file__).parent / "command_scripts"
@@ -129,7 +129,7 @@ def test_failing_hanging_silent_and_diverging_scripts_are_recorded_and_see_no_st
             runs = trial_runs(store.mlflow, record.mlflow_experiment_id or "")
             logs = [a.path for a in store.mlflow.list_artifacts(runs[1].info.run_id, "logs")]
     finally:
-        drop_databases(server, prefix)
+        drop_later(server, prefix)
     assert sorted(runs) == [0, 1, 2, 3, 4, 5]
     status = {number: run.info.status for number, run in runs.items()}
     assert status == {0: "FINISHED", 5: "FINISHED"} | dict.fromkeys(range(1, 5), "FAILED")
