@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import threading
 from collections.abc import Iterator
+
+#: Seconds a command's process runs with the collector paused (:func:`pause_for_start_up`).
+START_UP_S = 5.0
 
 
 @contextlib.contextmanager
@@ -30,3 +35,47 @@ def imports_frozen() -> Iterator[None]:
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+class _Paused:
+    """The start-up pause's state: whether it is still on (it ends once)."""
+
+    on = False
+    lock = threading.Lock()
+
+
+def pause_for_start_up(seconds: float | None = None) -> None:
+    """Pause the collector while a command's process loads its modules (``START_UP_S``).
+
+    For the ``onecycle`` command's own processes (workers included), which load torch, Optuna,
+    SQLAlchemy and the workload's modules in their first seconds, on paths too many to wrap one
+    by one. A timer thread then freezes what is alive and turns the collector back on, so a long
+    sweep collects its garbage as before, over a heap without the modules in it. A child forked
+    meanwhile (a data loader's worker) has no timer: it gets its collector back at once.
+    """
+    with _Paused.lock:
+        if _Paused.on or not gc.isenabled():
+            return
+        _Paused.on = True
+    os.register_at_fork(after_in_child=_end_in_child)
+    gc.disable()
+    timer = threading.Timer(START_UP_S if seconds is None else seconds, end_start_up_pause)
+    timer.daemon = True
+    timer.start()
+
+
+def end_start_up_pause() -> None:
+    """Freeze what is alive and turn the collector back on (once; the timer's call is late)."""
+    with _Paused.lock:
+        if not _Paused.on:
+            return
+        _Paused.on = False
+        gc.freeze()
+        gc.enable()
+
+
+def _end_in_child() -> None:
+    _Paused.lock = threading.Lock()  # the parent's may have been held at the fork
+    if _Paused.on:
+        _Paused.on = False
+        gc.enable()

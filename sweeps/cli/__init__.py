@@ -166,8 +166,10 @@ def _interrupt_on_sigterm() -> None:
 
 def entry() -> NoReturn:
     """The ``onecycle`` command: :func:`main`, then an exit without the modules' teardown."""
+    from storage.gc_freeze import pause_for_start_up
     from sweeps.cli import _leaving
 
+    pause_for_start_up()  # its imports are not swept again and again (storage/gc_freeze.py)
     _leaving.skip_teardown()
     code = main()
     _leaving.set_code(code)
