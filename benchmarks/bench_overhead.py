@@ -3,9 +3,11 @@
 A floor is the least the same work needs, measured the same way (a fresh process, wall time):
 Python's own start for ``--help``; importing SQLAlchemy and Optuna for the commands that read a
 study; importing torch and MLflow for ``run`` on a finished sweep. A tracked ``train`` is set
-against the same ``train --no-track``, and a fused sweep against the same sweep one trial at a
-time. The two sides of a row run in turn (A B A B ...), so machine noise hits both alike, and
-each figure is the median of ``--runs``. Rows with a goal say whether it is met (issue #14).
+against the same ``train --no-track``, a fused sweep against the same sweep one trial at a
+time, and a sweep trained in the command's process against the same without the garbage
+collector's start-up pause (``storage/gc_freeze.py``). The two sides of a row run in turn
+(A B A B ...), so machine noise hits both alike, and each figure is the median of ``--runs``.
+Rows with a goal say whether it is met (issue #14).
 
     python benchmarks/bench_overhead.py [--runs 5] [--skip-fused]
 """
@@ -49,6 +51,17 @@ search:
     cycle_min_lr: {low: 0.001, high: 0.01, log: true}
     cycle_max_lr: {low: 0.01, high: 0.1, log: true}
 """
+#: Four trials of two epochs, trained in the command's own process.
+FOUR = (
+    ONE.replace("name: one", "name: four")
+    .replace("epochs: 1", "epochs: 2")
+    .replace("n_trials: 1", "n_trials: 4")
+)
+#: ``onecycle`` as its entry point runs it, less the collector's start-up pause.
+UNPAUSED = (
+    "import sys; from sweeps.cli import _leaving, main; _leaving.skip_teardown(); "
+    "code = main(sys.argv[1:]); _leaving.set_code(code); sys.exit(code)"
+)
 PARAMS = '{"cycle_min_lr": 0.001, "cycle_max_lr": 0.05, "cycle_first_step_size": 20}\n'
 
 
@@ -132,6 +145,15 @@ def rows(work: Path) -> list[Row]:
             lambda ours, floor: ours <= 4.0,
         ),
         Row(
+            "run, fresh, 4 trials x 2 epochs: collector paused",
+            lambda i: cli("run", str(work / "four.yaml"), "--store", str(work / f"four-{i}")),
+            lambda i: [
+                *python(UNPAUSED),
+                *("run", str(work / "four.yaml"), "--store", str(work / f"four-unpaused-{i}")),
+            ],
+            "the same, not paused",
+        ),
+        Row(
             "train 1 epoch: tracked vs --no-track",
             lambda i: cli(
                 "train",
@@ -193,6 +215,7 @@ def main() -> None:
         work = Path(folder)
         (work / "one.yaml").write_text(ONE)
         (work / "long.yaml").write_text(LONG)
+        (work / "four.yaml").write_text(FOUR)
         (work / "fused.yaml").write_text(FUSED)
         (work / "p.json").write_text(PARAMS)
         timed(cli("run", str(work / "one.yaml"), "--store", str(work / "done-store")), work)
