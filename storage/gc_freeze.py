@@ -49,9 +49,11 @@ def pause_for_start_up(seconds: float | None = None) -> None:
 
     For the ``onecycle`` command's own processes (workers included), which load torch, Optuna,
     SQLAlchemy and the workload's modules in their first seconds, on paths too many to wrap one
-    by one. A timer thread then freezes what is alive and turns the collector back on, so a long
-    sweep collects its garbage as before, over a heap without the modules in it. A child forked
-    meanwhile (a data loader's worker) has no timer: it gets its collector back at once.
+    by one. A timer thread then collects once (a trial that ended meanwhile may have left
+    cycles), freezes what is alive and turns the collector back on, so a long sweep collects its
+    garbage as before, over a heap without the modules in it. A child forked meanwhile (a data
+    loader's worker) has no timer: it gets its collector back at once. A workload that turns
+    the collector off itself in its first seconds finds it on again after the pause.
     """
     with _Paused.lock:
         if _Paused.on or not gc.isenabled():
@@ -65,13 +67,14 @@ def pause_for_start_up(seconds: float | None = None) -> None:
 
 
 def end_start_up_pause() -> None:
-    """Freeze what is alive and turn the collector back on (once; the timer's call is late)."""
+    """Collect once, freeze what is alive and turn the collector back on (once)."""
     with _Paused.lock:
         if not _Paused.on:
             return
-        _Paused.on = False
+        gc.collect()  # what the pause left as garbage is freed, not frozen with the modules
         gc.freeze()
         gc.enable()
+        _Paused.on = False  # last: a child forked before this line turns its collector on
 
 
 def _end_in_child() -> None:

@@ -47,7 +47,7 @@ def test_the_collector_is_off_during_the_imports_and_as_it_was_after() -> None:
 # The ``onecycle`` command's own process: its command (here one that reports and waits) starts
 # with the collector paused; the timer then freezes what was loaded and turns it back on.
 ENTRY = """
-import gc, json, os, sys, time
+import gc, json, os, sys, time, weakref
 import storage.gc_freeze as gc_freeze
 import sweeps.cli as cli
 
@@ -60,6 +60,10 @@ class Made:
 def command(argv=None):
     seen["paused"] = not gc.isenabled()
     early = Made()
+    cycle = Made()
+    cycle.me = cycle  # garbage the pause leaves: collected at its end, not frozen
+    gone = weakref.ref(cycle)
+    del cycle
     child = os.fork()  # a data loader's worker, say: its collector is on at once
     if child == 0:
         os._exit(0 if gc.isenabled() else 3)
@@ -70,6 +74,7 @@ def command(argv=None):
     seen["on_after"] = gc.isenabled()
     seen["early_frozen"] = not any(o is early for o in swept)
     seen["later_swept"] = any(o is later for o in swept)
+    seen["cycle_freed"] = gone() is None
     print(json.dumps(seen), flush=True)
     return 7
 
@@ -88,6 +93,7 @@ def test_the_command_process_pauses_the_collector_at_start_then_freezes_what_it_
         "on_after": True,
         "early_frozen": True,
         "later_swept": True,
+        "cycle_freed": True,
     }
 
 
