@@ -129,7 +129,10 @@ def drop_databases(server: str, prefix: str) -> None:
     from sqlalchemy import create_engine
 
     url = make_url(server).set(drivername="postgresql+psycopg", database="postgres")
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    # Named, so that a count of a store's connections by application name never includes it.
+    engine = create_engine(
+        url, isolation_level="AUTOCOMMIT", connect_args={"application_name": "onecycle-drop"}
+    )
     try:
         with engine.connect() as connection:
             for suffix in ("optuna", "mlflow"):

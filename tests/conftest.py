@@ -52,13 +52,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Wait for this process's throw-away databases to be dropped (tests/later_drops.py)."""
+@pytest.fixture(scope="session", autouse=True)
+def _drops_done() -> Iterator[None]:
+    """At the session's end, wait for this process's throw-away databases to be dropped
+    (tests/later_drops.py): torn down after every module's fixtures, and a failure here is an
+    error that reaches the report under xdist too (a worker's own exit status does not)."""
+    yield
     failed = wait_for_drops()
-    for failure in failed:
-        print(f"\ncould not drop a test store's databases: {failure}")
-    if failed and session.exitstatus == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if failed:
+        pytest.fail("could not drop test stores: " + "; ".join(failed), pytrace=False)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -4,7 +4,8 @@ PostgreSQL 15 runs an immediate checkpoint for every ``DROP DATABASE`` and waits
 the suite writing to the server from several processes, each took 1 to 5 s of fsyncs, so a test
 that made two stores waited up to 20 s in its teardown for nothing it checks. Each pytest
 process drops its tests' databases on one thread of its own instead, and waits for the last of
-them when its session ends; a drop that fails is reported there and fails the run.
+them when its session ends (a session fixture, so after every module's fixtures); a drop that
+fails, or is still running after ``WAIT_S``, is an error of that process's last test.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from __future__ import annotations
 import queue
 import threading
 
+from sqlalchemy.engine import make_url
+
 from storage.postgres import drop_databases
+
+#: How long a session's end waits for its drops before it says they hang.
+WAIT_S = 300.0
 
 _pending: queue.Queue[tuple[str, str] | None] = queue.Queue()
 _failures: list[str] = []
@@ -35,7 +41,10 @@ def wait_for_drops() -> list[str]:
     with _start_lock:
         if _started:
             _pending.put(None)
-            _started.pop().join()
+            thread = _started.pop()
+            thread.join(WAIT_S)
+            if thread.is_alive():
+                _failures.append(f"drops still running after {WAIT_S:.0f} s")
     return list(_failures)
 
 
@@ -44,6 +53,9 @@ def _drop_each() -> None:
         server, prefix = item
         try:
             drop_databases(server, prefix)
-        except Exception as error:  # reported when the session ends
+        except Exception as error:  # reported when the session ends, password as ***
             first_line = str(error).splitlines()[0] if str(error) else ""
+            password = make_url(server).password
+            if password:
+                first_line = first_line.replace(str(password), "***")
             _failures.append(f"{prefix}: {type(error).__name__}: {first_line}")
