@@ -13,9 +13,8 @@ from __future__ import annotations
 import queue
 import threading
 
-from sqlalchemy.engine import make_url
-
 from storage.postgres import drop_databases
+from storage.redact import scrub
 
 #: How long a session's end waits for its drops before it says they hang.
 WAIT_S = 300.0
@@ -54,8 +53,5 @@ def _drop_each() -> None:
         try:
             drop_databases(server, prefix)
         except Exception as error:  # reported when the session ends, password as ***
-            first_line = str(error).splitlines()[0] if str(error) else ""
-            password = make_url(server).password
-            if password:
-                first_line = first_line.replace(str(password), "***")
+            first_line = scrub(str(error), server).split("\n", 1)[0]
             _failures.append(f"{prefix}: {type(error).__name__}: {first_line}")
